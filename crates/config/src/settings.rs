@@ -1,0 +1,229 @@
+//! Every setting defined once: its key, its environment variable, its documentation,
+//! and how an environment value is applied. `keybridge config check` and the docs are
+//! generated from this table.
+
+use std::path::PathBuf;
+
+use crate::LogFormat;
+use crate::raw::RawConfig;
+
+/// One configuration setting.
+pub struct Setting {
+    /// Dotted key in the TOML file, e.g. `database.url`.
+    pub key: &'static str,
+    /// The environment variable that overrides it.
+    pub env: &'static str,
+    /// What it does and its default.
+    pub doc: &'static str,
+    /// Whether it holds a secret that must never be printed.
+    pub secret: bool,
+    /// Applies an environment value, or says why it is not acceptable.
+    pub apply_env: fn(&mut RawConfig, &str) -> Result<(), String>,
+    /// Whether the raw configuration has a value for it.
+    pub is_set: fn(&RawConfig) -> bool,
+}
+
+fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("is {value:?}: expected a whole number"))
+}
+
+fn parse_paths(value: &str) -> Vec<PathBuf> {
+    value
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// All settings, in the order the docs list them.
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        key: "data_dir",
+        env: "KEYBRIDGE_DATA_DIR",
+        doc: "Directory for the SQLite database, the secrets key file and generated certificates. \
+              Default: $XDG_DATA_HOME/keybridge, else ~/.local/share/keybridge.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.data_dir = Some(PathBuf::from(v));
+            Ok(())
+        },
+        is_set: |raw| raw.data_dir.is_some(),
+    },
+    Setting {
+        key: "database.url",
+        env: "KEYBRIDGE_DATABASE_URL",
+        doc: "sqlite://PATH (one instance) or postgres://USER:PASSWORD@HOST/DB (several instances \
+              sharing one database). Default: SQLite file keybridge.db in data_dir.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.database.url = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.database.url.is_some(),
+    },
+    Setting {
+        key: "database.max_connections",
+        env: "KEYBRIDGE_DATABASE_MAX_CONNECTIONS",
+        doc: "Connections in the database pool. Default: 10.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.database.max_connections = Some(parse_number(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.database.max_connections.is_some(),
+    },
+    Setting {
+        key: "secrets.key",
+        env: "KEYBRIDGE_SECRETS_KEY",
+        doc: "The AES-256 key (32 bytes, base64) that encrypts client secrets, private keys and \
+              tokens at rest. Alternative to secrets.key_file.",
+        secret: true,
+        apply_env: |raw, v| {
+            raw.secrets.key = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.secrets.key.is_some(),
+    },
+    Setting {
+        key: "secrets.key_file",
+        env: "KEYBRIDGE_SECRETS_KEY_FILE",
+        doc: "File holding the secrets key; created with 0600 permissions on first start. \
+              Default: secrets.key in data_dir.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.secrets.key_file = Some(PathBuf::from(v));
+            Ok(())
+        },
+        is_set: |raw| raw.secrets.key_file.is_some(),
+    },
+    Setting {
+        key: "secrets.previous_key_files",
+        env: "KEYBRIDGE_SECRETS_PREVIOUS_KEY_FILES",
+        doc: "Earlier key files still accepted for decryption during a key rotation \
+              (environment: paths separated by ':').",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.secrets.previous_key_files = Some(parse_paths(v));
+            Ok(())
+        },
+        is_set: |raw| raw.secrets.previous_key_files.is_some(),
+    },
+    Setting {
+        key: "server.listen",
+        env: "KEYBRIDGE_SERVER_LISTEN",
+        doc: "Address and port the HTTPS server listens on. Default: 127.0.0.1:8443.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.server.listen = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.server.listen.is_some(),
+    },
+    Setting {
+        key: "server.public_url",
+        env: "KEYBRIDGE_SERVER_PUBLIC_URL",
+        doc: "The https:// URL users, phones and workstations reach keybridge at. \
+              Default: https://localhost:PORT/.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.server.public_url = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.server.public_url.is_some(),
+    },
+    Setting {
+        key: "server.tls_cert",
+        env: "KEYBRIDGE_SERVER_TLS_CERT",
+        doc: "PEM certificate chain for HTTPS. Without it (and tls_key) keybridge makes its own.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.server.tls_cert = Some(PathBuf::from(v));
+            Ok(())
+        },
+        is_set: |raw| raw.server.tls_cert.is_some(),
+    },
+    Setting {
+        key: "server.tls_key",
+        env: "KEYBRIDGE_SERVER_TLS_KEY",
+        doc: "PEM private key for server.tls_cert.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.server.tls_key = Some(PathBuf::from(v));
+            Ok(())
+        },
+        is_set: |raw| raw.server.tls_key.is_some(),
+    },
+    Setting {
+        key: "jobs.workers",
+        env: "KEYBRIDGE_JOBS_WORKERS",
+        doc: "Background jobs this instance runs at once. Default: 4.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.jobs.workers = Some(parse_number(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.jobs.workers.is_some(),
+    },
+    Setting {
+        key: "jobs.max_attempts",
+        env: "KEYBRIDGE_JOBS_MAX_ATTEMPTS",
+        doc: "Attempts before a failing job is dead-lettered (kept with its last error). Default: 8.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.jobs.max_attempts = Some(parse_number(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.jobs.max_attempts.is_some(),
+    },
+    Setting {
+        key: "jobs.lease_seconds",
+        env: "KEYBRIDGE_JOBS_LEASE_SECONDS",
+        doc: "Seconds a claimed job stays leased without a heartbeat before another worker may \
+              take it over. Default: 60.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.jobs.lease_seconds = Some(parse_number(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.jobs.lease_seconds.is_some(),
+    },
+    Setting {
+        key: "log.format",
+        env: "KEYBRIDGE_LOG_FORMAT",
+        doc: "pretty (terminal) or json (one object per line). Default: pretty.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.log.format = Some(match v.trim() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                other => return Err(format!("is {other:?}: expected pretty or json")),
+            });
+            Ok(())
+        },
+        is_set: |raw| raw.log.format.is_some(),
+    },
+    Setting {
+        key: "log.level",
+        env: "KEYBRIDGE_LOG_LEVEL",
+        doc: "A level (error, warn, info, debug, trace) or a filter such as keybridge=debug,info. \
+              Default: info.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.log.level = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.log.level.is_some(),
+    },
+];
+
+/// Environment variables starting with `KEYBRIDGE_` that are not settings but are
+/// read elsewhere; `keybridge config check` does not warn about these.
+pub static OTHER_ENV_VARS: &[&str] = &[
+    "KEYBRIDGE_CONFIG",
+    "KEYBRIDGE_DEVICE_PIN",
+    "KEYBRIDGE_INTEROP_PYTHON",
+    "KEYBRIDGE_TEST_DATABASE_URL",
+];

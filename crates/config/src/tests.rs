@@ -1,0 +1,240 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::*;
+
+fn resolve_text(text: &str, env: &[(&str, &str)]) -> Result<Config, Vec<ConfigError>> {
+    let mut raw = RawConfig::from_toml(text).map_err(|message| {
+        vec![ConfigError::File {
+            path: "test.toml".into(),
+            message,
+        }]
+    })?;
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    raw.apply_env(|name| env.get(name).cloned())?;
+    raw.resolve(Path::new("/var/lib/keybridge"))
+}
+
+fn messages(errors: Vec<ConfigError>) -> Vec<String> {
+    errors.into_iter().map(|e| e.to_string()).collect()
+}
+
+#[test]
+fn no_file_and_no_environment_gives_sqlite_in_the_data_dir() {
+    let config = resolve_text("", &[]).unwrap();
+    assert_eq!(config.data_dir, Path::new("/var/lib/keybridge"));
+    assert_eq!(
+        config.database.url,
+        "sqlite:///var/lib/keybridge/keybridge.db?mode=rwc"
+    );
+    assert_eq!(
+        config.secrets.current,
+        SecretKeySource::File("/var/lib/keybridge/secrets.key".into())
+    );
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8443");
+    assert_eq!(config.server.public_url.as_str(), "https://localhost:8443/");
+    assert_eq!(config.jobs.workers, 4);
+    assert_eq!(config.log.format, LogFormat::Pretty);
+}
+
+#[test]
+fn environment_wins_over_the_file() {
+    let config = resolve_text(
+        "[database]\nurl = \"sqlite:///tmp/a.db\"\n[jobs]\nworkers = 2\n",
+        &[
+            ("KEYBRIDGE_DATABASE_URL", "postgres://kb@db.internal/keybridge"),
+            ("KEYBRIDGE_LOG_FORMAT", "json"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.database.url, "postgres://kb@db.internal/keybridge");
+    assert_eq!(config.jobs.workers, 2);
+    assert_eq!(config.log.format, LogFormat::Json);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_section() {
+    let errors = messages(resolve_text("[database]\nurll = \"x\"\n", &[]).unwrap_err());
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("database"), "{}", errors[0]);
+    assert!(errors[0].contains("unknown field `urll`"), "{}", errors[0]);
+    assert!(errors[0].contains("expected `url` or `max_connections`"), "{}", errors[0]);
+    assert!(errors[0].contains("line 2"), "{}", errors[0]);
+}
+
+#[test]
+fn a_wrong_type_names_the_key_and_the_line() {
+    let errors = messages(resolve_text("[jobs]\n\nworkers = \"four\"\n", &[]).unwrap_err());
+    assert!(errors[0].contains("jobs.workers"), "{}", errors[0]);
+    assert!(errors[0].contains("line 3"), "{}", errors[0]);
+}
+
+#[test]
+fn every_bad_value_is_reported_at_once_with_its_source() {
+    let errors = messages(
+        resolve_text(
+            "[database]\nurl = \"mysql://x\"\n[server]\nlisten = \"8443\"\n",
+            &[("KEYBRIDGE_JOBS_WORKERS", "0")],
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors.iter().any(|e| e.contains("`database.url` starts with \"mysql\"")));
+    assert!(errors.iter().any(|e| e.contains("`server.listen` is \"8443\"")));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("environment variable KEYBRIDGE_JOBS_WORKERS: `jobs.workers` is 0"))
+    );
+}
+
+#[test]
+fn a_malformed_environment_number_names_the_variable() {
+    let errors = messages(resolve_text("", &[("KEYBRIDGE_JOBS_LEASE_SECONDS", "1m")]).unwrap_err());
+    assert_eq!(
+        errors,
+        vec![
+            "environment variable KEYBRIDGE_JOBS_LEASE_SECONDS: `jobs.lease_seconds` is \"1m\": expected a whole number"
+        ]
+    );
+}
+
+#[test]
+fn the_secrets_key_must_be_32_bytes_of_base64_and_is_never_printed() {
+    let errors = messages(resolve_text("", &[("KEYBRIDGE_SECRETS_KEY", "c2hvcnQ=")]).unwrap_err());
+    assert!(errors[0].contains("decodes to 5 bytes"), "{}", errors[0]);
+    assert!(!errors[0].contains("c2hvcnQ"));
+
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let config = resolve_text("", &[("KEYBRIDGE_SECRETS_KEY", key)]).unwrap();
+    assert_eq!(config.secrets.current, SecretKeySource::Inline((0..32).collect()));
+    assert!(!format!("{config:?}").contains(key));
+}
+
+#[test]
+fn key_and_key_file_together_are_refused() {
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let errors = messages(
+        resolve_text(
+            &format!("[secrets]\nkey = \"{key}\"\nkey_file = \"/k\"\n"),
+            &[],
+        )
+        .unwrap_err(),
+    );
+    assert!(errors[0].contains("both set"), "{}", errors[0]);
+}
+
+#[test]
+fn plain_http_public_url_is_refused_except_on_loopback() {
+    let errors =
+        messages(resolve_text("[server]\npublic_url = \"http://kb.example.com\"\n", &[]).unwrap_err());
+    assert!(errors[0].contains("use https://"), "{}", errors[0]);
+    let config = resolve_text("[server]\npublic_url = \"http://localhost:8080\"\n", &[]).unwrap();
+    assert_eq!(config.server.public_url.as_str(), "http://localhost:8080/");
+}
+
+#[test]
+fn tls_cert_without_key_is_refused() {
+    let errors = messages(resolve_text("[server]\ntls_cert = \"/c.pem\"\n", &[]).unwrap_err());
+    assert!(errors[0].contains("without `server.tls_key`"), "{}", errors[0]);
+}
+
+#[test]
+fn database_password_is_redacted_in_errors_and_debug() {
+    let errors = messages(
+        resolve_text("[database]\nurl = \"postgres://kb:hunter2@/x\"\n", &[]).unwrap_err(),
+    );
+    assert!(!errors[0].contains("hunter2"), "{}", errors[0]);
+    let config = resolve_text("[database]\nurl = \"postgres://kb:hunter2@db/x\"\n", &[]).unwrap();
+    let debug = format!("{:?}", config.database);
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("***"), "{debug}");
+}
+
+#[test]
+fn file_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keybridge.toml");
+    std::fs::write(&path, "[jobs]\nworkers = 0\n").unwrap();
+    let mut raw = RawConfig::from_file(&path).unwrap();
+    raw.apply_env(|_| None).unwrap();
+    let errors = messages(raw.resolve(dir.path()).unwrap_err());
+    assert_eq!(
+        errors,
+        vec![format!(
+            "{}: `jobs.workers` is 0: expected a number from 1 to 256",
+            path.display()
+        )]
+    );
+    let missing = RawConfig::from_file(&dir.path().join("nope.toml")).unwrap_err();
+    assert!(missing.to_string().contains("cannot read the configuration file"));
+}
+
+#[test]
+fn unknown_environment_variables_get_a_suggestion() {
+    let unknown = unknown_env_vars([
+        "KEYBRIDGE_DATABSE_URL",
+        "KEYBRIDGE_DATABASE_URL",
+        "KEYBRIDGE_DEVICE_PIN",
+        "KEYBRIDGE_SOMETHING_ELSE_ENTIRELY",
+        "PATH",
+    ]);
+    assert_eq!(
+        unknown,
+        vec![
+            ("KEYBRIDGE_DATABSE_URL".to_string(), Some("KEYBRIDGE_DATABASE_URL")),
+            ("KEYBRIDGE_SOMETHING_ELSE_ENTIRELY".to_string(), None),
+        ]
+    );
+}
+
+#[test]
+fn every_setting_round_trips_through_its_environment_variable() {
+    // Each setting's env var must land on its own key: a typo in the table would
+    // silently set another field.
+    let values: &[(&str, &str)] = &[
+        ("data_dir", "/srv/kb"),
+        ("database.url", "sqlite:///srv/kb/x.db"),
+        ("database.max_connections", "7"),
+        ("secrets.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+        ("secrets.key_file", "/srv/kb/k"),
+        ("secrets.previous_key_files", "/a:/b"),
+        ("server.listen", "0.0.0.0:9443"),
+        ("server.public_url", "https://kb.example.com/"),
+        ("server.tls_cert", "/c.pem"),
+        ("server.tls_key", "/k.pem"),
+        ("jobs.workers", "3"),
+        ("jobs.max_attempts", "5"),
+        ("jobs.lease_seconds", "30"),
+        ("log.format", "json"),
+        ("log.level", "debug"),
+    ];
+    assert_eq!(values.len(), SETTINGS.len());
+    for setting in SETTINGS {
+        let (_, value) = values.iter().find(|(k, _)| *k == setting.key).unwrap();
+        let mut raw = RawConfig::default();
+        raw.apply_env(|name| (name == setting.env).then(|| value.to_string()))
+            .unwrap();
+        assert!((setting.is_set)(&raw), "{} did not set its key", setting.env);
+        let others_set = SETTINGS
+            .iter()
+            .filter(|s| s.key != setting.key && (s.is_set)(&raw))
+            .count();
+        assert_eq!(others_set, 0, "{} set another key too", setting.env);
+        assert_eq!(raw.sources.get(setting.key), Some(&Source::Env(setting.env)));
+    }
+}
+
+#[test]
+fn redaction_handles_urls_that_do_not_parse() {
+    assert_eq!(
+        redact_url_password("postgres://kb:p@ss:w@rd@db:5432/x?sslmode=require"),
+        "postgres://kb:***@db:5432/x?sslmode=require"
+    );
+    assert_eq!(redact_url_password("postgres://kb@db/x"), "postgres://kb@db/x");
+    assert_eq!(redact_url_password("sqlite:///a:b@c/x.db"), "sqlite:///a:b@c/x.db");
+    assert_eq!(redact_url_password("not a url"), "not a url");
+}
