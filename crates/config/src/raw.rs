@@ -207,7 +207,10 @@ impl RawConfig {
                 }
                 url.clone()
             }
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("keybridge.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("keybridge.db").display()
+            ),
         };
         let max_connections = self.database.max_connections.unwrap_or(10);
         if !(1..=500).contains(&max_connections) {
@@ -340,7 +343,9 @@ fn check_database_url(url: &str) -> Result<(), String> {
     match scheme {
         Some("sqlite") => {
             if url.len() <= "sqlite://".len() {
-                return Err("has no path: expected sqlite:///var/lib/keybridge/keybridge.db".into());
+                return Err(
+                    "has no path: expected sqlite:///var/lib/keybridge/keybridge.db".into(),
+                );
             }
             Ok(())
         }
@@ -391,7 +396,8 @@ fn default_public_url(listen: SocketAddr) -> Result<url::Url, String> {
         }
     };
     let text = format!("https://{host}:{}/", listen.port());
-    url::Url::parse(&text).map_err(|e| format!("cannot be derived from server.listen ({e}): set it"))
+    url::Url::parse(&text)
+        .map_err(|e| format!("cannot be derived from server.listen ({e}): set it"))
 }
 
 fn decode_key(text: &str) -> Result<Vec<u8>, String> {

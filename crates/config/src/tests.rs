@@ -45,7 +45,10 @@ fn environment_wins_over_the_file() {
     let config = resolve_text(
         "[database]\nurl = \"sqlite:///tmp/a.db\"\n[jobs]\nworkers = 2\n",
         &[
-            ("KEYBRIDGE_DATABASE_URL", "postgres://kb@db.internal/keybridge"),
+            (
+                "KEYBRIDGE_DATABASE_URL",
+                "postgres://kb@db.internal/keybridge",
+            ),
             ("KEYBRIDGE_LOG_FORMAT", "json"),
         ],
     )
@@ -61,7 +64,11 @@ fn an_unknown_key_is_named_with_its_section() {
     assert_eq!(errors.len(), 1);
     assert!(errors[0].contains("database"), "{}", errors[0]);
     assert!(errors[0].contains("unknown field `urll`"), "{}", errors[0]);
-    assert!(errors[0].contains("expected `url` or `max_connections`"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("expected `url` or `max_connections`"),
+        "{}",
+        errors[0]
+    );
     assert!(errors[0].contains("line 2"), "{}", errors[0]);
 }
 
@@ -82,13 +89,19 @@ fn every_bad_value_is_reported_at_once_with_its_source() {
         .unwrap_err(),
     );
     assert_eq!(errors.len(), 3, "{errors:#?}");
-    assert!(errors.iter().any(|e| e.contains("`database.url` starts with \"mysql\"")));
-    assert!(errors.iter().any(|e| e.contains("`server.listen` is \"8443\"")));
     assert!(
         errors
             .iter()
-            .any(|e| e.starts_with("environment variable KEYBRIDGE_JOBS_WORKERS: `jobs.workers` is 0"))
+            .any(|e| e.contains("`database.url` starts with \"mysql\""))
     );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`server.listen` is \"8443\""))
+    );
+    assert!(errors.iter().any(|e| {
+        e.starts_with("environment variable KEYBRIDGE_JOBS_WORKERS: `jobs.workers` is 0")
+    }));
 }
 
 #[test]
@@ -110,7 +123,10 @@ fn the_secrets_key_must_be_32_bytes_of_base64_and_is_never_printed() {
 
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let config = resolve_text("", &[("KEYBRIDGE_SECRETS_KEY", key)]).unwrap();
-    assert_eq!(config.secrets.current, SecretKeySource::Inline((0..32).collect()));
+    assert_eq!(
+        config.secrets.current,
+        SecretKeySource::Inline((0..32).collect())
+    );
     assert!(!format!("{config:?}").contains(key));
 }
 
@@ -129,8 +145,9 @@ fn key_and_key_file_together_are_refused() {
 
 #[test]
 fn plain_http_public_url_is_refused_except_on_loopback() {
-    let errors =
-        messages(resolve_text("[server]\npublic_url = \"http://kb.example.com\"\n", &[]).unwrap_err());
+    let errors = messages(
+        resolve_text("[server]\npublic_url = \"http://kb.example.com\"\n", &[]).unwrap_err(),
+    );
     assert!(errors[0].contains("use https://"), "{}", errors[0]);
     let config = resolve_text("[server]\npublic_url = \"http://localhost:8080\"\n", &[]).unwrap();
     assert_eq!(config.server.public_url.as_str(), "http://localhost:8080/");
@@ -139,7 +156,11 @@ fn plain_http_public_url_is_refused_except_on_loopback() {
 #[test]
 fn tls_cert_without_key_is_refused() {
     let errors = messages(resolve_text("[server]\ntls_cert = \"/c.pem\"\n", &[]).unwrap_err());
-    assert!(errors[0].contains("without `server.tls_key`"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("without `server.tls_key`"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -170,7 +191,11 @@ fn file_errors_name_the_file() {
         )]
     );
     let missing = RawConfig::from_file(&dir.path().join("nope.toml")).unwrap_err();
-    assert!(missing.to_string().contains("cannot read the configuration file"));
+    assert!(
+        missing
+            .to_string()
+            .contains("cannot read the configuration file")
+    );
 }
 
 #[test]
@@ -185,7 +210,10 @@ fn unknown_environment_variables_get_a_suggestion() {
     assert_eq!(
         unknown,
         vec![
-            ("KEYBRIDGE_DATABSE_URL".to_string(), Some("KEYBRIDGE_DATABASE_URL")),
+            (
+                "KEYBRIDGE_DATABSE_URL".to_string(),
+                Some("KEYBRIDGE_DATABASE_URL")
+            ),
             ("KEYBRIDGE_SOMETHING_ELSE_ENTIRELY".to_string(), None),
         ]
     );
@@ -199,7 +227,10 @@ fn every_setting_round_trips_through_its_environment_variable() {
         ("data_dir", "/srv/kb"),
         ("database.url", "sqlite:///srv/kb/x.db"),
         ("database.max_connections", "7"),
-        ("secrets.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+        (
+            "secrets.key",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
         ("secrets.key_file", "/srv/kb/k"),
         ("secrets.previous_key_files", "/a:/b"),
         ("server.listen", "0.0.0.0:9443"),
@@ -218,13 +249,20 @@ fn every_setting_round_trips_through_its_environment_variable() {
         let mut raw = RawConfig::default();
         raw.apply_env(|name| (name == setting.env).then(|| value.to_string()))
             .unwrap();
-        assert!((setting.is_set)(&raw), "{} did not set its key", setting.env);
+        assert!(
+            (setting.is_set)(&raw),
+            "{} did not set its key",
+            setting.env
+        );
         let others_set = SETTINGS
             .iter()
             .filter(|s| s.key != setting.key && (s.is_set)(&raw))
             .count();
         assert_eq!(others_set, 0, "{} set another key too", setting.env);
-        assert_eq!(raw.sources.get(setting.key), Some(&Source::Env(setting.env)));
+        assert_eq!(
+            raw.sources.get(setting.key),
+            Some(&Source::Env(setting.env))
+        );
     }
 }
 
@@ -234,7 +272,32 @@ fn redaction_handles_urls_that_do_not_parse() {
         redact_url_password("postgres://kb:p@ss:w@rd@db:5432/x?sslmode=require"),
         "postgres://kb:***@db:5432/x?sslmode=require"
     );
-    assert_eq!(redact_url_password("postgres://kb@db/x"), "postgres://kb@db/x");
-    assert_eq!(redact_url_password("sqlite:///a:b@c/x.db"), "sqlite:///a:b@c/x.db");
+    assert_eq!(
+        redact_url_password("postgres://kb@db/x"),
+        "postgres://kb@db/x"
+    );
+    assert_eq!(
+        redact_url_password("sqlite:///a:b@c/x.db"),
+        "sqlite:///a:b@c/x.db"
+    );
     assert_eq!(redact_url_password("not a url"), "not a url");
+}
+
+#[test]
+fn docs_list_every_setting_with_its_variable() {
+    // docs/configuration.md is what admins read; it must not fall behind the code.
+    let docs = include_str!("../../../docs/configuration.md");
+    for setting in SETTINGS {
+        let row = format!("| `{}` | `{}` |", setting.key, setting.env);
+        assert!(
+            docs.contains(&row),
+            "docs/configuration.md lacks the row {row}"
+        );
+    }
+    for var in OTHER_ENV_VARS {
+        assert!(
+            docs.contains(var),
+            "docs/configuration.md does not mention {var}"
+        );
+    }
 }

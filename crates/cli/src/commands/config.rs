@@ -24,7 +24,10 @@ pub fn run(command: ConfigCommand, file: Option<&Path>) -> anyhow::Result<ExitCo
         ConfigCommand::Settings => {
             for setting in SETTINGS {
                 println!("{}  (env {})", setting.key, setting.env);
-                println!("    {}\n", setting.doc.split_whitespace().collect::<Vec<_>>().join(" "));
+                println!(
+                    "    {}\n",
+                    setting.doc.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -35,10 +38,13 @@ fn check(file: Option<&Path>) -> ExitCode {
     let env_names: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .collect();
-    for (name, suggestion) in keybridge_config::unknown_env_vars(env_names.iter().map(String::as_str))
+    for (name, suggestion) in
+        keybridge_config::unknown_env_vars(env_names.iter().map(String::as_str))
     {
         match suggestion {
-            Some(known) => eprintln!("warning: {name} is not a keybridge setting; did you mean {known}?"),
+            Some(known) => {
+                eprintln!("warning: {name} is not a keybridge setting; did you mean {known}?")
+            }
             None => eprintln!("warning: {name} is not a keybridge setting and is ignored"),
         }
     }
@@ -50,11 +56,21 @@ fn check(file: Option<&Path>) -> ExitCode {
             );
             println!("configuration OK ({origin})");
             println!("  data_dir                 {}", config.data_dir.display());
-            println!("  database.url             {}", redact_url_password(&config.database.url));
-            println!("  database.max_connections {}", config.database.max_connections);
+            println!(
+                "  database.url             {}",
+                redact_url_password(&config.database.url)
+            );
+            println!(
+                "  database.max_connections {}",
+                config.database.max_connections
+            );
             match &config.secrets.current {
-                SecretKeySource::Inline(_) => println!("  secrets.key              (set, not shown)"),
-                SecretKeySource::File(path) => println!("  secrets.key_file         {}", path.display()),
+                SecretKeySource::Inline(_) => {
+                    println!("  secrets.key              (set, not shown)")
+                }
+                SecretKeySource::File(path) => {
+                    println!("  secrets.key_file         {}", path.display())
+                }
             }
             println!("  server.listen            {}", config.server.listen);
             println!("  server.public_url        {}", config.server.public_url);

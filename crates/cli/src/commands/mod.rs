@@ -28,7 +28,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             "sandbox",
             "the sandbox needs the server and entra-sim, which are not built yet",
         )),
-        Command::EntraSim => Ok(not_built("entra-sim", "the Entra emulator is not built yet")),
+        Command::EntraSim => Ok(not_built(
+            "entra-sim",
+            "the Entra emulator is not built yet",
+        )),
         Command::Workstation => Ok(not_built(
             "workstation",
             "the workstation client is not built yet",

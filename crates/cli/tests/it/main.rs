@@ -1,0 +1,4 @@
+//! Tests of the `keybridge` binary as a user runs it.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers may fail loudly
+
+mod cli;
