@@ -1,0 +1,164 @@
+//! Who the relying party is: its RP id, the origins it serves, and whether it may be
+//! embedded cross-origin. Nothing here is hard-wired to Microsoft; [`RelyingParty::entra`]
+//! is one preset.
+
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use crate::base64url;
+use crate::client_data::CollectedClientData;
+
+/// Entra's WebAuthn RP id (`entra.md` §0).
+pub const ENTRA_RP_ID: &str = "login.microsoft.com";
+
+/// The origins Entra's ceremonies run on (`entra.md` §0): registration on
+/// `https://login.microsoft.com`, browser sign-in on the other two.
+pub const ENTRA_ORIGINS: [&str; 3] = [
+    "https://login.microsoft.com",
+    "https://login.microsoftonline.com",
+    "https://login.live.com",
+];
+
+/// Whether a ceremony run in a cross-origin iframe is acceptable
+/// ([WebAuthn §5.8.1](https://www.w3.org/TR/webauthn-3/#dom-collectedclientdata-crossorigin)).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CrossOriginPolicy {
+    /// `crossOrigin: true` is refused (Entra's behaviour).
+    #[default]
+    Refuse,
+    /// `crossOrigin: true` is accepted; when `top_origins` is not empty, a `topOrigin`
+    /// member must be one of them.
+    Allow {
+        /// Top-level origins the RP expects to be embedded in; empty means any.
+        top_origins: Vec<String>,
+    },
+}
+
+/// A WebAuthn relying party.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelyingParty {
+    id: String,
+    id_hash: [u8; 32],
+    origins: Vec<String>,
+    cross_origin: CrossOriginPolicy,
+}
+
+impl RelyingParty {
+    /// A relying party with RP id `id` serving `origins` (compared exactly, e.g.
+    /// `https://example.org`), refusing cross-origin calls.
+    pub fn new(id: impl Into<String>, origins: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let id = id.into();
+        let id_hash = Sha256::digest(id.as_bytes()).into();
+        RelyingParty {
+            id,
+            id_hash,
+            origins: origins.into_iter().map(Into::into).collect(),
+            cross_origin: CrossOriginPolicy::Refuse,
+        }
+    }
+
+    /// Entra's relying party: RP id `login.microsoft.com` and the origins of [`ENTRA_ORIGINS`].
+    #[must_use]
+    pub fn entra() -> Self {
+        Self::new(ENTRA_RP_ID, ENTRA_ORIGINS)
+    }
+
+    /// The same relying party with another cross-origin policy.
+    #[must_use]
+    pub fn with_cross_origin(mut self, policy: CrossOriginPolicy) -> Self {
+        self.cross_origin = policy;
+        self
+    }
+
+    /// The RP id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// SHA-256 of the RP id, as authenticator data carries it.
+    #[must_use]
+    pub fn id_hash(&self) -> &[u8; 32] {
+        &self.id_hash
+    }
+
+    /// The accepted origins.
+    #[must_use]
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+
+    /// The cross-origin policy.
+    #[must_use]
+    pub fn cross_origin(&self) -> &CrossOriginPolicy {
+        &self.cross_origin
+    }
+
+    /// Checks the parts of client data both ceremonies share
+    /// ([WebAuthn §7.1](https://www.w3.org/TR/webauthn-3/#sctn-registering-a-new-credential) steps 7–10,
+    /// [§7.2](https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion) steps 11–14).
+    pub(crate) fn check_client_data(
+        &self,
+        client_data: &CollectedClientData,
+        ceremony_type: &'static str,
+        challenge: &[u8],
+    ) -> Result<(), ClientDataCheckError> {
+        if client_data.ceremony_type != ceremony_type {
+            return Err(ClientDataCheckError::WrongType {
+                expected: ceremony_type,
+                found: client_data.ceremony_type.clone(),
+            });
+        }
+        // The challenge is compared in its base64url form: the spec fixes that encoding, and a
+        // constant-time compare of the strings does not leak how much of it matched.
+        let expected = base64url::encode_url(challenge);
+        if !bool::from(expected.as_bytes().ct_eq(client_data.challenge.as_bytes())) {
+            return Err(ClientDataCheckError::ChallengeMismatch);
+        }
+        if !self.origins.iter().any(|origin| *origin == client_data.origin) {
+            return Err(ClientDataCheckError::OriginNotAllowed(client_data.origin.clone()));
+        }
+        let cross_origin = client_data.cross_origin == Some(true);
+        match (&self.cross_origin, cross_origin) {
+            (CrossOriginPolicy::Refuse, true) => return Err(ClientDataCheckError::CrossOrigin),
+            (CrossOriginPolicy::Allow { top_origins }, true) if !top_origins.is_empty() => {
+                if let Some(top) = &client_data.top_origin {
+                    if !top_origins.contains(top) {
+                        return Err(ClientDataCheckError::TopOriginNotAllowed(top.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A failed client-data check, shared by both ceremonies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ClientDataCheckError {
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
+    ChallengeMismatch,
+    OriginNotAllowed(String),
+    CrossOrigin,
+    TopOriginNotAllowed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entra_preset_hashes_its_rp_id() {
+        let rp = RelyingParty::entra();
+        assert_eq!(
+            hex::encode(rp.id_hash()),
+            "356c9ed4a09321b9695f1eaf918203f1b55f689da61fbc96184c157dda680c81"
+        );
+        assert_eq!(rp.origins().len(), 3);
+        assert_eq!(rp.cross_origin(), &CrossOriginPolicy::Refuse);
+    }
+}
