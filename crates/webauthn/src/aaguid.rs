@@ -67,9 +67,16 @@ mod tests {
         let hyphenated: Aaguid = "8446CCB9-AB1D-B374-750B-2367FF6F3A1F".parse().unwrap();
         let simple: Aaguid = "8446ccb9ab1db374750b2367ff6f3a1f".parse().unwrap();
         assert_eq!(hyphenated, simple);
-        assert_eq!(hyphenated.to_string(), "8446ccb9-ab1d-b374-750b-2367ff6f3a1f");
+        assert_eq!(
+            hyphenated.to_string(),
+            "8446ccb9-ab1d-b374-750b-2367ff6f3a1f"
+        );
         assert!(Aaguid::ZERO.is_zero());
-        assert!("{8446ccb9-ab1d-b374-750b-2367ff6f3a1f}".parse::<Aaguid>().is_err());
+        assert!(
+            "{8446ccb9-ab1d-b374-750b-2367ff6f3a1f}"
+                .parse::<Aaguid>()
+                .is_err()
+        );
         assert!("not-a-guid".parse::<Aaguid>().is_err());
     }
 }

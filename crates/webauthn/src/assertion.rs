@@ -77,13 +77,17 @@ pub enum AssertionError {
     #[error("clientDataJSON type is \"{0}\"; an assertion needs \"webauthn.get\"")]
     WrongCeremonyType(String),
     /// The challenge is not the one issued.
-    #[error("clientDataJSON challenge is not the challenge issued for this sign-in; start a new sign-in")]
+    #[error(
+        "clientDataJSON challenge is not the challenge issued for this sign-in; start a new sign-in"
+    )]
     ChallengeMismatch,
     /// The origin is not one of the relying party's.
     #[error("clientDataJSON origin \"{0}\" is not an allowed origin of this relying party")]
     OriginNotAllowed(String),
     /// `crossOrigin` is true and the relying party refuses that.
-    #[error("clientDataJSON says the ceremony ran in a cross-origin iframe, which this relying party refuses")]
+    #[error(
+        "clientDataJSON says the ceremony ran in a cross-origin iframe, which this relying party refuses"
+    )]
     CrossOriginRefused,
     /// `topOrigin` is not one the relying party expects to be embedded in.
     #[error("clientDataJSON topOrigin \"{0}\" is not an allowed top-level origin")]
@@ -98,13 +102,17 @@ pub enum AssertionError {
     #[error("the authenticator did not report user presence (UP flag clear)")]
     UserNotPresent,
     /// UV is required and not set.
-    #[error("user verification is required but the authenticator did not verify the user (UV flag clear)")]
+    #[error(
+        "user verification is required but the authenticator did not verify the user (UV flag clear)"
+    )]
     UserNotVerified,
     /// BS is set while BE is not.
     #[error("authenticator data has the backup state (BS) flag without backup eligibility (BE)")]
     BackupStateWithoutEligibility,
     /// BE differs from registration.
-    #[error("backup eligibility changed since registration (registered {registered}, now {asserted})")]
+    #[error(
+        "backup eligibility changed since registration (registered {registered}, now {asserted})"
+    )]
     BackupEligibilityChanged {
         /// BE at registration.
         registered: bool,
@@ -115,7 +123,9 @@ pub enum AssertionError {
     #[error("assertion signature: {0}")]
     Signature(SignatureError),
     /// The counter did not increase: the authenticator may have been cloned.
-    #[error("signature counter {received} is not greater than the stored {stored}: the authenticator may be cloned")]
+    #[error(
+        "signature counter {received} is not greater than the stored {stored}: the authenticator may be cloned"
+    )]
     PossibleClone {
         /// Counter stored.
         stored: u32,
@@ -151,11 +161,17 @@ impl AssertionError {
 impl From<ClientDataCheckError> for AssertionError {
     fn from(error: ClientDataCheckError) -> Self {
         match error {
-            ClientDataCheckError::WrongType { found, .. } => AssertionError::WrongCeremonyType(found),
+            ClientDataCheckError::WrongType { found, .. } => {
+                AssertionError::WrongCeremonyType(found)
+            }
             ClientDataCheckError::ChallengeMismatch => AssertionError::ChallengeMismatch,
-            ClientDataCheckError::OriginNotAllowed(origin) => AssertionError::OriginNotAllowed(origin),
+            ClientDataCheckError::OriginNotAllowed(origin) => {
+                AssertionError::OriginNotAllowed(origin)
+            }
             ClientDataCheckError::CrossOrigin => AssertionError::CrossOriginRefused,
-            ClientDataCheckError::TopOriginNotAllowed(top) => AssertionError::TopOriginNotAllowed(top),
+            ClientDataCheckError::TopOriginNotAllowed(top) => {
+                AssertionError::TopOriginNotAllowed(top)
+            }
         }
     }
 }
@@ -177,13 +193,17 @@ pub fn verify_assertion(
         return Err(AssertionError::CredentialMismatch);
     }
     let client_data = CollectedClientData::parse(&response.client_data_json)?;
-    expectations
-        .relying_party
-        .check_client_data(&client_data, "webauthn.get", expectations.challenge)?;
+    expectations.relying_party.check_client_data(
+        &client_data,
+        "webauthn.get",
+        expectations.challenge,
+    )?;
 
     let auth_data = AuthenticatorData::parse(&response.authenticator_data)?;
     if auth_data.rp_id_hash != *expectations.relying_party.id_hash() {
-        return Err(AssertionError::RpIdHashMismatch(expectations.relying_party.id().to_owned()));
+        return Err(AssertionError::RpIdHashMismatch(
+            expectations.relying_party.id().to_owned(),
+        ));
     }
     let flags = auth_data.flags;
     if !flags.user_present() {

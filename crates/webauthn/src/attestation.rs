@@ -62,19 +62,22 @@ impl AttestationObject {
             Some(_) => return Err(AttestationObjectError::Shape("fmt is not a text string")),
             None => return Err(AttestationObjectError::Shape("lacks fmt")),
         };
-        let attestation_statement =
-            match cbor::lookup(&entries, &Value::Text("attStmt".into()))? {
-                Some(Value::Map(statement)) => {
-                    cbor::ensure_unique_keys(statement)?;
-                    statement.clone()
-                }
-                Some(_) => return Err(AttestationObjectError::Shape("attStmt is not a map")),
-                None => return Err(AttestationObjectError::Shape("lacks attStmt")),
-            };
+        let attestation_statement = match cbor::lookup(&entries, &Value::Text("attStmt".into()))? {
+            Some(Value::Map(statement)) => {
+                cbor::ensure_unique_keys(statement)?;
+                statement.clone()
+            }
+            Some(_) => return Err(AttestationObjectError::Shape("attStmt is not a map")),
+            None => return Err(AttestationObjectError::Shape("lacks attStmt")),
+        };
         let authenticator_data_bytes =
             match cbor::lookup(&entries, &Value::Text("authData".into()))? {
                 Some(Value::Bytes(bytes)) => bytes.clone(),
-                Some(_) => return Err(AttestationObjectError::Shape("authData is not a byte string")),
+                Some(_) => {
+                    return Err(AttestationObjectError::Shape(
+                        "authData is not a byte string",
+                    ));
+                }
                 None => return Err(AttestationObjectError::Shape("lacks authData")),
             };
         let authenticator_data = AuthenticatorData::parse(&authenticator_data_bytes)?;
@@ -143,7 +146,10 @@ pub enum AttestationStatement {
 }
 
 impl AttestationStatement {
-    fn from_cbor(fmt: &str, statement: &[(Value, Value)]) -> Result<Self, AttestationStatementError> {
+    fn from_cbor(
+        fmt: &str,
+        statement: &[(Value, Value)],
+    ) -> Result<Self, AttestationStatementError> {
         match fmt {
             "none" => {
                 if statement.is_empty() {
@@ -160,7 +166,9 @@ impl AttestationStatement {
     }
 }
 
-fn parse_packed(statement: &[(Value, Value)]) -> Result<PackedStatement, AttestationStatementError> {
+fn parse_packed(
+    statement: &[(Value, Value)],
+) -> Result<PackedStatement, AttestationStatementError> {
     let field = |field: &'static str| AttestationStatementError::Field {
         fmt: "packed".into(),
         field,
@@ -168,7 +176,11 @@ fn parse_packed(statement: &[(Value, Value)]) -> Result<PackedStatement, Attesta
     for (key, _) in statement {
         match key {
             Value::Text(name) if matches!(name.as_str(), "alg" | "sig" | "x5c") => {}
-            other => return Err(AttestationStatementError::UnknownField(cbor::describe(other))),
+            other => {
+                return Err(AttestationStatementError::UnknownField(cbor::describe(
+                    other,
+                )));
+            }
         }
     }
     let alg = cbor::lookup(statement, &Value::Text("alg".into()))?

@@ -96,7 +96,9 @@ pub struct AuthenticatorData {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthenticatorDataError {
     /// Fewer than the 37 fixed bytes.
-    #[error("authenticator data is {0} bytes long; it needs at least 37 (rpIdHash, flags, signCount)")]
+    #[error(
+        "authenticator data is {0} bytes long; it needs at least 37 (rpIdHash, flags, signCount)"
+    )]
     TooShort(usize),
     /// AT is set but the attested credential data is cut short.
     #[error("attested credential data is truncated: {0}")]
@@ -258,15 +260,24 @@ mod tests {
         assert_eq!(credential.aaguid, Aaguid([9; 16]));
         assert_eq!(credential.credential_id, vec![0xaa, 0xbb]);
         assert_eq!(credential.credential_public_key, vec![0xa1, 0x01, 0x02]);
-        assert_eq!(parsed.extension_identifiers(), vec!["credProtect".to_owned()]);
+        assert_eq!(
+            parsed.extension_identifiers(),
+            vec!["credProtect".to_owned()]
+        );
     }
 
     #[test]
     fn refuses_short_truncated_and_trailing_data() {
-        assert_eq!(AuthenticatorData::parse(&[0; 36]), Err(AuthenticatorDataError::TooShort(36)));
+        assert_eq!(
+            AuthenticatorData::parse(&[0; 36]),
+            Err(AuthenticatorDataError::TooShort(36))
+        );
         let mut trailing = header(0x01);
         trailing.push(0);
-        assert_eq!(AuthenticatorData::parse(&trailing), Err(AuthenticatorDataError::TrailingBytes(1)));
+        assert_eq!(
+            AuthenticatorData::parse(&trailing),
+            Err(AuthenticatorDataError::TrailingBytes(1))
+        );
         let mut short_id = header(0x41);
         short_id.extend_from_slice(&[0; 16]);
         short_id.extend_from_slice(&[0, 9, 1]);
@@ -274,9 +285,15 @@ mod tests {
             AuthenticatorData::parse(&short_id),
             Err(AuthenticatorDataError::TruncatedCredentialData(_))
         ));
-        assert_eq!(AuthenticatorData::parse(&header(0x81)), Err(AuthenticatorDataError::ExtensionsNotAMap));
+        assert_eq!(
+            AuthenticatorData::parse(&header(0x81)),
+            Err(AuthenticatorDataError::ExtensionsNotAMap)
+        );
         let mut not_a_map = header(0x81);
         not_a_map.push(0x01);
-        assert_eq!(AuthenticatorData::parse(&not_a_map), Err(AuthenticatorDataError::ExtensionsNotAMap));
+        assert_eq!(
+            AuthenticatorData::parse(&not_a_map),
+            Err(AuthenticatorDataError::ExtensionsNotAMap)
+        );
     }
 }

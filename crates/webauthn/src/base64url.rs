@@ -18,7 +18,9 @@ const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Base64Error {
     /// The text mixes the base64url (`-`, `_`) and standard (`+`, `/`) alphabets.
-    #[error("the value mixes base64url ('-', '_') and standard base64 ('+', '/') characters; send one encoding")]
+    #[error(
+        "the value mixes base64url ('-', '_') and standard base64 ('+', '/') characters; send one encoding"
+    )]
     MixedAlphabets,
     /// The text is not base64 in either alphabet.
     #[error("the value is neither base64url nor base64: {0}")]
@@ -61,7 +63,10 @@ mod tests {
     #[test]
     fn refuses_mixed_and_invalid_text() {
         assert_eq!(decode_lenient("-+AA"), Err(Base64Error::MixedAlphabets));
-        assert!(matches!(decode_lenient("a$b"), Err(Base64Error::Invalid(_))));
+        assert!(matches!(
+            decode_lenient("a$b"),
+            Err(Base64Error::Invalid(_))
+        ));
         assert!(matches!(decode_lenient("A"), Err(Base64Error::Invalid(_))));
     }
 }

@@ -98,15 +98,27 @@ mod tests {
 
     #[test]
     fn truncated_and_deep_cbor_are_refused() {
-        assert!(matches!(decode_exact(&[0xa1, 0x01]), Err(CborError::Malformed(_))));
+        assert!(matches!(
+            decode_exact(&[0xa1, 0x01]),
+            Err(CborError::Malformed(_))
+        ));
         let deep = [0x81; 64];
         assert!(matches!(decode_exact(&deep), Err(CborError::Malformed(_))));
     }
 
     #[test]
     fn duplicate_keys_are_refused() {
-        let entries = vec![(Value::from(1), Value::from(2)), (Value::from(1), Value::from(3))];
-        assert!(matches!(lookup(&entries, &Value::from(1)), Err(CborError::DuplicateKey(_))));
-        assert!(matches!(ensure_unique_keys(&entries), Err(CborError::DuplicateKey(_))));
+        let entries = vec![
+            (Value::from(1), Value::from(2)),
+            (Value::from(1), Value::from(3)),
+        ];
+        assert!(matches!(
+            lookup(&entries, &Value::from(1)),
+            Err(CborError::DuplicateKey(_))
+        ));
+        assert!(matches!(
+            ensure_unique_keys(&entries),
+            Err(CborError::DuplicateKey(_))
+        ));
     }
 }

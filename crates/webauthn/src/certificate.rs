@@ -50,7 +50,9 @@ pub enum CertificateError {
     #[error("the attestation certificate's id-fido-gen-ce-aaguid extension {0}")]
     AaguidExtension(&'static str),
     /// A certificate is outside its validity period at `now`.
-    #[error("certificate {index} of the chain is not valid at {now} (valid {not_before} to {not_after})")]
+    #[error(
+        "certificate {index} of the chain is not valid at {now} (valid {not_before} to {not_after})"
+    )]
     OutsideValidity {
         /// Position in the chain (anchors follow the chain).
         index: usize,
@@ -65,7 +67,9 @@ pub enum CertificateError {
     #[error("certificate {0} of the chain issues another certificate but is not a CA")]
     IssuerNotCa(usize),
     /// A certificate's issuer name is not the next certificate's subject.
-    #[error("certificate {0} of the chain names an issuer that is not the next certificate's subject")]
+    #[error(
+        "certificate {0} of the chain names an issuer that is not the next certificate's subject"
+    )]
     NameMismatch(usize),
     /// A certificate's signature does not verify with its issuer's key.
     #[error("the signature of certificate {0} of the chain does not verify with its issuer's key")]
@@ -107,9 +111,14 @@ pub(crate) fn check_packed_attestation_certificate(
     }
     let organization = subject.iter_organization().next().map(|a| a.as_str());
     if !matches!(organization, Some(Ok(text)) if !text.is_empty()) {
-        return Err(CertificateError::Subject("lacks O (the authenticator vendor)"));
+        return Err(CertificateError::Subject(
+            "lacks O (the authenticator vendor)",
+        ));
     }
-    let unit = subject.iter_organizational_unit().next().map(|a| a.as_str());
+    let unit = subject
+        .iter_organizational_unit()
+        .next()
+        .map(|a| a.as_str());
     if !matches!(unit, Some(Ok("Authenticator Attestation"))) {
         return Err(CertificateError::Subject(
             "must have OU \"Authenticator Attestation\"",
@@ -182,7 +191,9 @@ fn ec_curve(issuer: &X509Certificate<'_>) -> Result<String, CertificateError> {
         .as_ref()
         .and_then(|parameters| parameters.as_oid().ok())
         .map(|oid| oid.to_id_string())
-        .ok_or_else(|| CertificateError::UnsupportedAlgorithm("EC key without a named curve".into()))
+        .ok_or_else(|| {
+            CertificateError::UnsupportedAlgorithm("EC key without a named curve".into())
+        })
 }
 
 /// Picks the aws-lc-rs algorithm for a certificate signature algorithm OID and issuer key.
@@ -332,13 +343,19 @@ pub(crate) fn verify_with_certificate_key(
     let spki = certificate.public_key();
     let key_oid = spki.algorithm.algorithm.to_id_string();
     let algorithm: &'static dyn VerificationAlgorithm = match (cose_alg, key_oid.as_str()) {
-        (-7, OID_EC_PUBLIC_KEY) if ec_curve(certificate).ok().as_deref() == Some(OID_CURVE_P256) => {
+        (-7, OID_EC_PUBLIC_KEY)
+            if ec_curve(certificate).ok().as_deref() == Some(OID_CURVE_P256) =>
+        {
             &signature::ECDSA_P256_SHA256_ASN1
         }
-        (-35, OID_EC_PUBLIC_KEY) if ec_curve(certificate).ok().as_deref() == Some(OID_CURVE_P384) => {
+        (-35, OID_EC_PUBLIC_KEY)
+            if ec_curve(certificate).ok().as_deref() == Some(OID_CURVE_P384) =>
+        {
             &signature::ECDSA_P384_SHA384_ASN1
         }
-        (-36, OID_EC_PUBLIC_KEY) if ec_curve(certificate).ok().as_deref() == Some(OID_CURVE_P521) => {
+        (-36, OID_EC_PUBLIC_KEY)
+            if ec_curve(certificate).ok().as_deref() == Some(OID_CURVE_P521) =>
+        {
             &signature::ECDSA_P521_SHA512_ASN1
         }
         (-257, OID_RSA_ENCRYPTION) => &signature::RSA_PKCS1_2048_8192_SHA256,

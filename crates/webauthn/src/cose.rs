@@ -74,7 +74,9 @@ pub enum CoseKeyError {
     #[error("credential public key parameter {0} has the wrong type or length")]
     InvalidParameter(&'static str),
     /// The algorithm is one this verifier does not support.
-    #[error("credential public key algorithm {0} is not supported; only ES256 (-7) and RS256 (-257) are accepted")]
+    #[error(
+        "credential public key algorithm {0} is not supported; only ES256 (-7) and RS256 (-257) are accepted"
+    )]
     UnsupportedAlgorithm(i64),
     /// The key type does not fit the algorithm.
     #[error("credential public key type {kty} does not fit algorithm {alg}")]
@@ -91,7 +93,9 @@ pub enum CoseKeyError {
     #[error("credential public key coordinates are not a point on P-256")]
     InvalidPoint,
     /// The RSA modulus or exponent is unusable.
-    #[error("credential public key RSA modulus or exponent is unusable (modulus must be 2048 to 8192 bits)")]
+    #[error(
+        "credential public key RSA modulus or exponent is unusable (modulus must be 2048 to 8192 bits)"
+    )]
     InvalidRsaKey,
 }
 
@@ -300,7 +304,8 @@ mod tests {
         assert_eq!(key.cose_bytes(), bytes);
         let signing = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
         let signature: p256::ecdsa::Signature = signing.sign(b"message");
-        key.verify(b"message", signature.to_der().as_bytes()).unwrap();
+        key.verify(b"message", signature.to_der().as_bytes())
+            .unwrap();
         assert_eq!(
             key.verify(b"other", signature.to_der().as_bytes()),
             Err(SignatureError::Invalid)
@@ -319,7 +324,10 @@ mod tests {
             Err(CoseKeyError::UnsupportedAlgorithm(-8))
         );
         let p384 = encode(&ec2_key(-7, 2));
-        assert_eq!(CredentialPublicKey::from_cose(&p384), Err(CoseKeyError::UnsupportedCurve(2)));
+        assert_eq!(
+            CredentialPublicKey::from_cose(&p384),
+            Err(CoseKeyError::UnsupportedCurve(2))
+        );
         let mut wrong_kty = ec2_key(-257, 1);
         if let Value::Map(entries) = &mut wrong_kty {
             entries.retain(|(k, _)| *k != Value::from(-3));

@@ -168,22 +168,32 @@ mod tests {
     fn refuses_inconsistent_or_incomplete_credentials() {
         let mismatch = br#"{"id":"AQID","rawId":"AQIE","type":"public-key","response":{"clientDataJSON":"e30","attestationObject":"oA"}}"#;
         assert_eq!(
-            PublicKeyCredentialJson::from_json(mismatch).unwrap().to_registration(),
+            PublicKeyCredentialJson::from_json(mismatch)
+                .unwrap()
+                .to_registration(),
             Err(CredentialJsonError::RawIdMismatch)
         );
         let wrong_type = br#"{"id":"AQID","type":"password","response":{"clientDataJSON":"e30","attestationObject":"oA"}}"#;
         assert!(matches!(
-            PublicKeyCredentialJson::from_json(wrong_type).unwrap().to_registration(),
+            PublicKeyCredentialJson::from_json(wrong_type)
+                .unwrap()
+                .to_registration(),
             Err(CredentialJsonError::WrongType(_))
         ));
-        let no_signature = br#"{"id":"AQID","response":{"clientDataJSON":"e30","authenticatorData":"AA"}}"#;
+        let no_signature =
+            br#"{"id":"AQID","response":{"clientDataJSON":"e30","authenticatorData":"AA"}}"#;
         assert_eq!(
-            PublicKeyCredentialJson::from_json(no_signature).unwrap().to_assertion(),
+            PublicKeyCredentialJson::from_json(no_signature)
+                .unwrap()
+                .to_assertion(),
             Err(CredentialJsonError::Missing("response.signature"))
         );
-        let bad_base64 = br#"{"id":"A$","response":{"clientDataJSON":"e30","attestationObject":"oA"}}"#;
+        let bad_base64 =
+            br#"{"id":"A$","response":{"clientDataJSON":"e30","attestationObject":"oA"}}"#;
         assert!(matches!(
-            PublicKeyCredentialJson::from_json(bad_base64).unwrap().to_registration(),
+            PublicKeyCredentialJson::from_json(bad_base64)
+                .unwrap()
+                .to_registration(),
             Err(CredentialJsonError::Base64 { field: "id", .. })
         ));
         assert!(PublicKeyCredentialJson::from_json(b"{}").is_err());

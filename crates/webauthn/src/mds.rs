@@ -32,7 +32,9 @@ pub enum MdsError {
         reason: String,
     },
     /// The JWS algorithm is not supported.
-    #[error("the metadata BLOB is signed with \"{0}\"; RS256, PS256, ES256 and ES384 are supported")]
+    #[error(
+        "the metadata BLOB is signed with \"{0}\"; RS256, PS256, ES256 and ES384 are supported"
+    )]
     UnsupportedAlgorithm(String),
     /// The header has no `x5c`.
     #[error("the metadata BLOB header has no x5c certificate chain")]
@@ -44,7 +46,9 @@ pub enum MdsError {
     #[error("the metadata BLOB signature does not verify with its signing certificate")]
     BadSignature,
     /// `no` did not grow.
-    #[error("metadata BLOB number {received} is not above the last one loaded ({previous}); refusing a replayed or older BLOB")]
+    #[error(
+        "metadata BLOB number {received} is not above the last one loaded ({previous}); refusing a replayed or older BLOB"
+    )]
     StaleSerialNumber {
         /// The previous `no`.
         previous: u64,
@@ -149,14 +153,17 @@ impl MetadataEntry {
     /// missing dates, the last listed.
     #[must_use]
     pub fn latest_status(&self) -> Option<&StatusReport> {
-        self.status_reports.iter().enumerate().max_by(|(ia, a), (ib, b)| {
-            a.effective_date
-                .as_deref()
-                .unwrap_or("")
-                .cmp(b.effective_date.as_deref().unwrap_or(""))
-                .then(ia.cmp(ib))
-        })
-        .map(|(_, report)| report)
+        self.status_reports
+            .iter()
+            .enumerate()
+            .max_by(|(ia, a), (ib, b)| {
+                a.effective_date
+                    .as_deref()
+                    .unwrap_or("")
+                    .cmp(b.effective_date.as_deref().unwrap_or(""))
+                    .then(ia.cmp(ib))
+            })
+            .map(|(_, report)| report)
     }
 
     /// Whether any status report says `FIDO_CERTIFIED` at some level.
@@ -246,8 +253,8 @@ impl MetadataBlob {
             return Err(MdsError::NotCompactJws);
         };
         let malformed = |part: &'static str, reason: String| MdsError::Malformed { part, reason };
-        let header_bytes =
-            base64url::decode_lenient(header_b64).map_err(|e| malformed("header", e.to_string()))?;
+        let header_bytes = base64url::decode_lenient(header_b64)
+            .map_err(|e| malformed("header", e.to_string()))?;
         let header: JwsHeader = serde_json::from_slice(&header_bytes)
             .map_err(|e| malformed("header", e.to_string()))?;
         let signature = base64url::decode_lenient(signature_b64)
@@ -258,7 +265,9 @@ impl MetadataBlob {
         let chain = header
             .x5c
             .iter()
-            .map(|text| base64url::decode_lenient(text).map_err(|e| malformed("x5c", e.to_string())))
+            .map(|text| {
+                base64url::decode_lenient(text).map_err(|e| malformed("x5c", e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let parsed = chain
             .iter()
@@ -279,9 +288,12 @@ impl MetadataBlob {
         };
         let signing_input_length = header_b64.len() + 1 + payload_b64.len();
         let signing_input = &jws.as_bytes()[..signing_input_length];
-        signature::UnparsedPublicKey::new(algorithm, &*parsed[0].public_key().subject_public_key.data)
-            .verify(signing_input, &signature)
-            .map_err(|_| MdsError::BadSignature)?;
+        signature::UnparsedPublicKey::new(
+            algorithm,
+            &*parsed[0].public_key().subject_public_key.data,
+        )
+        .verify(signing_input, &signature)
+        .map_err(|_| MdsError::BadSignature)?;
 
         let payload_bytes = base64url::decode_lenient(payload_b64)
             .map_err(|e| malformed("payload", e.to_string()))?;
@@ -349,6 +361,8 @@ impl MetadataBlob {
     /// The kept entry for an AAGUID.
     #[must_use]
     pub fn lookup(&self, aaguid: &Aaguid) -> Option<&MetadataEntry> {
-        self.by_aaguid.get(aaguid).map(|&index| &self.entries[index])
+        self.by_aaguid
+            .get(aaguid)
+            .map(|&index| &self.entries[index])
     }
 }

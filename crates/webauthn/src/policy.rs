@@ -66,10 +66,14 @@ pub enum PolicyError {
     #[error("authenticator model {0} is blocked by the FIDO2 key restrictions")]
     AaguidBlocked(Aaguid),
     /// Attestation is enforced and the registration has no x5c attestation.
-    #[error("attestation is enforced but the registration carries no certificate chain (attestation {0})")]
+    #[error(
+        "attestation is enforced but the registration carries no certificate chain (attestation {0})"
+    )]
     NotAttested(&'static str),
     /// Attestation is enforced and the certificate lacks the AAGUID extension.
-    #[error("attestation is enforced but the attestation certificate has no id-fido-gen-ce-aaguid extension")]
+    #[error(
+        "attestation is enforced but the attestation certificate has no id-fido-gen-ce-aaguid extension"
+    )]
     MissingAaguidExtension,
     /// No metadata for the AAGUID.
     #[error("authenticator model {0} is not in the FIDO metadata (or its entry was revoked)")]
@@ -81,7 +85,9 @@ pub enum PolicyError {
     #[error("metadata of the authenticator model: {0}")]
     Metadata(MdsError),
     /// The chain does not lead to the metadata's roots for this AAGUID.
-    #[error("the attestation chain does not lead to a root listed in the FIDO metadata for this model: {0}")]
+    #[error(
+        "the attestation chain does not lead to a root listed in the FIDO metadata for this model: {0}"
+    )]
     UntrustedChain(CertificateError),
 }
 
@@ -114,7 +120,9 @@ pub fn enforce_attestation<'m>(
         AttestationType::Basic(chain) => chain,
         AttestationType::None => return Err(PolicyError::NotAttested("none")),
         AttestationType::SelfAttestation => return Err(PolicyError::NotAttested("self")),
-        AttestationType::Unverified { .. } => return Err(PolicyError::NotAttested("unverified format")),
+        AttestationType::Unverified { .. } => {
+            return Err(PolicyError::NotAttested("unverified format"));
+        }
     };
     if chain.aaguid_extension.is_none() {
         return Err(PolicyError::MissingAaguidExtension);
@@ -126,7 +134,10 @@ pub fn enforce_attestation<'m>(
     if !entry.is_fido_certified() {
         return Err(PolicyError::NotCertified(aaguid));
     }
-    let roots = entry.attestation_root_certificates().map_err(PolicyError::Metadata)?;
-    certificate::verify_chain(&chain.certificates, &roots, now).map_err(PolicyError::UntrustedChain)?;
+    let roots = entry
+        .attestation_root_certificates()
+        .map_err(PolicyError::Metadata)?;
+    certificate::verify_chain(&chain.certificates, &roots, now)
+        .map_err(PolicyError::UntrustedChain)?;
     Ok(entry)
 }

@@ -157,13 +157,17 @@ pub enum RegistrationError {
     #[error("clientDataJSON type is \"{0}\"; a registration needs \"webauthn.create\"")]
     WrongCeremonyType(String),
     /// The challenge is not the one issued.
-    #[error("clientDataJSON challenge is not the challenge issued for this registration; request new creation options")]
+    #[error(
+        "clientDataJSON challenge is not the challenge issued for this registration; request new creation options"
+    )]
     ChallengeMismatch,
     /// The origin is not one of the relying party's.
     #[error("clientDataJSON origin \"{0}\" is not an allowed origin of this relying party")]
     OriginNotAllowed(String),
     /// `crossOrigin` is true and the relying party refuses that.
-    #[error("clientDataJSON says the ceremony ran in a cross-origin iframe, which this relying party refuses")]
+    #[error(
+        "clientDataJSON says the ceremony ran in a cross-origin iframe, which this relying party refuses"
+    )]
     CrossOriginRefused,
     /// `topOrigin` is not one the relying party expects to be embedded in.
     #[error("clientDataJSON topOrigin \"{0}\" is not an allowed top-level origin")]
@@ -172,13 +176,17 @@ pub enum RegistrationError {
     #[error(transparent)]
     AttestationObject(#[from] AttestationObjectError),
     /// rpIdHash is not SHA-256 of the RP id.
-    #[error("authenticator data rpIdHash is not SHA-256 of the RP id \"{0}\"; the credential was made for another relying party")]
+    #[error(
+        "authenticator data rpIdHash is not SHA-256 of the RP id \"{0}\"; the credential was made for another relying party"
+    )]
     RpIdHashMismatch(String),
     /// UP is not set.
     #[error("the authenticator did not report user presence (UP flag clear)")]
     UserNotPresent,
     /// UV is required and not set.
-    #[error("user verification is required but the authenticator did not verify the user (UV flag clear)")]
+    #[error(
+        "user verification is required but the authenticator did not verify the user (UV flag clear)"
+    )]
     UserNotVerified,
     /// BS is set while BE is not.
     #[error("authenticator data has the backup state (BS) flag without backup eligibility (BE)")]
@@ -193,7 +201,9 @@ pub enum RegistrationError {
     #[error("the credential id sent by the client differs from the one in authenticator data")]
     CredentialIdMismatch,
     /// The credential key's algorithm is not ES256 or RS256.
-    #[error("credential algorithm {0} is not supported; only ES256 (-7) and RS256 (-257) are accepted")]
+    #[error(
+        "credential algorithm {0} is not supported; only ES256 (-7) and RS256 (-257) are accepted"
+    )]
     UnsupportedAlgorithm(i64),
     /// The credential key is malformed.
     #[error(transparent)]
@@ -219,7 +229,9 @@ pub enum RegistrationError {
     #[error("attestation certificate: {0}")]
     AttestationCertificate(CertificateError),
     /// The certificate's AAGUID extension differs from authData's AAGUID.
-    #[error("the attestation certificate is for AAGUID {certificate}, but authenticator data says {authenticator_data}")]
+    #[error(
+        "the attestation certificate is for AAGUID {certificate}, but authenticator data says {authenticator_data}"
+    )]
     AaguidMismatch {
         /// AAGUID in the certificate extension.
         certificate: Aaguid,
@@ -267,11 +279,17 @@ impl RegistrationError {
 impl From<ClientDataCheckError> for RegistrationError {
     fn from(error: ClientDataCheckError) -> Self {
         match error {
-            ClientDataCheckError::WrongType { found, .. } => RegistrationError::WrongCeremonyType(found),
+            ClientDataCheckError::WrongType { found, .. } => {
+                RegistrationError::WrongCeremonyType(found)
+            }
             ClientDataCheckError::ChallengeMismatch => RegistrationError::ChallengeMismatch,
-            ClientDataCheckError::OriginNotAllowed(origin) => RegistrationError::OriginNotAllowed(origin),
+            ClientDataCheckError::OriginNotAllowed(origin) => {
+                RegistrationError::OriginNotAllowed(origin)
+            }
             ClientDataCheckError::CrossOrigin => RegistrationError::CrossOriginRefused,
-            ClientDataCheckError::TopOriginNotAllowed(top) => RegistrationError::TopOriginNotAllowed(top),
+            ClientDataCheckError::TopOriginNotAllowed(top) => {
+                RegistrationError::TopOriginNotAllowed(top)
+            }
         }
     }
 }
@@ -290,9 +308,11 @@ pub fn verify_registration(
     expectations: &RegistrationExpectations<'_>,
 ) -> Result<VerifiedRegistration, RegistrationError> {
     let client_data = CollectedClientData::parse(&response.client_data_json)?;
-    expectations
-        .relying_party
-        .check_client_data(&client_data, "webauthn.create", expectations.challenge)?;
+    expectations.relying_party.check_client_data(
+        &client_data,
+        "webauthn.create",
+        expectations.challenge,
+    )?;
     let client_data_hash = Sha256::digest(&response.client_data_json);
 
     let attestation_object = AttestationObject::parse(&response.attestation_object)?;
@@ -315,19 +335,24 @@ pub fn verify_registration(
         return Err(RegistrationError::NoAttestedCredentialData);
     };
     if credential.credential_id.len() > MAX_CREDENTIAL_ID_LENGTH {
-        return Err(RegistrationError::CredentialIdTooLong(credential.credential_id.len()));
+        return Err(RegistrationError::CredentialIdTooLong(
+            credential.credential_id.len(),
+        ));
     }
     if let Some(sent) = &response.credential_id {
         if *sent != credential.credential_id {
             return Err(RegistrationError::CredentialIdMismatch);
         }
     }
-    let public_key = CredentialPublicKey::from_cose(&credential.credential_public_key).map_err(
-        |error| match error {
-            CoseKeyError::UnsupportedAlgorithm(alg) => RegistrationError::UnsupportedAlgorithm(alg),
-            other => RegistrationError::CredentialPublicKey(other),
-        },
-    )?;
+    let public_key =
+        CredentialPublicKey::from_cose(&credential.credential_public_key).map_err(|error| {
+            match error {
+                CoseKeyError::UnsupportedAlgorithm(alg) => {
+                    RegistrationError::UnsupportedAlgorithm(alg)
+                }
+                other => RegistrationError::CredentialPublicKey(other),
+            }
+        })?;
 
     let mut signed = Vec::with_capacity(attestation_object.authenticator_data_bytes.len() + 32);
     signed.extend_from_slice(&attestation_object.authenticator_data_bytes);
@@ -436,7 +461,11 @@ fn verify_packed_x5c(
         ChainTrust::Anchored { anchor_index }
     };
     Ok(AttestationType::Basic(AttestationChain {
-        sha1_thumbprints: packed.x5c.iter().map(|der| certificate::sha1_thumbprint(der)).collect(),
+        sha1_thumbprints: packed
+            .x5c
+            .iter()
+            .map(|der| certificate::sha1_thumbprint(der))
+            .collect(),
         certificates: packed.x5c.clone(),
         aaguid_extension,
         trust,

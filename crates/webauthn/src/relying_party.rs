@@ -46,7 +46,10 @@ pub struct RelyingParty {
 impl RelyingParty {
     /// A relying party with RP id `id` serving `origins` (compared exactly, e.g.
     /// `https://example.org`), refusing cross-origin calls.
-    pub fn new(id: impl Into<String>, origins: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        origins: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         let id = id.into();
         let id_hash = Sha256::digest(id.as_bytes()).into();
         RelyingParty {
@@ -115,8 +118,14 @@ impl RelyingParty {
         if !bool::from(expected.as_bytes().ct_eq(client_data.challenge.as_bytes())) {
             return Err(ClientDataCheckError::ChallengeMismatch);
         }
-        if !self.origins.iter().any(|origin| *origin == client_data.origin) {
-            return Err(ClientDataCheckError::OriginNotAllowed(client_data.origin.clone()));
+        if !self
+            .origins
+            .iter()
+            .any(|origin| *origin == client_data.origin)
+        {
+            return Err(ClientDataCheckError::OriginNotAllowed(
+                client_data.origin.clone(),
+            ));
         }
         let cross_origin = client_data.cross_origin == Some(true);
         match (&self.cross_origin, cross_origin) {

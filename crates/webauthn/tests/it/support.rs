@@ -118,7 +118,10 @@ impl Vector {
     }
 
     pub fn anchors(&self) -> Vec<Vec<u8>> {
-        self.attestation_ca_cert_der.iter().map(|der| bytes(der)).collect()
+        self.attestation_ca_cert_der
+            .iter()
+            .map(|der| bytes(der))
+            .collect()
     }
 }
 

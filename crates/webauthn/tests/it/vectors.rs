@@ -47,24 +47,59 @@ fn supported_vectors_register_with_the_expected_fields() {
         )
         .unwrap_or_else(|error| panic!("{name}: {error}"));
 
-        assert_eq!(verified.credential_id, bytes(&vector.credential_id), "{name}");
-        assert_eq!(verified.public_key.cose_bytes(), bytes(&vector.credential_public_key), "{name}");
+        assert_eq!(
+            verified.credential_id,
+            bytes(&vector.credential_id),
+            "{name}"
+        );
+        assert_eq!(
+            verified.public_key.cose_bytes(),
+            bytes(&vector.credential_public_key),
+            "{name}"
+        );
         assert_eq!(verified.algorithm.id(), vector.expected.alg, "{name}");
         assert_eq!(verified.aaguid.to_string(), vector.aaguid, "{name}");
         assert_eq!(verified.fmt, vector.expected.fmt, "{name}");
-        assert_eq!(verified.sign_count, vector.expected.flags.sign_count, "{name}");
+        assert_eq!(
+            verified.sign_count, vector.expected.flags.sign_count,
+            "{name}"
+        );
         let flags = verified.flags;
-        assert_eq!(flags.user_present(), vector.expected.flags.user_present, "{name}");
-        assert_eq!(flags.user_verified(), vector.expected.flags.user_verified, "{name}");
-        assert_eq!(flags.backup_eligible(), vector.expected.flags.backup_eligible, "{name}");
-        assert_eq!(flags.backup_state(), vector.expected.flags.backup_state, "{name}");
-        match (&verified.attestation, vector.expected.fmt.as_str(), vector.expected.x5c) {
+        assert_eq!(
+            flags.user_present(),
+            vector.expected.flags.user_present,
+            "{name}"
+        );
+        assert_eq!(
+            flags.user_verified(),
+            vector.expected.flags.user_verified,
+            "{name}"
+        );
+        assert_eq!(
+            flags.backup_eligible(),
+            vector.expected.flags.backup_eligible,
+            "{name}"
+        );
+        assert_eq!(
+            flags.backup_state(),
+            vector.expected.flags.backup_state,
+            "{name}"
+        );
+        match (
+            &verified.attestation,
+            vector.expected.fmt.as_str(),
+            vector.expected.x5c,
+        ) {
             (AttestationType::None, "none", false) => {}
             (AttestationType::SelfAttestation, "packed", false) => {
                 assert_eq!(vector.expected.attestation_alg, Some(vector.expected.alg));
             }
             (AttestationType::Basic(chain), "packed", true) => {
-                assert_eq!(chain.trust, ChainTrust::Anchored { anchor_index: 0 }, "{name}");
+                assert_eq!(
+                    chain.trust,
+                    ChainTrust::Anchored { anchor_index: 0 },
+                    "{name}"
+                );
                 let expected_thumbprints: Vec<String> = chain
                     .certificates
                     .iter()
@@ -72,7 +107,11 @@ fn supported_vectors_register_with_the_expected_fields() {
                     .collect();
                 assert_eq!(chain.sha1_thumbprints, expected_thumbprints);
                 assert_eq!(chain.sha1_thumbprints[0].len(), 40);
-                assert!(chain.sha1_thumbprints[0].chars().all(|c| !c.is_ascii_uppercase()));
+                assert!(
+                    chain.sha1_thumbprints[0]
+                        .chars()
+                        .all(|c| !c.is_ascii_uppercase())
+                );
             }
             (other, fmt, x5c) => panic!("{name}: attestation {other:?} for fmt {fmt}, x5c {x5c}"),
         }
@@ -105,10 +144,26 @@ fn supported_vectors_assertions_verify_with_the_registered_key() {
         .unwrap_or_else(|error| panic!("{name}: {error}"));
         let expected = vector.authentication.expected;
         assert_eq!(verified.sign_count, expected.sign_count, "{name}");
-        assert_eq!(verified.flags.user_present(), expected.user_present, "{name}");
-        assert_eq!(verified.flags.user_verified(), expected.user_verified, "{name}");
-        assert_eq!(verified.flags.backup_eligible(), expected.backup_eligible, "{name}");
-        assert_eq!(verified.flags.backup_state(), expected.backup_state, "{name}");
+        assert_eq!(
+            verified.flags.user_present(),
+            expected.user_present,
+            "{name}"
+        );
+        assert_eq!(
+            verified.flags.user_verified(),
+            expected.user_verified,
+            "{name}"
+        );
+        assert_eq!(
+            verified.flags.backup_eligible(),
+            expected.backup_eligible,
+            "{name}"
+        );
+        assert_eq!(
+            verified.flags.backup_state(),
+            expected.backup_state,
+            "{name}"
+        );
         assert_eq!(verified.user_handle, None, "{name}");
         assert_eq!(verified.credential_id, credential_id);
     }
@@ -157,7 +212,9 @@ fn top_origin_outside_the_expected_set_is_refused() {
     );
     assert_eq!(
         result,
-        Err(RegistrationError::TopOriginNotAllowed("https://example.com".into()))
+        Err(RegistrationError::TopOriginNotAllowed(
+            "https://example.com".into()
+        ))
     );
 }
 
@@ -177,14 +234,23 @@ fn other_algorithms_are_refused_with_a_typed_error() {
             &vector.registration_response(),
             &expectations(&vector, &rp, &challenge, &anchors),
         );
-        assert_eq!(result, Err(RegistrationError::UnsupportedAlgorithm(alg)), "{name}");
+        assert_eq!(
+            result,
+            Err(RegistrationError::UnsupportedAlgorithm(alg)),
+            "{name}"
+        );
         assert_eq!(result.unwrap_err().code(), "error_unsupported_algorithm");
     }
 }
 
 #[test]
 fn other_formats_are_refused_or_accepted_unverified_by_policy() {
-    for name in ["tpm.ES256", "android-key.ES256", "apple.ES256", "fido-u2f.ES256"] {
+    for name in [
+        "tpm.ES256",
+        "android-key.ES256",
+        "apple.ES256",
+        "fido-u2f.ES256",
+    ] {
         let vector = vector(name);
         let fmt = vector.expected.fmt.clone();
         let rp = vector.relying_party();
@@ -192,7 +258,11 @@ fn other_formats_are_refused_or_accepted_unverified_by_policy() {
         let anchors = vector.anchors();
         let strict = expectations(&vector, &rp, &challenge, &anchors);
         let result = verify_registration(&vector.registration_response(), &strict);
-        assert_eq!(result, Err(RegistrationError::UnsupportedFormat(fmt.clone())), "{name}");
+        assert_eq!(
+            result,
+            Err(RegistrationError::UnsupportedFormat(fmt.clone())),
+            "{name}"
+        );
         assert_eq!(result.unwrap_err().code(), "error_attestation_required");
 
         let lenient = RegistrationExpectations {
@@ -201,7 +271,11 @@ fn other_formats_are_refused_or_accepted_unverified_by_policy() {
         };
         let verified = verify_registration(&vector.registration_response(), &lenient)
             .unwrap_or_else(|error| panic!("{name}: {error}"));
-        assert_eq!(verified.attestation, AttestationType::Unverified { fmt }, "{name}");
+        assert_eq!(
+            verified.attestation,
+            AttestationType::Unverified { fmt },
+            "{name}"
+        );
         assert_eq!(verified.credential_id, bytes(&vector.credential_id));
     }
 }
@@ -216,6 +290,11 @@ fn every_vector_is_either_supported_or_refused_without_panicking() {
             &vector.registration_response(),
             &expectations(&vector, &rp, &challenge, &anchors),
         );
-        assert_eq!(result.is_ok(), SUPPORTED.contains(&vector.name.as_str()), "{}", vector.name);
+        assert_eq!(
+            result.is_ok(),
+            SUPPORTED.contains(&vector.name.as_str()),
+            "{}",
+            vector.name
+        );
     }
 }
