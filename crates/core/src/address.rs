@@ -417,4 +417,27 @@ mod tests {
             "{error}"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_is_parsed_or_refused_without_panic(text in "\\PC{0,80}") {
+            if let Ok(upn) = Upn::parse(&text) {
+                // Display is a normal form that parses back to an equal value.
+                let again = Upn::parse(&upn.to_string()).unwrap();
+                proptest::prop_assert_eq!(&again, &upn);
+                proptest::prop_assert_eq!(again.to_string(), upn.to_string());
+            }
+        }
+
+        #[test]
+        fn case_never_matters(local in "[A-Za-z0-9._%+-]{1,20}", domain in "[A-Za-z]{1,10}\\.[A-Za-z]{2,4}") {
+            let text = format!("{local}@{domain}");
+            if let Ok(upn) = Upn::parse(&text) {
+                let upper = Upn::parse(&text.to_uppercase()).unwrap();
+                let lower = Upn::parse(&text.to_lowercase()).unwrap();
+                proptest::prop_assert_eq!(&upper, &lower);
+                proptest::prop_assert_eq!(upper.normalized(), upn.normalized());
+            }
+        }
+    }
 }

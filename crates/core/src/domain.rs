@@ -689,4 +689,56 @@ mod tests {
         let domain: DomainName = serde_json::from_str("\"Contoso.COM\"").unwrap();
         assert_eq!(domain.as_str(), "contoso.com");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_is_parsed_or_refused_without_panic(text in "\\PC{0,80}") {
+            if let Ok(parsed) = DomainName::parse(&text) {
+                let ascii = parsed.as_str();
+                proptest::prop_assert!(ascii.is_ascii() && ascii.len() <= MAX_DOMAIN_LEN);
+                proptest::prop_assert_eq!(ascii.to_ascii_lowercase(), ascii);
+                // Normal form is a fixed point.
+                proptest::prop_assert_eq!(DomainName::parse(ascii), Ok(parsed.clone()));
+            }
+        }
+
+        #[test]
+        fn ldh_names_are_accepted_lowercased(
+            labels in proptest::collection::vec("[a-zA-Z]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?", 2..5)
+        ) {
+            let text = labels.join(".");
+            // A label starting with "xn--" must be valid punycode; others pass as they are.
+            if !labels.iter().any(|label| label.to_ascii_lowercase().starts_with("xn--")) {
+                let parsed = DomainName::parse(&text).unwrap();
+                proptest::prop_assert_eq!(parsed.as_str(), text.to_ascii_lowercase());
+            }
+        }
+
+        #[test]
+        fn restrict_domains_reports_exactly_the_bad_entries(
+            entries in proptest::collection::vec(
+                proptest::prop_oneof!["[a-z]{1,6}\\.com", "https://[a-z]{1,6}\\.com", "[a-z]{1,6}"],
+                0..8,
+            )
+        ) {
+            let bad: Vec<usize> = entries
+                .iter()
+                .enumerate()
+                .filter(|(_, entry)| DomainName::parse(entry).is_err())
+                .map(|(index, _)| index)
+                .collect();
+            match RestrictDomains::parse(&entries) {
+                Ok(list) => {
+                    proptest::prop_assert!(bad.is_empty());
+                    let domains = list.domains();
+                    proptest::prop_assert!(domains.windows(2).all(|pair| pair[0] < pair[1]));
+                }
+                Err(error) => {
+                    let reported: Vec<usize> = error.invalid.iter().map(|entry| entry.index).collect();
+                    proptest::prop_assert_eq!(reported, bad);
+                    proptest::prop_assert_eq!(error.total, entries.len());
+                }
+            }
+        }
+    }
 }

@@ -441,4 +441,22 @@ mod tests {
         );
         assert!(serde_json::from_str::<ClientId>("42").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_is_parsed_or_refused_without_panic(text in "\\PC{0,60}") {
+            let _ = TenantId::parse(&text).map_err(|error| error.to_string());
+            let _ = ClientId::parse(&text).map_err(|error| error.to_string());
+        }
+
+        #[test]
+        fn every_uuid_round_trips_in_any_case_and_braces(bytes in proptest::array::uniform16(1u8..)) {
+            let uuid = Uuid::from_bytes(bytes);
+            let upper = uuid.hyphenated().to_string().to_uppercase();
+            let braced = format!("{{{upper}}}");
+            let parsed = TenantId::parse(&braced).unwrap();
+            proptest::prop_assert_eq!(parsed.as_uuid(), uuid);
+            proptest::prop_assert_eq!(parsed.to_string(), uuid.hyphenated().to_string());
+        }
+    }
 }

@@ -495,4 +495,30 @@ mod tests {
              paired_with_keybridge, paired_with_entra, not_yet_enrolled"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_is_parsed_or_refused_without_panic(text in "\\PC{0,80}") {
+            if let Ok(accepted) = ApplicationName::parse(&text) {
+                let id = accepted.internal_id();
+                proptest::prop_assert!((1..=MAX_INTERNAL_ID_LEN).contains(&id.len()));
+                proptest::prop_assert!(accepted.as_str().len() <= MAX_NAME_LEN);
+                proptest::prop_assert!(!accepted.as_str().contains("  "));
+                proptest::prop_assert_eq!(accepted.as_str(), text.as_str());
+            }
+        }
+
+        #[test]
+        fn names_from_the_allowed_alphabet_follow_the_length_rule(
+            words in proptest::collection::vec("[A-Za-z0-9_-]{1,8}", 1..6)
+        ) {
+            let text = words.join(" ");
+            let id_length = text.len() - (words.len() - 1);
+            let result = ApplicationName::parse(&text);
+            proptest::prop_assert_eq!(result.is_ok(), id_length <= MAX_INTERNAL_ID_LEN, "{}", text);
+            if let Ok(accepted) = result {
+                proptest::prop_assert_eq!(accepted.internal_id(), words.concat());
+            }
+        }
+    }
 }
