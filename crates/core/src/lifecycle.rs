@@ -416,12 +416,25 @@ pub enum TransitionError {
         command: Command,
     },
     /// Invite or pair for an account that is not active in Entra.
-    #[error("{}", inactive_message(*.command, *.status))]
-    AccountNotActive {
+    /// Invite or pair for an account deleted in Entra.
+    #[error(
+        "This user cannot be found in Microsoft Entra, so they cannot {}; run a directory sync \
+         if the account was restored.",
+        .command.phrase()
+    )]
+    AccountNotFound {
         /// The refused command.
         command: Command,
-        /// The account's status.
-        status: EntraStatus,
+    },
+    /// Invite or pair for an account disabled in Entra.
+    #[error(
+        "This user's account is disabled in Microsoft Entra, so they cannot {}; enable the \
+         account in the Microsoft Entra admin center, then run a directory sync.",
+        .command.phrase()
+    )]
+    AccountDisabled {
+        /// The refused command.
+        command: Command,
     },
     /// Pairing without an open invitation.
     #[error("this user has no open invitation: invite them before they pair a phone")]
@@ -469,26 +482,11 @@ pub enum TransitionError {
     NoPhoneWithoutPasskey,
 }
 
-fn inactive_message(command: Command, status: EntraStatus) -> String {
-    match status {
-        EntraStatus::NotFound => format!(
-            "This user cannot be found in Microsoft Entra, so they cannot {}; run a directory sync \
-             if the account was restored.",
-            command.phrase()
-        ),
-        EntraStatus::Disabled => format!(
-            "This user's account is disabled in Microsoft Entra, so they cannot {}; enable the \
-             account in the Microsoft Entra admin center, then run a directory sync.",
-            command.phrase()
-        ),
-        EntraStatus::Active => format!("This user cannot {} now.", command.phrase()),
-    }
-}
-
 fn require_active(facts: &UserFacts, command: Command) -> Result<(), TransitionError> {
     match facts.entra_status {
         EntraStatus::Active => Ok(()),
-        status => Err(TransitionError::AccountNotActive { command, status }),
+        EntraStatus::Disabled => Err(TransitionError::AccountDisabled { command }),
+        EntraStatus::NotFound => Err(TransitionError::AccountNotFound { command }),
     }
 }
 

@@ -489,14 +489,23 @@ fn only_invite_and_pair_need_an_active_account() {
             for command in ALL_COMMANDS {
                 let result = apply(&base, command);
                 if matches!(command, Command::Invite | Command::PairPhone) {
+                    let expected = if status == DISABLED {
+                        TransitionError::AccountDisabled { command }
+                    } else {
+                        TransitionError::AccountNotFound { command }
+                    };
                     assert_eq!(
                         result.unwrap_err(),
-                        TransitionError::AccountNotActive { command, status },
+                        expected,
                         "{status} {phones}/{passkeys} {command}"
                     );
                 } else if let Err(error) = result {
                     assert!(
-                        !matches!(error, TransitionError::AccountNotActive { .. }),
+                        !matches!(
+                            error,
+                            TransitionError::AccountDisabled { .. }
+                                | TransitionError::AccountNotFound { .. }
+                        ),
                         "{status} {phones}/{passkeys} {command}: {error}"
                     );
                 }
@@ -662,17 +671,15 @@ fn transition_error_messages() {
             "this user was deleted from keybridge, so they cannot pair a phone (pair_phone refused)",
         ),
         (
-            TransitionError::AccountNotActive {
+            TransitionError::AccountNotFound {
                 command: Command::Invite,
-                status: NOT_FOUND,
             },
             "This user cannot be found in Microsoft Entra, so they cannot be invited; run a \
              directory sync if the account was restored.",
         ),
         (
-            TransitionError::AccountNotActive {
+            TransitionError::AccountDisabled {
                 command: Command::PairPhone,
-                status: DISABLED,
             },
             "This user's account is disabled in Microsoft Entra, so they cannot pair a phone; \
              enable the account in the Microsoft Entra admin center, then run a directory sync.",
@@ -722,9 +729,8 @@ fn transition_error_messages() {
     // The errors above are the ones apply really returns.
     assert_eq!(
         apply(&facts(0, 0, false, NOT_FOUND), Command::Invite).unwrap_err(),
-        TransitionError::AccountNotActive {
-            command: Command::Invite,
-            status: NOT_FOUND
+        TransitionError::AccountNotFound {
+            command: Command::Invite
         }
     );
 }
