@@ -1,0 +1,505 @@
+//! [`FileStore`]: the encrypted key store in a directory.
+//!
+//! The directory (mode 0700) holds `keystore.kbs` (mode 0600, format in `format.rs`) and
+//! `keystore.lock`. Every change is written to a temporary file in the same directory, synced,
+//! renamed over `keystore.kbs`, and the directory is synced, so a crash leaves either the old
+//! or the new file, never a mix. The lock file is held with an exclusive lock
+//! (`File::try_lock`) for as long as the store is open and names the holder's pid.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::format::{self, Header, KdfParams, OpenFailure, StoreKey};
+use super::{
+    Account, AttestationIdentity, AttestationSource, CredProtect, CredentialStore, HmacSecret,
+    StoredCredential, incremented,
+};
+use crate::encoding::{b64url, decode_lenient};
+use crate::error::StoreError;
+use crate::keys::{AttestationKey, CredentialKey};
+use crate::presence::PinUnlocked;
+
+/// Name of the encrypted store file inside the store directory.
+pub const STORE_FILE_NAME: &str = "keystore.kbs";
+/// Name of the lock file inside the store directory.
+pub const LOCK_FILE_NAME: &str = "keystore.lock";
+/// The shortest PIN accepted when creating a store.
+pub const MIN_PIN_LEN: usize = 6;
+const TEMP_PREFIX: &str = "keystore.kbs.tmp-";
+const CONTENTS_VERSION: u32 = 1;
+
+/// The encrypted on-disk key store. Open means unlocked and locked against other processes.
+pub struct FileStore {
+    dir: PathBuf,
+    path: PathBuf,
+    header: Header,
+    key: StoreKey,
+    created_at: i64,
+    attestation: Option<AttestationIdentity>,
+    credentials: Vec<StoredCredential>,
+    // Dropping the file releases the lock.
+    _lock: File,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.dir)
+            .field("credentials", &self.credentials.len())
+            .field("attestation", &self.attestation.as_ref().map(|a| a.source))
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+impl FileStore {
+    /// Whether `dir` holds a store file.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(STORE_FILE_NAME).exists()
+    }
+
+    /// Creates a new store in `dir` (created with mode 0700 if missing), protected by `pin`.
+    pub fn create(
+        dir: &Path,
+        pin: &str,
+        attestation: Option<AttestationIdentity>,
+        kdf: KdfParams,
+    ) -> Result<Self, StoreError> {
+        let pin_len = pin.chars().count();
+        if pin_len < MIN_PIN_LEN {
+            return Err(StoreError::PinTooShort {
+                min: MIN_PIN_LEN,
+                len: pin_len,
+            });
+        }
+        format::check_kdf(&kdf).map_err(|reason| StoreError::KeyDerivation { reason })?;
+        prepare_directory(dir)?;
+        let lock = acquire_lock(dir)?;
+        let path = dir.join(STORE_FILE_NAME);
+        if path.exists() {
+            return Err(StoreError::AlreadyExists {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let header = format::new_header(kdf);
+        let key =
+            StoreKey::derive(pin, &header).map_err(|failure| map_failure(failure, dir, &path))?;
+        let store = Self {
+            dir: dir.to_path_buf(),
+            path,
+            header,
+            key,
+            created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            attestation,
+            credentials: Vec::new(),
+            _lock: lock,
+        };
+        store.persist()?;
+        Ok(store)
+    }
+
+    /// Opens and unlocks the store in `dir`.
+    pub fn open(dir: &Path, pin: &str) -> Result<Self, StoreError> {
+        let path = dir.join(STORE_FILE_NAME);
+        if !path.exists() {
+            return Err(StoreError::NotFound {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let lock = acquire_lock(dir)?;
+        remove_stale_temp_files(dir)?;
+        let mut file = File::open(&path).map_err(io_error("open", &path))?;
+        let mode = file
+            .metadata()
+            .map_err(io_error("inspect", &path))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(StoreError::InsecurePermissions {
+                path,
+                mode: mode & 0o777,
+            });
+        }
+        let mut image = Vec::new();
+        file.read_to_end(&mut image)
+            .map_err(io_error("read", &path))?;
+        let header = format::parse_header(&image).map_err(|f| map_failure(f, dir, &path))?;
+        let key = StoreKey::derive(pin, &header).map_err(|f| map_failure(f, dir, &path))?;
+        let plaintext = format::open(&image, &key).map_err(|f| map_failure(f, dir, &path))?;
+        let contents: PersistedContents =
+            serde_json::from_slice(&plaintext).map_err(|error| StoreError::Corrupt {
+                path: path.clone(),
+                reason: format!("the decrypted contents are unreadable ({error})"),
+            })?;
+        let (attestation, credentials) =
+            contents.restore().map_err(|reason| StoreError::Corrupt {
+                path: path.clone(),
+                reason,
+            })?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            path,
+            header,
+            key,
+            created_at: contents.created_at,
+            attestation,
+            credentials,
+            _lock: lock,
+        })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The approval that this store's PIN unlock stands for (user verified), for the CLI.
+    pub fn user_verification(&self) -> PinUnlocked {
+        PinUnlocked::new()
+    }
+
+    fn persist(&self) -> Result<(), StoreError> {
+        let contents = PersistedContents::capture(self);
+        let plaintext = Zeroizing::new(serde_json::to_vec(&contents).map_err(|error| {
+            StoreError::Encoding {
+                reason: error.to_string(),
+            }
+        })?);
+        let image = format::seal(&self.header, &self.key, &plaintext)
+            .map_err(|reason| StoreError::Encoding { reason })?;
+        write_atomically(&self.dir, &self.path, &image)
+    }
+}
+
+impl CredentialStore for FileStore {
+    fn attestation(&self) -> Option<&AttestationIdentity> {
+        self.attestation.as_ref()
+    }
+
+    fn credentials(&self) -> &[StoredCredential] {
+        &self.credentials
+    }
+
+    fn add_credential(&mut self, credential: StoredCredential) -> Result<(), StoreError> {
+        if self
+            .credentials
+            .iter()
+            .any(|c| c.credential_id == credential.credential_id)
+        {
+            return Err(StoreError::DuplicateCredential {
+                credential_id: b64url(&credential.credential_id),
+            });
+        }
+        self.credentials.push(credential);
+        if let Err(error) = self.persist() {
+            // Nothing was written: forget the credential so memory matches the disk.
+            self.credentials.pop();
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    fn next_sign_count(&mut self, credential_id: &[u8]) -> Result<u32, StoreError> {
+        let index = self
+            .credentials
+            .iter()
+            .position(|c| c.credential_id == credential_id)
+            .ok_or_else(|| StoreError::UnknownCredential {
+                credential_id: b64url(credential_id),
+            })?;
+        let previous = self.credentials[index].sign_count;
+        let next = incremented(&self.credentials[index])?;
+        self.credentials[index].sign_count = next;
+        if let Err(error) = self.persist() {
+            self.credentials[index].sign_count = previous;
+            return Err(error);
+        }
+        Ok(next)
+    }
+}
+
+fn map_failure(failure: OpenFailure, dir: &Path, path: &Path) -> StoreError {
+    match failure {
+        OpenFailure::Corrupt(reason) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
+        OpenFailure::UnsupportedVersion(found) => StoreError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+            supported: format::FORMAT_VERSION,
+        },
+        OpenFailure::WrongPin => StoreError::WrongPin {
+            dir: dir.to_path_buf(),
+        },
+        OpenFailure::Kdf(reason) => StoreError::KeyDerivation { reason },
+    }
+}
+
+/// Creates the directory with mode 0700, or checks an existing one.
+fn prepare_directory(dir: &Path) -> Result<(), StoreError> {
+    if !dir.exists() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error("create", dir))?;
+        return Ok(());
+    }
+    let mode = fs::metadata(dir)
+        .map_err(io_error("inspect", dir))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        let empty = fs::read_dir(dir)
+            .map_err(io_error("list", dir))?
+            .next()
+            .is_none();
+        if !empty {
+            return Err(StoreError::InsecurePermissions {
+                path: dir.to_path_buf(),
+                mode: mode & 0o777,
+            });
+        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_error("set permissions on", dir))?;
+    }
+    Ok(())
+}
+
+/// Takes the exclusive lock on `dir/keystore.lock` and writes our pid into it.
+fn acquire_lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_error("open the lock file", &path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let pid = fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| text.trim().parse().ok());
+            return Err(StoreError::InUse {
+                dir: dir.to_path_buf(),
+                pid,
+            });
+        }
+        Err(fs::TryLockError::Error(source)) => {
+            return Err(StoreError::Io {
+                action: "lock",
+                path,
+                source,
+            });
+        }
+    }
+    file.set_len(0)
+        .map_err(io_error("write the lock file", &path))?;
+    file.write_all(format!("{}\n", std::process::id()).as_bytes())
+        .map_err(io_error("write the lock file", &path))?;
+    Ok(file)
+}
+
+/// Temp files left by a crash mid-write (we hold the lock, so none is in use).
+fn remove_stale_temp_files(dir: &Path) -> Result<(), StoreError> {
+    for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
+        let entry = entry.map_err(io_error("list", dir))?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            fs::remove_file(entry.path()).map_err(io_error("remove", &entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Temp file in the same directory, fsync, rename, fsync the directory.
+fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use rand_core::RngCore as _;
+    let mut suffix = [0u8; 8];
+    rand_core::OsRng.fill_bytes(&mut suffix);
+    let temp = dir.join(format!(
+        "{TEMP_PREFIX}{}-{}",
+        std::process::id(),
+        b64url(&suffix)
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .map_err(io_error("create", &temp))?;
+        #[cfg(feature = "fault-injection")]
+        crate::fault::before_write(&mut file, bytes);
+        file.write_all(bytes).map_err(io_error("write", &temp))?;
+        file.sync_all().map_err(io_error("sync", &temp))?;
+        drop(file);
+        fs::rename(&temp, target).map_err(io_error("replace", target))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error("sync", dir))
+    })();
+    if result.is_err() {
+        // Best effort: a leftover temp file is also removed at the next open.
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// The decrypted contents, as JSON. Private: the only place key scalars are encoded.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct PersistedContents {
+    version: u32,
+    created_at: i64,
+    attestation: Option<PersistedAttestation>,
+    credentials: Vec<PersistedCredential>,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct PersistedAttestation {
+    key: String,
+    batch_certificate: String,
+    root_certificate: String,
+    source: String,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct PersistedCredential {
+    credential_id: String,
+    rp_id: String,
+    rp_name: String,
+    user_id: String,
+    user_name: String,
+    user_display_name: String,
+    tenant: Option<String>,
+    key: String,
+    sign_count: u32,
+    cred_protect: u8,
+    hmac_secret_with_uv: Option<String>,
+    hmac_secret_without_uv: Option<String>,
+    created_at: i64,
+}
+
+impl PersistedContents {
+    fn capture(store: &FileStore) -> Self {
+        Self {
+            version: CONTENTS_VERSION,
+            created_at: store.created_at,
+            attestation: store.attestation.as_ref().map(|a| PersistedAttestation {
+                key: b64url(a.key.secret_scalar().as_ref()),
+                batch_certificate: b64url(&a.batch_certificate),
+                root_certificate: b64url(&a.root_certificate),
+                source: match a.source {
+                    AttestationSource::Organisation => "organisation".to_owned(),
+                    AttestationSource::DeviceLocal => "device-local".to_owned(),
+                },
+            }),
+            credentials: store
+                .credentials
+                .iter()
+                .map(|c| PersistedCredential {
+                    credential_id: b64url(&c.credential_id),
+                    rp_id: c.account.rp_id.clone(),
+                    rp_name: c.account.rp_name.clone(),
+                    user_id: b64url(&c.account.user_id),
+                    user_name: c.account.user_name.clone(),
+                    user_display_name: c.account.user_display_name.clone(),
+                    tenant: c.account.tenant.clone(),
+                    key: b64url(c.key.secret_scalar().as_ref()),
+                    sign_count: c.sign_count,
+                    cred_protect: c.cred_protect.level(),
+                    hmac_secret_with_uv: c.hmac_secret.as_ref().map(|h| b64url(h.with_uv.as_ref())),
+                    hmac_secret_without_uv: c
+                        .hmac_secret
+                        .as_ref()
+                        .map(|h| b64url(h.without_uv.as_ref())),
+                    created_at: c.created_at,
+                })
+                .collect(),
+        }
+    }
+
+    fn restore(&self) -> Result<(Option<AttestationIdentity>, Vec<StoredCredential>), String> {
+        if self.version != CONTENTS_VERSION {
+            return Err(format!("unknown contents version {}", self.version));
+        }
+        let bytes = |what: &str, text: &str| {
+            decode_lenient(text).ok_or_else(|| format!("{what} is not base64url"))
+        };
+        let attestation = match &self.attestation {
+            None => None,
+            Some(a) => {
+                let scalar = Zeroizing::new(bytes("the batch key", &a.key)?);
+                Some(AttestationIdentity {
+                    key: AttestationKey::from_secret_scalar(&scalar)
+                        .ok_or("the batch key is not a P-256 key")?,
+                    batch_certificate: bytes("the batch certificate", &a.batch_certificate)?,
+                    root_certificate: bytes("the root certificate", &a.root_certificate)?,
+                    source: match a.source.as_str() {
+                        "organisation" => AttestationSource::Organisation,
+                        "device-local" => AttestationSource::DeviceLocal,
+                        other => return Err(format!("unknown attestation source {other:?}")),
+                    },
+                })
+            }
+        };
+        let secret32 = |what: &str, text: &str| -> Result<Zeroizing<[u8; 32]>, String> {
+            let raw = Zeroizing::new(bytes(what, text)?);
+            let mut out = Zeroizing::new([0u8; 32]);
+            if raw.len() != 32 {
+                return Err(format!("{what} has {} bytes, expected 32", raw.len()));
+            }
+            out.copy_from_slice(&raw);
+            Ok(out)
+        };
+        let credentials = self
+            .credentials
+            .iter()
+            .map(|c| {
+                let scalar = Zeroizing::new(bytes("a credential key", &c.key)?);
+                let hmac_secret = match (&c.hmac_secret_with_uv, &c.hmac_secret_without_uv) {
+                    (Some(with_uv), Some(without_uv)) => Some(HmacSecret {
+                        with_uv: secret32("an hmac-secret", with_uv)?,
+                        without_uv: secret32("an hmac-secret", without_uv)?,
+                    }),
+                    _ => None,
+                };
+                Ok(StoredCredential {
+                    credential_id: bytes("a credential id", &c.credential_id)?,
+                    account: Account {
+                        rp_id: c.rp_id.clone(),
+                        rp_name: c.rp_name.clone(),
+                        user_id: bytes("a user id", &c.user_id)?,
+                        user_name: c.user_name.clone(),
+                        user_display_name: c.user_display_name.clone(),
+                        tenant: c.tenant.clone(),
+                    },
+                    key: CredentialKey::from_secret_scalar(&scalar)
+                        .ok_or("a credential key is not a P-256 key")?,
+                    sign_count: c.sign_count,
+                    cred_protect: CredProtect::from_level(c.cred_protect)
+                        .ok_or_else(|| format!("unknown credProtect level {}", c.cred_protect))?,
+                    hmac_secret,
+                    created_at: c.created_at,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok((attestation, credentials))
+    }
+}
