@@ -17,6 +17,23 @@
 //!   the "restrict domains" login setting;
 //! - [`UserState`], [`EntraStatus`], [`UserFacts`], [`Command`], [`apply`],
 //!   [`desired_groups`]: the user lifecycle.
+//!
+//! ```
+//! use keybridge_core::{apply, ApplicationName, Command, EntraStatus, GroupRole, UserFacts, UserState};
+//!
+//! let name = ApplicationName::parse("Contoso Passkeys")?;
+//! assert_eq!(name.internal_id(), "ContosoPasskeys");
+//! let groups = name.group_plan();
+//!
+//! let user = UserFacts::discovered(EntraStatus::Active);
+//! let invited = apply(&user, Command::Invite)?.facts;
+//! let paired = apply(&invited, Command::PairPhone)?;
+//! assert_eq!(paired.facts.state(), UserState::PairedWithKeybridge);
+//! let added: Vec<String> = paired.groups_to_add.iter().map(|role| groups.display_name(*role)).collect();
+//! assert_eq!(added, ["Contoso Passkeys (Client Paired with keybridge)"]);
+//! assert!(paired.groups_to_remove.contains(&GroupRole::EligibleForPairing));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod address;
 pub mod domain;
