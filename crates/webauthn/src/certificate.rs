@@ -84,7 +84,7 @@ pub enum CertificateError {
 
 pub(crate) fn parse(der: &[u8], index: usize) -> Result<X509Certificate<'_>, CertificateError> {
     match X509Certificate::from_der(der) {
-        Ok((rest, certificate)) if rest.is_empty() => Ok(certificate),
+        Ok(([], certificate)) => Ok(certificate),
         Ok((rest, _)) => Err(CertificateError::Malformed {
             index,
             reason: format!("{} trailing byte(s)", rest.len()),

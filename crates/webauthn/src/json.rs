@@ -87,16 +87,16 @@ impl PublicKeyCredentialJson {
     }
 
     fn credential_id(&self) -> Result<Vec<u8>, CredentialJsonError> {
-        if let Some(kind) = &self.credential_type {
-            if kind != "public-key" {
-                return Err(CredentialJsonError::WrongType(kind.clone()));
-            }
+        if let Some(kind) = &self.credential_type
+            && kind != "public-key"
+        {
+            return Err(CredentialJsonError::WrongType(kind.clone()));
         }
         let id = decode("id", &self.id)?;
-        if let Some(raw_id) = &self.raw_id {
-            if decode("rawId", raw_id)? != id {
-                return Err(CredentialJsonError::RawIdMismatch);
-            }
+        if let Some(raw_id) = &self.raw_id
+            && decode("rawId", raw_id)? != id
+        {
+            return Err(CredentialJsonError::RawIdMismatch);
         }
         Ok(id)
     }

@@ -299,13 +299,13 @@ impl MetadataBlob {
             .map_err(|e| malformed("payload", e.to_string()))?;
         let payload: BlobPayload = serde_json::from_slice(&payload_bytes)
             .map_err(|e| malformed("payload", e.to_string()))?;
-        if let Some(previous) = previous_no {
-            if payload.no <= previous {
-                return Err(MdsError::StaleSerialNumber {
-                    previous,
-                    received: payload.no,
-                });
-            }
+        if let Some(previous) = previous_no
+            && payload.no <= previous
+        {
+            return Err(MdsError::StaleSerialNumber {
+                previous,
+                received: payload.no,
+            });
         }
 
         let (entries, dropped): (Vec<_>, Vec<_>) = payload.entries.into_iter().partition(|entry| {

@@ -339,10 +339,10 @@ pub fn verify_registration(
             credential.credential_id.len(),
         ));
     }
-    if let Some(sent) = &response.credential_id {
-        if *sent != credential.credential_id {
-            return Err(RegistrationError::CredentialIdMismatch);
-        }
+    if let Some(sent) = &response.credential_id
+        && *sent != credential.credential_id
+    {
+        return Err(RegistrationError::CredentialIdMismatch);
     }
     let public_key =
         CredentialPublicKey::from_cose(&credential.credential_public_key).map_err(|error| {
@@ -438,13 +438,13 @@ fn verify_packed_x5c(
     )?;
     let aaguid_extension = certificate::check_packed_attestation_certificate(leaf)
         .map_err(RegistrationError::AttestationCertificate)?;
-    if let Some(in_certificate) = aaguid_extension {
-        if in_certificate != aaguid {
-            return Err(RegistrationError::AaguidMismatch {
-                certificate: in_certificate,
-                authenticator_data: aaguid,
-            });
-        }
+    if let Some(in_certificate) = aaguid_extension
+        && in_certificate != aaguid
+    {
+        return Err(RegistrationError::AaguidMismatch {
+            certificate: in_certificate,
+            authenticator_data: aaguid,
+        });
     }
     certificate::verify_links(&parsed, expectations.now)
         .map_err(RegistrationError::UntrustedAttestation)?;

@@ -118,11 +118,7 @@ impl RelyingParty {
         if !bool::from(expected.as_bytes().ct_eq(client_data.challenge.as_bytes())) {
             return Err(ClientDataCheckError::ChallengeMismatch);
         }
-        if !self
-            .origins
-            .iter()
-            .any(|origin| *origin == client_data.origin)
-        {
+        if !self.origins.contains(&client_data.origin) {
             return Err(ClientDataCheckError::OriginNotAllowed(
                 client_data.origin.clone(),
             ));
@@ -131,10 +127,10 @@ impl RelyingParty {
         match (&self.cross_origin, cross_origin) {
             (CrossOriginPolicy::Refuse, true) => return Err(ClientDataCheckError::CrossOrigin),
             (CrossOriginPolicy::Allow { top_origins }, true) if !top_origins.is_empty() => {
-                if let Some(top) = &client_data.top_origin {
-                    if !top_origins.contains(top) {
-                        return Err(ClientDataCheckError::TopOriginNotAllowed(top.clone()));
-                    }
+                if let Some(top) = &client_data.top_origin
+                    && !top_origins.contains(top)
+                {
+                    return Err(ClientDataCheckError::TopOriginNotAllowed(top.clone()));
                 }
             }
             _ => {}

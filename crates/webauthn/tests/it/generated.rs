@@ -182,7 +182,8 @@ pub fn verify_for_entra(
 fn good_attestation_certificate_verifies_for_entra() {
     let authority = CertificateAuthority::new("keybridge Test Attestation Root");
     let response = packed_registration(&authority, &Leaf::default());
-    let verified = verify_for_entra(&response, &[authority.der.clone()], today()).unwrap();
+    let verified =
+        verify_for_entra(&response, std::slice::from_ref(&authority.der), today()).unwrap();
     assert_eq!(verified.aaguid, AAGUID);
     assert!(verified.flags.user_verified());
     let AttestationType::Basic(chain) = verified.attestation else {
@@ -290,7 +291,7 @@ fn expired_attestation_certificate_is_refused() {
     };
     let result = verify_for_entra(
         &packed_registration(&authority, &leaf),
-        &[authority.der.clone()],
+        std::slice::from_ref(&authority.der),
         today(),
     );
     assert!(
