@@ -1,0 +1,41 @@
+//! # keybridge-graph
+//!
+//! keybridge's client for the Microsoft identity platform and Microsoft Graph: the only way
+//! the server talks to Entra ID. It fetches app-only tokens (client secret, or a certificate
+//! with a PS256/RS256 client assertion), and offers the Graph calls keybridge needs: users
+//! (paging, delta, get), groups and members (batched), authentication methods and FIDO2
+//! passkeys (list, get, delete, creationOptions, create), the FIDO2 policy, `$batch`, and a
+//! permission self-test. It paces itself to Graph's documented quotas, honours `Retry-After`,
+//! retries transient failures with jittered backoff, and never creates a passkey twice.
+//!
+//! It must not know about keybridge's store, and it shares no code or types with
+//! `keybridge-entra-sim`: the emulator is an independent reading of the same documentation
+//! and serves as this crate's test double.
+//!
+//! Main types: [`GraphClient`] (built from a [`GraphConfig`]), [`ClientCredential`] /
+//! [`CertificateCredential`], [`Cloud`], [`GraphError`], [`RateLimits`], [`RetryPolicy`],
+//! [`Clock`].
+
+pub mod clock;
+pub mod cloud;
+pub mod credentials;
+pub mod error;
+pub mod limiter;
+pub mod odata;
+pub mod retry;
+
+mod client;
+mod permissions;
+mod token;
+
+pub use client::{ApiVersion, ClientStats, GraphClient, GraphConfig};
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use cloud::{Cloud, CustomCloud};
+pub use credentials::{
+    AssertionAlgorithm, CertificateCredential, CertificateWarning, ClientCredential, ClientSecret,
+    CredentialError,
+};
+pub use error::{AuthFailure, GraphError, RequestIds, ServiceError, TransportKind};
+pub use limiter::{RateLimiter, RateLimits, RequestCost, TenantSize};
+pub use retry::RetryPolicy;
+pub use token::AccessToken;
