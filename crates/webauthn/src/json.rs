@@ -73,6 +73,14 @@ pub enum CredentialJsonError {
     WrongType(String),
 }
 
+impl CredentialJsonError {
+    /// A stable identifier for the failure (`error_invalid_request`: the body is malformed).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        "error_invalid_request"
+    }
+}
+
 fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, CredentialJsonError> {
     base64url::decode_lenient(text).map_err(|source| CredentialJsonError::Base64 { field, source })
 }

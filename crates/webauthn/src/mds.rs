@@ -174,6 +174,48 @@ impl MetadataEntry {
             .any(|report| report.status.starts_with("FIDO_CERTIFIED"))
     }
 
+    /// The requirements Entra places on an authenticator when attestation is enforced
+    /// (`entra.md` §4.5, §6) that this entry does not meet, each named: FIDO certified at any
+    /// level, `FIDO_2_0` or later in `versions`, `uv` or `clientPin`, `rk`, and the
+    /// `hmac-secret` or `prf` extension. Empty when all are met.
+    #[must_use]
+    pub fn entra_requirement_gaps(&self) -> Vec<&'static str> {
+        let mut gaps = Vec::new();
+        if !self.is_fido_certified() {
+            gaps.push("not FIDO certified");
+        }
+        let info = self
+            .metadata_statement
+            .as_ref()
+            .and_then(|statement| statement.authenticator_get_info.as_ref());
+        let Some(info) = info else {
+            gaps.push("no authenticatorGetInfo in the metadata statement");
+            return gaps;
+        };
+        if !info
+            .versions
+            .iter()
+            .any(|version| version.starts_with("FIDO_2_"))
+        {
+            gaps.push("does not support FIDO 2.0 or later");
+        }
+        let option = |name: &str| info.options.get(name).copied().unwrap_or(false);
+        if !option("uv") && !option("clientPin") {
+            gaps.push("offers neither user verification nor a client PIN");
+        }
+        if !option("rk") {
+            gaps.push("cannot store resident keys");
+        }
+        if !info
+            .extensions
+            .iter()
+            .any(|ext| ext == "hmac-secret" || ext == "prf")
+        {
+            gaps.push("supports neither hmac-secret nor prf");
+        }
+        gaps
+    }
+
     /// The model name from the metadata statement.
     #[must_use]
     pub fn description(&self) -> Option<&str> {

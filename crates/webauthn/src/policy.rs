@@ -81,6 +81,14 @@ pub enum PolicyError {
     /// Metadata entry is not certified.
     #[error("authenticator model {0} is not FIDO certified according to its metadata")]
     NotCertified(Aaguid),
+    /// The metadata shows the model lacks something Entra requires.
+    #[error("authenticator model {aaguid} does not meet the attestation requirements: {gaps}")]
+    RequirementsNotMet {
+        /// The model.
+        aaguid: Aaguid,
+        /// What it lacks, comma-separated.
+        gaps: String,
+    },
     /// The metadata entry's root certificates are unreadable.
     #[error("metadata of the authenticator model: {0}")]
     Metadata(MdsError),
@@ -106,8 +114,9 @@ impl PolicyError {
 
 /// For an "attestation enforced" policy: checks that a verified registration carries a
 /// `packed` x5c chain whose certificate names the AAGUID, that the AAGUID has a (not revoked)
-/// FIDO-certified metadata entry, and that the chain leads to one of that entry's attestation
-/// roots at `now`. Returns the metadata entry.
+/// metadata entry meeting Entra's requirements ([`MetadataEntry::entra_requirement_gaps`]),
+/// and that the chain leads to one of that entry's attestation roots at `now`. Returns the
+/// metadata entry.
 ///
 /// # Errors
 /// [`PolicyError`] naming the missing or failed part.
@@ -133,6 +142,13 @@ pub fn enforce_attestation<'m>(
         .ok_or(PolicyError::UnknownAuthenticator(aaguid))?;
     if !entry.is_fido_certified() {
         return Err(PolicyError::NotCertified(aaguid));
+    }
+    let gaps = entry.entra_requirement_gaps();
+    if !gaps.is_empty() {
+        return Err(PolicyError::RequirementsNotMet {
+            aaguid,
+            gaps: gaps.join(", "),
+        });
     }
     let roots = entry
         .attestation_root_certificates()

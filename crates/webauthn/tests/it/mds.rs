@@ -21,6 +21,7 @@ const REVOKED: &str = "11111111-2222-3333-4444-555555555555";
 const COMPROMISED_THEN_FIXED: &str = "22222222-2222-3333-4444-555555555555";
 const KEY_COMPROMISED: &str = "33333333-2222-3333-4444-555555555555";
 const NOT_CERTIFIED: &str = "44444444-2222-3333-4444-555555555555";
+const NO_RESIDENT_KEYS: &str = "55555555-2222-3333-4444-555555555555";
 
 struct MdsSigner {
     root: CertificateAuthority,
@@ -91,6 +92,14 @@ fn entry(aaguid: &str, roots: &[&[u8]], reports: serde_json::Value) -> serde_jso
 }
 
 fn payload(no: u64, attestation_root: &[u8]) -> serde_json::Value {
+    let mut limited = entry(
+        NO_RESIDENT_KEYS,
+        &[attestation_root],
+        json!([{"status": "FIDO_CERTIFIED_L1", "effectiveDate": "2023-01-01"}]),
+    );
+    let info = &mut limited["metadataStatement"]["authenticatorGetInfo"];
+    info["options"] = json!({"rk": false, "clientPin": true});
+    info["extensions"] = json!(["credProtect"]);
     json!({
         "legalHeader": "Test metadata; not for production.",
         "no": no,
@@ -109,6 +118,7 @@ fn payload(no: u64, attestation_root: &[u8]) -> serde_json::Value {
                        {"status": "USER_KEY_REMOTE_COMPROMISE", "effectiveDate": "2024-06-01"}])),
             entry(NOT_CERTIFIED, &[attestation_root],
                 json!([{"status": "NOT_FIDO_CERTIFIED", "effectiveDate": "2023-01-01"}])),
+            limited,
             {"statusReports": [], "timeOfLastStatusChange": "2020-01-01"}
         ]
     })
@@ -151,7 +161,17 @@ fn es256_and_rs256_blobs_verify_and_index_their_entries() {
             "{alg}"
         );
         assert_eq!(blob.dropped_entries().len(), 2);
-        assert_eq!(blob.entries().len(), 4);
+        assert_eq!(blob.entries().len(), 5);
+        assert_eq!(
+            blob.lookup(&aaguid(NO_RESIDENT_KEYS))
+                .unwrap()
+                .entra_requirement_gaps(),
+            vec![
+                "cannot store resident keys",
+                "supports neither hmac-secret nor prf"
+            ]
+        );
+        assert!(entry.entra_requirement_gaps().is_empty());
     }
 }
 
@@ -301,6 +321,14 @@ fn enforced_attestation_refuses_what_metadata_does_not_vouch_for() {
     assert_eq!(
         enforce_attestation(&unknown, &blob, today()).unwrap_err(),
         PolicyError::NotCertified(aaguid(NOT_CERTIFIED))
+    );
+    unknown.aaguid = aaguid(NO_RESIDENT_KEYS);
+    assert_eq!(
+        enforce_attestation(&unknown, &blob, today()).unwrap_err(),
+        PolicyError::RequirementsNotMet {
+            aaguid: aaguid(NO_RESIDENT_KEYS),
+            gaps: "cannot store resident keys, supports neither hmac-secret nor prf".into()
+        }
     );
 }
 
