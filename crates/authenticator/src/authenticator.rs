@@ -263,14 +263,14 @@ impl<S: CredentialStore, P: UserPresence> Authenticator<S, P> {
         origin: &str,
         settings: &MakeCredentialSettings,
     ) -> Result<RegistrationResponse, AuthenticatorError> {
-        if let Some(expires) = options.challenge_expires_at {
-            if expires < OffsetDateTime::now_utc() {
-                return Err(AuthenticatorError::ChallengeExpired {
-                    expired_at: expires
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_else(|_| expires.to_string()),
-                });
-            }
+        if let Some(expires) = options.challenge_expires_at
+            && expires < OffsetDateTime::now_utc()
+        {
+            return Err(AuthenticatorError::ChallengeExpired {
+                expired_at: expires
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| expires.to_string()),
+            });
         }
         let checked = self.origins.check(origin, options.rp_id.as_deref())?;
         // An empty list means the client default, which includes ES256 (§5.1.3 step 10).

@@ -33,17 +33,19 @@ pub fn decode_credential_id_candidates(text: &str) -> Vec<Vec<u8>> {
     if let Some(bytes) = decode_lenient(text) {
         candidates.push(bytes);
     }
-    if let Some(last) = text.chars().last() {
-        if let Some(digit) = last.to_digit(10).filter(|d| *d <= 2) {
-            let stem = &text[..text.len() - 1];
-            let padded_len = stem.len() + usize::try_from(digit).unwrap_or(0);
-            if padded_len % 4 == 0 {
-                if let Some(bytes) = decode_lenient(stem) {
-                    if !candidates.contains(&bytes) {
-                        candidates.push(bytes);
-                    }
-                }
-            }
+    let digit = text
+        .chars()
+        .last()
+        .and_then(|last| last.to_digit(10))
+        .filter(|d| *d <= 2);
+    if let Some(digit) = digit {
+        let stem = &text[..text.len() - 1];
+        let padded_len = stem.len() + usize::try_from(digit).unwrap_or(0);
+        if padded_len.is_multiple_of(4)
+            && let Some(bytes) = decode_lenient(stem)
+            && !candidates.contains(&bytes)
+        {
+            candidates.push(bytes);
         }
     }
     candidates

@@ -248,12 +248,12 @@ fn parse_extensions(
         }
         Some(_) => return Err(invalid("`credentialProtectionPolicy` must be a string")),
     }
-    if out.cred_protect.is_none() {
-        if let Some(level) = map.get("credProtect").and_then(Value::as_u64) {
-            out.cred_protect = u8::try_from(level).ok().and_then(CredProtect::from_level);
-            if out.cred_protect.is_none() {
-                return Err(invalid(format!("unknown credProtect level {level}")));
-            }
+    if out.cred_protect.is_none()
+        && let Some(level) = map.get("credProtect").and_then(Value::as_u64)
+    {
+        out.cred_protect = u8::try_from(level).ok().and_then(CredProtect::from_level);
+        if out.cred_protect.is_none() {
+            return Err(invalid(format!("unknown credProtect level {level}")));
         }
     }
     out.enforce_cred_protect = map
