@@ -47,7 +47,11 @@ pub struct GraphConfig {
 
 impl GraphConfig {
     /// A configuration for the global cloud with default pacing and retries.
-    pub fn new(tenant: impl Into<String>, client_id: impl Into<String>, credential: ClientCredential) -> Self {
+    pub fn new(
+        tenant: impl Into<String>,
+        client_id: impl Into<String>,
+        credential: ClientCredential,
+    ) -> Self {
         Self {
             tenant: tenant.into().trim().to_owned(),
             client_id: client_id.into().trim().to_owned(),
@@ -174,7 +178,15 @@ pub(crate) struct Call<'a> {
 impl<'a> Call<'a> {
     pub(crate) fn new(method: Method, url: Url) -> Self {
         let idempotent = method != Method::POST;
-        Self { method, url, body: None, headers: Vec::new(), idempotent, permission: None, cost: None }
+        Self {
+            method,
+            url,
+            body: None,
+            headers: Vec::new(),
+            idempotent,
+            permission: None,
+            cost: None,
+        }
     }
 
     pub(crate) fn body(mut self, body: &'a serde_json::Value) -> Self {
@@ -186,16 +198,10 @@ impl<'a> Call<'a> {
         self.permission = Some(permission);
         self
     }
-
-    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
 }
 
 /// A successful answer.
 pub(crate) struct Reply {
-    pub status: u16,
     pub body: Vec<u8>,
     pub ids: RequestIds,
 }
@@ -212,7 +218,12 @@ impl Reply {
 
 /// The outcome of one HTTP exchange.
 enum Attempt {
-    Answer { status: u16, headers: HeaderMap, body: Vec<u8>, ids: RequestIds },
+    Answer {
+        status: u16,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        ids: RequestIds,
+    },
     NoAnswer(GraphError),
 }
 
@@ -309,7 +320,12 @@ impl GraphClient {
     }
 
     /// `{root}/{version}/{segments...}?{query}`; segments are percent-encoded one by one.
-    pub(crate) fn url(&self, version: ApiVersion, segments: &[&str], query: &[(&str, &str)]) -> Url {
+    pub(crate) fn url(
+        &self,
+        version: ApiVersion,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Url {
         let mut url = self.inner.graph_root.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().push(version.segment()).extend(segments);
@@ -335,7 +351,10 @@ impl GraphClient {
         {
             return Err(GraphError::UnexpectedResponse {
                 during: "following a paging link".to_owned(),
-                detail: format!("the link points to {} instead of the Graph host", url.origin().ascii_serialization()),
+                detail: format!(
+                    "the link points to {} instead of the Graph host",
+                    url.origin().ascii_serialization()
+                ),
                 ids: RequestIds::default(),
             });
         }
@@ -368,12 +387,20 @@ impl GraphClient {
                     }
                     return Err(error);
                 }
-                Attempt::Answer { status, headers, body, ids } => {
+                Attempt::Answer {
+                    status,
+                    headers,
+                    body,
+                    ids,
+                } => {
                     if (200..300).contains(&status) {
-                        return Ok(Reply { status, body, ids });
+                        return Ok(Reply { body, ids });
                     }
                     let detail = ServiceError::from_body(status, &body, ids);
-                    if status == 401 && detail.code == "InvalidAuthenticationToken" && !refreshed_token {
+                    if status == 401
+                        && detail.code == "InvalidAuthenticationToken"
+                        && !refreshed_token
+                    {
                         // Expired or revoked early: fetch a new token once and try again.
                         tracing::info!("Graph refused the access token; fetching a new one");
                         inner.tokens.invalidate(&token).await;
@@ -387,7 +414,8 @@ impl GraphClient {
                     let throttled = status == 429;
                     let transient = matches!(status, 500 | 502 | 503 | 504);
                     if throttled || (transient && call.idempotent) {
-                        let wait = retry_after.unwrap_or_else(|| inner.retry.random_backoff(retries));
+                        let wait =
+                            retry_after.unwrap_or_else(|| inner.retry.random_backoff(retries));
                         if can_retry && wait <= inner.retry.max_retry_after {
                             tracing::warn!(status, ?wait, "Graph asked to retry later");
                             if throttled || retry_after.is_some() {
@@ -402,7 +430,10 @@ impl GraphClient {
                         }
                     }
                     if throttled || (status == 503 && retry_after.is_some()) {
-                        return Err(GraphError::Throttled { retry_after, detail });
+                        return Err(GraphError::Throttled {
+                            retry_after,
+                            detail,
+                        });
                     }
                     return Err(GraphError::from_service(detail, call.permission));
                 }
@@ -452,19 +483,27 @@ impl GraphClient {
             if let Some(id) = &request_id {
                 span.record("request_id", id.as_str());
             }
-            if let Some(percentage) =
-                header_text(&headers, "x-ms-throttle-limit-percentage").and_then(|v| v.parse::<f64>().ok())
+            if let Some(percentage) = header_text(&headers, "x-ms-throttle-limit-percentage")
+                .and_then(|v| v.parse::<f64>().ok())
             {
                 inner.limiter.observe_throttle_percentage(percentage);
             }
             if status == 429 {
                 inner.counters.throttled.fetch_add(1, Ordering::Relaxed);
             }
-            let ids = RequestIds { request_id, client_request_id: Some(client_request_id.clone()) };
+            let ids = RequestIds {
+                request_id,
+                client_request_id: Some(client_request_id.clone()),
+            };
             match response.bytes().await {
                 Ok(body) => {
                     tracing::debug!(status, "Graph answered");
-                    Attempt::Answer { status, headers, body: body.to_vec(), ids }
+                    Attempt::Answer {
+                        status,
+                        headers,
+                        body: body.to_vec(),
+                        ids,
+                    }
                 }
                 Err(source) => {
                     Attempt::NoAnswer(transport_error(source, "reading Graph's answer", &call.url))
@@ -482,12 +521,17 @@ impl GraphClient {
         permission: &'static str,
         during: &str,
     ) -> Result<T, GraphError> {
-        let reply = self.send(&Call::new(Method::GET, url).permission(permission)).await?;
+        let reply = self
+            .send(&Call::new(Method::GET, url).permission(permission))
+            .await?;
         reply.json(during)
     }
 
     pub(crate) fn count_throttled(&self, n: u64) {
-        self.inner.counters.throttled.fetch_add(n, Ordering::Relaxed);
+        self.inner
+            .counters
+            .throttled
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn count_retry(&self) {
@@ -496,7 +540,10 @@ impl GraphClient {
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// The path and query of `url` below the Graph root, starting with `/`.

@@ -55,12 +55,17 @@ impl Default for FakeClock {
 impl FakeClock {
     /// A fake clock starting now.
     pub fn new() -> Self {
-        Self { origin: Instant::now(), state: Mutex::new(FakeState::default()) }
+        Self {
+            origin: Instant::now(),
+            state: Mutex::new(FakeState::default()),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
         // A poisoned lock only means another test thread panicked; the data is still usable.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Moves time forward without recording a sleep.

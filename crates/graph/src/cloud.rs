@@ -57,7 +57,10 @@ impl Cloud {
     }
 
     /// The authority host, ending in `/`.
-    #[expect(clippy::expect_used, reason = "the preset URLs are constants that parse")]
+    #[expect(
+        clippy::expect_used,
+        reason = "the preset URLs are constants that parse"
+    )]
     pub fn authority_host(&self) -> Url {
         let fixed = |s: &str| Url::parse(s).expect("preset URLs are valid");
         match self {
@@ -69,7 +72,10 @@ impl Cloud {
     }
 
     /// The Graph root (without version), ending in `/`.
-    #[expect(clippy::expect_used, reason = "the preset URLs are constants that parse")]
+    #[expect(
+        clippy::expect_used,
+        reason = "the preset URLs are constants that parse"
+    )]
     pub fn graph_root(&self) -> Url {
         let fixed = |s: &str| Url::parse(s).expect("preset URLs are valid");
         match self {
@@ -118,7 +124,9 @@ fn parse_base(text: &str, what: &str) -> Result<Url, GraphError> {
         }
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(GraphError::Config(format!("the {what} '{text}' must not have a query or fragment")));
+        return Err(GraphError::Config(format!(
+            "the {what} '{text}' must not have a query or fragment"
+        )));
     }
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
@@ -134,16 +142,28 @@ mod tests {
     #[test]
     fn presets() {
         assert_eq!(
-            Cloud::Global.token_endpoint("contoso.onmicrosoft.com").unwrap().as_str(),
+            Cloud::Global
+                .token_endpoint("contoso.onmicrosoft.com")
+                .unwrap()
+                .as_str(),
             "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
         );
-        assert_eq!(Cloud::Global.graph_scope(), "https://graph.microsoft.com/.default");
+        assert_eq!(
+            Cloud::Global.graph_scope(),
+            "https://graph.microsoft.com/.default"
+        );
         assert_eq!(
             Cloud::UsGovernment.token_endpoint("t").unwrap().as_str(),
             "https://login.microsoftonline.us/t/oauth2/v2.0/token"
         );
-        assert_eq!(Cloud::UsGovernment.graph_scope(), "https://graph.microsoft.us/.default");
-        assert_eq!(Cloud::China.graph_root().as_str(), "https://microsoftgraph.chinacloudapi.cn/");
+        assert_eq!(
+            Cloud::UsGovernment.graph_scope(),
+            "https://graph.microsoft.us/.default"
+        );
+        assert_eq!(
+            Cloud::China.graph_root().as_str(),
+            "https://microsoftgraph.chinacloudapi.cn/"
+        );
         assert_eq!(
             Cloud::China.token_endpoint("t").unwrap().as_str(),
             "https://login.chinacloudapi.cn/t/oauth2/v2.0/token"
@@ -159,7 +179,11 @@ mod tests {
             "https://localhost:8443/tenant-id/oauth2/v2.0/token"
         );
         assert_eq!(cloud.graph_scope(), "https://graph.microsoft.com/.default");
-        let prefixed = Cloud::custom("https://sim.example/login/", "https://sim.example/graph/beta/").unwrap();
+        let prefixed = Cloud::custom(
+            "https://sim.example/login/",
+            "https://sim.example/graph/beta/",
+        )
+        .unwrap();
         assert_eq!(prefixed.graph_root().as_str(), "https://sim.example/graph/");
         assert_eq!(
             prefixed.token_endpoint("t").unwrap().as_str(),

@@ -34,7 +34,9 @@ const RSA_ADVICE: &str = "Entra client assertions are signed with RSA: create an
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
     /// The client secret is empty.
-    #[error("the client secret is empty: paste the secret's Value from App registrations > Certificates & secrets")]
+    #[error(
+        "the client secret is empty: paste the secret's Value from App registrations > Certificates & secrets"
+    )]
     EmptySecret,
     /// The text holds no PEM block at all.
     #[error(
@@ -49,7 +51,9 @@ pub enum CredentialError {
     #[error("no certificate (-----BEGIN CERTIFICATE-----) was found next to the private key")]
     NoCertificate,
     /// No private key block.
-    #[error("no private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----) was found{0}")]
+    #[error(
+        "no private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----) was found{0}"
+    )]
     NoPrivateKey(&'static str),
     /// More than one private key.
     #[error("{0} private keys were found: provide exactly one, the key of the certificate")]
@@ -81,7 +85,9 @@ pub enum CredentialError {
     )]
     KeyDoesNotMatch(String),
     /// The certificate's validity starts in the future.
-    #[error("the certificate is not valid before {not_before}: check this server's clock or use a current certificate")]
+    #[error(
+        "the certificate is not valid before {not_before}: check this server's clock or use a current certificate"
+    )]
     NotYetValid {
         /// Start of validity.
         not_before: OffsetDateTime,
@@ -143,7 +149,9 @@ impl ClientCredential {
 
     /// A certificate credential from PEM text holding certificate and key (either order).
     pub fn certificate_pem(pem: &str) -> Result<Self, CredentialError> {
-        Ok(Self::Certificate(Box::new(CertificateCredential::from_pem(pem)?)))
+        Ok(Self::Certificate(Box::new(
+            CertificateCredential::from_pem(pem)?,
+        )))
     }
 }
 
@@ -232,13 +240,17 @@ impl CertificateCredential {
                         .get("Proc-Type")
                         .is_some_and(|v| v.contains("ENCRYPTED"));
                     if encrypted {
-                        return Err(CredentialError::EncryptedKey { kind: "PEM Proc-Type: 4,ENCRYPTED" });
+                        return Err(CredentialError::EncryptedKey {
+                            kind: "PEM Proc-Type: 4,ENCRYPTED",
+                        });
                     }
                     keys.push(block.contents().to_vec());
                 }
                 "PRIVATE KEY" => keys.push(pkcs8_to_pkcs1(block.contents())?),
                 "ENCRYPTED PRIVATE KEY" => {
-                    return Err(CredentialError::EncryptedKey { kind: "PKCS#8 ENCRYPTED PRIVATE KEY" });
+                    return Err(CredentialError::EncryptedKey {
+                        kind: "PKCS#8 ENCRYPTED PRIVATE KEY",
+                    });
                 }
                 "EC PRIVATE KEY" => {
                     return Err(CredentialError::NotRsa {
@@ -281,16 +293,23 @@ impl CertificateCredential {
             }
             subjects.push(subject);
         }
-        Err(CredentialError::KeyDoesNotMatch(format!(" ({})", subjects.join("; "))))
+        Err(CredentialError::KeyDoesNotMatch(format!(
+            " ({})",
+            subjects.join("; ")
+        )))
     }
 
     /// Errors when the certificate is not valid at `now`.
     pub fn check_validity(&self, now: OffsetDateTime) -> Result<(), CredentialError> {
         if now < self.not_before {
-            return Err(CredentialError::NotYetValid { not_before: self.not_before });
+            return Err(CredentialError::NotYetValid {
+                not_before: self.not_before,
+            });
         }
         if now > self.not_after {
-            return Err(CredentialError::Expired { not_after: self.not_after });
+            return Err(CredentialError::Expired {
+                not_after: self.not_after,
+            });
         }
         Ok(())
     }
@@ -298,8 +317,10 @@ impl CertificateCredential {
     /// A warning when the certificate expires within [`EXPIRY_WARNING_DAYS`] of `now`.
     pub fn expiry_warning(&self, now: OffsetDateTime) -> Option<CertificateWarning> {
         let left = self.not_after - now;
-        (left < TimeDuration::days(EXPIRY_WARNING_DAYS))
-            .then(|| CertificateWarning { not_after: self.not_after, days_left: left.whole_days() })
+        (left < TimeDuration::days(EXPIRY_WARNING_DAYS)).then(|| CertificateWarning {
+            not_after: self.not_after,
+            days_left: left.whole_days(),
+        })
     }
 
     /// The certificate's subject, e.g. `CN=keybridge`.
@@ -325,15 +346,19 @@ impl CertificateCredential {
     /// `x5t`: base64url SHA-1 thumbprint of the certificate.
     pub fn thumbprint_sha1(&self) -> String {
         URL_SAFE_NO_PAD.encode(
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &self.certificate_der)
-                .as_ref(),
+            aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                &self.certificate_der,
+            )
+            .as_ref(),
         )
     }
 
     /// `x5t#S256`: base64url SHA-256 thumbprint of the certificate.
     pub fn thumbprint_sha256(&self) -> String {
-        URL_SAFE_NO_PAD
-            .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.certificate_der).as_ref())
+        URL_SAFE_NO_PAD.encode(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.certificate_der).as_ref(),
+        )
     }
 
     /// The signed client assertion (entra.md §1.3) for `audience` (the token endpoint URL).
@@ -374,7 +399,8 @@ impl CertificateCredential {
             exp: issued + 600,
         };
         let key = jsonwebtoken::EncodingKey::from_rsa_der(&self.key_pkcs1_der);
-        jsonwebtoken::encode(&header, &claims, &key).map_err(|e| CredentialError::Signing(e.to_string()))
+        jsonwebtoken::encode(&header, &claims, &key)
+            .map_err(|e| CredentialError::Signing(e.to_string()))
     }
 }
 
@@ -386,7 +412,10 @@ fn read_certificate(
         .map_err(|e| CredentialError::InvalidCertificate(e.to_string()))?;
     let algorithm = certificate.public_key().algorithm.algorithm.to_id_string();
     if algorithm != OID_RSA_ENCRYPTION {
-        return Err(CredentialError::NotRsa { what: "certificate", algorithm: algorithm_name(&algorithm) });
+        return Err(CredentialError::NotRsa {
+            what: "certificate",
+            algorithm: algorithm_name(&algorithm),
+        });
     }
     let validity = certificate.validity();
     Ok((
@@ -406,17 +435,29 @@ fn key_matches(key_pair: &RsaKeyPair, certificate_rsa_public_key: &[u8]) -> bool
     let message = b"keybridge key/certificate match check";
     let mut signature_bytes = vec![0; key_pair.public_modulus_len()];
     let rng = aws_lc_rs::rand::SystemRandom::new();
-    if key_pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut signature_bytes).is_err() {
+    if key_pair
+        .sign(
+            &signature::RSA_PKCS1_SHA256,
+            &rng,
+            message,
+            &mut signature_bytes,
+        )
+        .is_err()
+    {
         return false;
     }
-    UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, certificate_rsa_public_key)
-        .verify(message, &signature_bytes)
-        .is_ok()
+    UnparsedPublicKey::new(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        certificate_rsa_public_key,
+    )
+    .verify(message, &signature_bytes)
+    .is_ok()
 }
 
 /// Unwraps the PKCS#1 `RSAPrivateKey` from a PKCS#8 `PrivateKeyInfo`, refusing other algorithms.
 fn pkcs8_to_pkcs1(der: &[u8]) -> Result<Vec<u8>, CredentialError> {
-    let damaged = |what: &str| CredentialError::InvalidKey(format!("PKCS#8 structure damaged: {what}"));
+    let damaged =
+        |what: &str| CredentialError::InvalidKey(format!("PKCS#8 structure damaged: {what}"));
     let (_, info) = x509_parser::der_parser::parse_der(der).map_err(|_| damaged("not DER"))?;
     let fields = info.as_sequence().map_err(|_| damaged("not a SEQUENCE"))?;
     let algorithm = fields
@@ -427,7 +468,10 @@ fn pkcs8_to_pkcs1(der: &[u8]) -> Result<Vec<u8>, CredentialError> {
         .map(|oid| oid.to_id_string())
         .ok_or_else(|| damaged("no algorithm identifier"))?;
     if algorithm != OID_RSA_ENCRYPTION {
-        return Err(CredentialError::NotRsa { what: "private key", algorithm: algorithm_name(&algorithm) });
+        return Err(CredentialError::NotRsa {
+            what: "private key",
+            algorithm: algorithm_name(&algorithm),
+        });
     }
     let key = fields
         .get(2)
@@ -464,9 +508,12 @@ mod tests {
 
     /// A certificate for `key_pem` valid from `from` to `to` days relative to now.
     fn certificate(key_pem: &str, from_days: i64, to_days: i64) -> String {
-        let key = KeyPair::from_pem_and_sign_algo(key_pem, &rcgen::PKCS_RSA_SHA256).expect("test key");
+        let key =
+            KeyPair::from_pem_and_sign_algo(key_pem, &rcgen::PKCS_RSA_SHA256).expect("test key");
         let mut params = CertificateParams::new(vec!["keybridge.test".to_owned()]).expect("params");
-        params.distinguished_name.push(rcgen::DnType::CommonName, "keybridge test app");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "keybridge test app");
         params.not_before = now() + TimeDuration::days(from_days);
         params.not_after = now() + TimeDuration::days(to_days);
         params.self_signed(&key).expect("self-signed").pem()
@@ -493,7 +540,8 @@ mod tests {
     fn the_leaf_is_found_in_a_chain() {
         let leaf = certificate(RSA_PKCS8, -1, 365);
         let other = certificate(OTHER_RSA_PKCS8, -1, 365);
-        let credential = CertificateCredential::from_pem(&format!("{other}{leaf}{RSA_PKCS8}")).expect("leaf");
+        let credential =
+            CertificateCredential::from_pem(&format!("{other}{leaf}{RSA_PKCS8}")).expect("leaf");
         let (_, leaf_der) = x509_parser::pem::parse_x509_pem(leaf.as_bytes()).expect("pem");
         assert_eq!(credential.certificate_der(), leaf_der.contents.as_slice());
     }
@@ -502,10 +550,17 @@ mod tests {
     fn encrypted_keys_are_refused_with_the_openssl_command() {
         let cert = certificate(RSA_PKCS8, -1, 365);
         for key in [RSA_PKCS8_ENCRYPTED, RSA_PKCS1_ENCRYPTED] {
-            let error = CertificateCredential::from_pem(&format!("{cert}{key}")).expect_err("encrypted");
-            assert!(matches!(error, CredentialError::EncryptedKey { .. }), "{error:?}");
+            let error =
+                CertificateCredential::from_pem(&format!("{cert}{key}")).expect_err("encrypted");
+            assert!(
+                matches!(error, CredentialError::EncryptedKey { .. }),
+                "{error:?}"
+            );
             let text = error.to_string();
-            assert!(text.contains("encrypted") && text.contains("openssl pkey"), "{text}");
+            assert!(
+                text.contains("encrypted") && text.contains("openssl pkey"),
+                "{text}"
+            );
         }
     }
 
@@ -514,7 +569,16 @@ mod tests {
         let cert = certificate(RSA_PKCS8, -1, 365);
         for key in [EC_PKCS8, EC_SEC1] {
             let error = CertificateCredential::from_pem(&format!("{cert}{key}")).expect_err("EC");
-            assert!(matches!(error, CredentialError::NotRsa { what: "private key", .. }), "{error:?}");
+            assert!(
+                matches!(
+                    error,
+                    CredentialError::NotRsa {
+                        what: "private key",
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
             assert!(error.to_string().contains("an EC key"), "{error}");
         }
         let ec_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ec key");
@@ -523,26 +587,50 @@ mod tests {
             .self_signed(&ec_key)
             .expect("cert")
             .pem();
-        let error = CertificateCredential::from_pem(&format!("{ec_cert}{RSA_PKCS8}")).expect_err("EC cert");
-        assert!(matches!(error, CredentialError::NotRsa { what: "certificate", .. }), "{error:?}");
+        let error =
+            CertificateCredential::from_pem(&format!("{ec_cert}{RSA_PKCS8}")).expect_err("EC cert");
+        assert!(
+            matches!(
+                error,
+                CredentialError::NotRsa {
+                    what: "certificate",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]
     fn a_key_of_another_certificate_is_refused() {
         let cert = certificate(OTHER_RSA_PKCS8, -1, 365);
-        let error = CertificateCredential::from_pem(&format!("{cert}{RSA_PKCS1}")).expect_err("mismatch");
-        assert!(matches!(error, CredentialError::KeyDoesNotMatch(_)), "{error:?}");
+        let error =
+            CertificateCredential::from_pem(&format!("{cert}{RSA_PKCS1}")).expect_err("mismatch");
+        assert!(
+            matches!(error, CredentialError::KeyDoesNotMatch(_)),
+            "{error:?}"
+        );
         assert!(error.to_string().contains("keybridge test app"), "{error}");
     }
 
     #[test]
     fn missing_parts_are_named() {
         let cert = certificate(RSA_PKCS8, -1, 365);
-        assert_eq!(CertificateCredential::from_pem(&cert).unwrap_err(), CredentialError::NoPrivateKey(""));
-        assert_eq!(CertificateCredential::from_pem(RSA_PKCS8).unwrap_err(), CredentialError::NoCertificate);
-        assert_eq!(CertificateCredential::from_pem("hello").unwrap_err(), CredentialError::NoPem);
         assert_eq!(
-            CertificateCredential::from_pem(&format!("{cert}{RSA_PKCS8}{OTHER_RSA_PKCS8}")).unwrap_err(),
+            CertificateCredential::from_pem(&cert).unwrap_err(),
+            CredentialError::NoPrivateKey("")
+        );
+        assert_eq!(
+            CertificateCredential::from_pem(RSA_PKCS8).unwrap_err(),
+            CredentialError::NoCertificate
+        );
+        assert_eq!(
+            CertificateCredential::from_pem("hello").unwrap_err(),
+            CredentialError::NoPem
+        );
+        assert_eq!(
+            CertificateCredential::from_pem(&format!("{cert}{RSA_PKCS8}{OTHER_RSA_PKCS8}"))
+                .unwrap_err(),
             CredentialError::SeveralPrivateKeys(2)
         );
         let damaged = RSA_PKCS8.replace("MII", "!!!");
@@ -555,14 +643,25 @@ mod tests {
     #[test]
     fn validity_is_checked_and_near_expiry_warned() {
         let expired = certificate(RSA_PKCS8, -400, -1);
-        let error = CertificateCredential::from_pem(&format!("{expired}{RSA_PKCS8}")).expect_err("expired");
-        assert!(matches!(error, CredentialError::Expired { .. }), "{error:?}");
+        let error =
+            CertificateCredential::from_pem(&format!("{expired}{RSA_PKCS8}")).expect_err("expired");
+        assert!(
+            matches!(error, CredentialError::Expired { .. }),
+            "{error:?}"
+        );
         let future = certificate(RSA_PKCS8, 2, 400);
-        let error = CertificateCredential::from_pem(&format!("{future}{RSA_PKCS8}")).expect_err("future");
-        assert!(matches!(error, CredentialError::NotYetValid { .. }), "{error:?}");
+        let error =
+            CertificateCredential::from_pem(&format!("{future}{RSA_PKCS8}")).expect_err("future");
+        assert!(
+            matches!(error, CredentialError::NotYetValid { .. }),
+            "{error:?}"
+        );
         let soon = certificate(RSA_PKCS8, -300, 10);
-        let credential = CertificateCredential::from_pem(&format!("{soon}{RSA_PKCS8}")).expect("still valid");
-        let warning = credential.expiry_warning(now()).expect("expires within 30 days");
+        let credential =
+            CertificateCredential::from_pem(&format!("{soon}{RSA_PKCS8}")).expect("still valid");
+        let warning = credential
+            .expiry_warning(now())
+            .expect("expires within 30 days");
         assert!((9..=10).contains(&warning.days_left), "{warning:?}");
         assert!(warning.to_string().contains("upload a new certificate"));
     }
@@ -572,13 +671,22 @@ mod tests {
         let secret = ClientCredential::secret("  s3cr3t-value~  ").expect("secret");
         let shown = format!("{secret:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        let ClientCredential::Secret(inner) = &secret else { panic!("secret") };
+        let ClientCredential::Secret(inner) = &secret else {
+            panic!("secret")
+        };
         assert_eq!(inner.expose(), "s3cr3t-value~");
-        assert_eq!(ClientSecret::new(" \n").unwrap_err(), CredentialError::EmptySecret);
+        assert_eq!(
+            ClientSecret::new(" \n").unwrap_err(),
+            CredentialError::EmptySecret
+        );
         let cert = certificate(RSA_PKCS8, -1, 365);
-        let credential = ClientCredential::certificate_pem(&format!("{cert}{RSA_PKCS1}")).expect("cert");
+        let credential =
+            ClientCredential::certificate_pem(&format!("{cert}{RSA_PKCS1}")).expect("cert");
         let shown = format!("{credential:?}");
-        assert!(shown.contains("<redacted>") && !shown.contains("MII"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("MII"),
+            "{shown}"
+        );
     }
 
     fn decode_part(part: &str) -> serde_json::Value {
@@ -588,7 +696,8 @@ mod tests {
     #[test]
     fn ps256_assertion_has_the_documented_header_and_claims_and_verifies() {
         let cert = certificate(RSA_PKCS8, -1, 365);
-        let credential = CertificateCredential::from_pem(&format!("{cert}{RSA_PKCS1}")).expect("cert");
+        let credential =
+            CertificateCredential::from_pem(&format!("{cert}{RSA_PKCS1}")).expect("cert");
         let audience = "https://login.microsoftonline.com/tenant-guid/oauth2/v2.0/token";
         let issued = now();
         let jwt = credential
@@ -625,15 +734,22 @@ mod tests {
     #[test]
     fn rs256_assertion_uses_x5t() {
         let cert = certificate(RSA_PKCS8, -1, 365);
-        let credential = CertificateCredential::from_pem(&format!("{cert}{RSA_PKCS8}")).expect("cert");
+        let credential =
+            CertificateCredential::from_pem(&format!("{cert}{RSA_PKCS8}")).expect("cert");
         let jwt = credential
-            .client_assertion("c", "https://x/t/oauth2/v2.0/token", AssertionAlgorithm::Rs256, now())
+            .client_assertion(
+                "c",
+                "https://x/t/oauth2/v2.0/token",
+                AssertionAlgorithm::Rs256,
+                now(),
+            )
             .expect("assertion");
         let parts: Vec<&str> = jwt.split('.').collect();
         let header = decode_part(parts[0]);
         assert_eq!(header["alg"], "RS256");
         let (_, der) = x509_parser::pem::parse_x509_pem(cert.as_bytes()).expect("pem");
-        let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der.contents);
+        let sha1 =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der.contents);
         assert_eq!(header["x5t"], URL_SAFE_NO_PAD.encode(sha1.as_ref()));
         assert!(header.get("x5t#S256").is_none());
         let (_, parsed) = x509_parser::parse_x509_certificate(&der.contents).expect("cert");

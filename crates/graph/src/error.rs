@@ -84,12 +84,24 @@ impl ServiceError {
                     ids.client_request_id = ids.client_request_id.or(inner.client_request_id);
                 }
                 let (message, sub_code) = unwrap_odata_message(&envelope.error.message);
-                Self { status, code: envelope.error.code, message, sub_code, ids }
+                Self {
+                    status,
+                    code: envelope.error.code,
+                    message,
+                    sub_code,
+                    ids,
+                }
             }
             Err(_) => {
                 let text = String::from_utf8_lossy(body);
                 let text: String = text.chars().take(500).collect();
-                Self { status, code: String::new(), message: text, sub_code: None, ids }
+                Self {
+                    status,
+                    code: String::new(),
+                    message: text,
+                    sub_code: None,
+                    ids,
+                }
             }
         }
     }
@@ -110,14 +122,26 @@ fn unwrap_odata_message(message: &str) -> (String, Option<String>) {
         .or_else(|| odata.get("message").and_then(|v| v.as_str()))
         .unwrap_or(message)
         .to_owned();
-    let sub_code = odata.get("values").and_then(|v| v.as_array()).and_then(|values| {
-        values.iter().find_map(|item| {
-            (item.get("item").and_then(|i| i.as_str()) == Some("subCode"))
-                .then(|| item.get("value").and_then(|v| v.as_str()).map(str::to_owned))
-                .flatten()
-        })
+    let sub_code = odata
+        .get("values")
+        .and_then(|v| v.as_array())
+        .and_then(|values| {
+            values.iter().find_map(|item| {
+                (item.get("item").and_then(|i| i.as_str()) == Some("subCode"))
+                    .then(|| {
+                        item.get("value")
+                            .and_then(|v| v.as_str())
+                            .map(str::to_owned)
+                    })
+                    .flatten()
+            })
+        });
+    let sub_code = sub_code.or_else(|| {
+        odata
+            .get("code")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned)
     });
-    let sub_code = sub_code.or_else(|| odata.get("code").and_then(|c| c.as_str()).map(str::to_owned));
     (text, sub_code)
 }
 
@@ -163,14 +187,20 @@ pub fn aadsts_hint(code: u32) -> &'static str {
             "no application with this client id exists in the tenant: check the Application (client) \
              ID and the Directory (tenant) ID on the app registration's Overview page"
         }
-        90002 => "the tenant was not found: check the Directory (tenant) ID and the cloud (global, US Government, China)",
+        90002 => {
+            "the tenant was not found: check the Directory (tenant) ID and the cloud (global, US Government, China)"
+        }
         700027 => {
             "the certificate is not registered for this app, or the assertion's signature does not \
              verify: upload the certificate (public part) under App registrations > Certificates & secrets"
         }
-        1000502 => "the certificate registered for the app is outside its validity period: upload a current one",
+        1000502 => {
+            "the certificate registered for the app is outside its validity period: upload a current one"
+        }
         700024 => "the client assertion is outside its validity window: check this server's clock",
-        700021 => "the client assertion names another app: the client id does not match the certificate's app",
+        700021 => {
+            "the client assertion names another app: the client id does not match the certificate's app"
+        }
         50027 => "the client assertion is malformed: the certificate or key may be damaged",
         70011 | 1002012 => "the requested scope is invalid: check the cloud and Graph URL settings",
         70003 | 900144 => "the token request is malformed (grant type)",
@@ -214,7 +244,9 @@ pub enum GraphError {
     #[error("Microsoft Graph error: {0}")]
     Service(ServiceError),
     /// The request did not get an HTTP answer (DNS, TLS, connection, timeout).
-    #[error("could not reach {host} while {during} ({kind}): {source}; check the network, proxy and CA settings")]
+    #[error(
+        "could not reach {host} while {during} ({kind}): {source}; check the network, proxy and CA settings"
+    )]
     Transport {
         /// What the client was doing.
         during: String,
@@ -282,7 +314,9 @@ fn forbidden_message(missing: Option<&'static str>, detail: &ServiceError) -> St
 }
 
 fn retry_after_text(retry_after: Option<Duration>) -> String {
-    retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default()
+    retry_after
+        .map(|d| format!(" (retry after {} s)", d.as_secs()))
+        .unwrap_or_default()
 }
 
 impl GraphError {
@@ -348,7 +382,10 @@ mod tests {
         assert_eq!(error.ids.request_id.as_deref(), Some("r-1"));
         assert_eq!(error.ids.client_request_id.as_deref(), Some("c-1"));
         let text = GraphError::from_service(error, None).to_string();
-        assert!(text.contains("not found") && text.contains("request-id r-1"), "{text}");
+        assert!(
+            text.contains("not found") && text.contains("request-id r-1"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -357,14 +394,21 @@ mod tests {
         let body = serde_json::json!({"error":{"code":"badRequest","message":inner}}).to_string();
         let error = ServiceError::from_body(400, body.as_bytes(), RequestIds::default());
         assert_eq!(error.message, "User is not targeted.");
-        assert_eq!(error.sub_code.as_deref(), Some("error_user_group_restriction_policy_failure"));
+        assert_eq!(
+            error.sub_code.as_deref(),
+            Some("error_user_group_restriction_policy_failure")
+        );
     }
 
     #[test]
     fn a_body_that_is_not_json_is_kept_as_text() {
-        let error = ServiceError::from_body(502, b"<html>Bad Gateway</html>", RequestIds::default());
+        let error =
+            ServiceError::from_body(502, b"<html>Bad Gateway</html>", RequestIds::default());
         assert_eq!(error.message, "<html>Bad Gateway</html>");
-        assert!(matches!(GraphError::from_service(error, None), GraphError::Service(_)));
+        assert!(matches!(
+            GraphError::from_service(error, None),
+            GraphError::Service(_)
+        ));
     }
 
     #[test]
@@ -374,9 +418,12 @@ mod tests {
             br#"{"error":{"code":"accessDenied","message":"Request Authorization failed"}}"#,
             RequestIds::default(),
         );
-        let text =
-            GraphError::from_service(detail, Some("UserAuthenticationMethod.ReadWrite.All")).to_string();
-        assert!(text.contains("UserAuthenticationMethod.ReadWrite.All"), "{text}");
+        let text = GraphError::from_service(detail, Some("UserAuthenticationMethod.ReadWrite.All"))
+            .to_string();
+        assert!(
+            text.contains("UserAuthenticationMethod.ReadWrite.All"),
+            "{text}"
+        );
         assert!(text.contains("admin consent"), "{text}");
     }
 

@@ -16,18 +16,24 @@
 //! [`CertificateCredential`], [`Cloud`], [`GraphError`], [`RateLimits`], [`RetryPolicy`],
 //! [`Clock`].
 
+pub mod batch;
 pub mod clock;
 pub mod cloud;
 pub mod credentials;
 pub mod error;
+pub mod groups;
 pub mod limiter;
+pub mod methods;
+pub mod models;
 pub mod odata;
+pub mod permissions;
 pub mod retry;
+pub mod users;
 
 mod client;
-mod permissions;
 mod token;
 
+pub use batch::{BatchRequest, BatchResponse};
 pub use client::{ApiVersion, ClientStats, GraphClient, GraphConfig};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use cloud::{Cloud, CustomCloud};
@@ -36,6 +42,10 @@ pub use credentials::{
     CredentialError,
 };
 pub use error::{AuthFailure, GraphError, RequestIds, ServiceError, TransportKind};
+pub use groups::{MemberFailure, MembershipChange};
 pub use limiter::{RateLimiter, RateLimits, RequestCost, TenantSize};
+pub use models::*;
+pub use permissions::{PermissionReport, RequiredPermission};
 pub use retry::RetryPolicy;
 pub use token::AccessToken;
+pub use users::{DEFAULT_USER_SELECT, DeltaPage, DeltaStart, Pages, UserDelta};

@@ -118,7 +118,9 @@ impl RequestCost {
     /// `GET groups/{id}/members` 3, `POST directoryObjects/getByIds` 5, any other GET 1, writes
     /// 1 RU + 1 write; `$select` −1, `$expand` +1, `$top` below 20 −1; at least 1 RU.
     pub fn of(method: &str, path_and_query: &str) -> RequestCost {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         let path = path.trim_end_matches('/');
         let path = path
             .strip_prefix("/v1.0")
@@ -133,10 +135,12 @@ impl RequestCost {
             _ => 1,
         };
         let query = percent_decode_lossy(query);
-        let has = |name: &str| query.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            key.eq_ignore_ascii_case(name).then(|| value.to_owned())
-        });
+        let has = |name: &str| {
+            query.split('&').find_map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                key.eq_ignore_ascii_case(name).then(|| value.to_owned())
+            })
+        };
         if has("$select").is_some() {
             units -= 1;
         }
@@ -159,7 +163,13 @@ impl RequestCost {
 
 fn percent_decode_lossy(query: &str) -> String {
     url::form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| if v.is_empty() { k.into_owned() } else { format!("{k}={v}") })
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.into_owned()
+            } else {
+                format!("{k}={v}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -175,7 +185,12 @@ struct Window {
 
 impl Window {
     fn new(period: Duration, limit: Option<u32>) -> Self {
-        Self { period, limit, log: VecDeque::new(), used: 0 }
+        Self {
+            period,
+            limit,
+            log: VecDeque::new(),
+            used: 0,
+        }
     }
 
     fn prune(&mut self, now: Instant) {
@@ -191,7 +206,9 @@ impl Window {
 
     /// How long until `cost` fits under `limit * scale`; zero when it fits now.
     fn wait_for(&mut self, now: Instant, cost: u32, scale: f64) -> Duration {
-        let Some(limit) = self.limit else { return Duration::ZERO };
+        let Some(limit) = self.limit else {
+            return Duration::ZERO;
+        };
         if cost == 0 {
             return Duration::ZERO;
         }
@@ -263,7 +280,10 @@ impl RateLimiter {
             last_recovery: now,
             paused_until: None,
         };
-        Self { clock, state: Arc::new(Mutex::new(state)) }
+        Self {
+            clock,
+            state: Arc::new(Mutex::new(state)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, LimiterState> {
@@ -296,11 +316,17 @@ impl RateLimiter {
             .resource_units
             .wait_for(now, cost.resource_units, scale)
             .max(state.writes.wait_for(now, cost.writes, scale))
-            .max(state.authentication.wait_for(now, cost.authentication_requests, scale));
+            .max(
+                state
+                    .authentication
+                    .wait_for(now, cost.authentication_requests, scale),
+            );
         if wait.is_zero() {
             state.resource_units.record(now, cost.resource_units);
             state.writes.record(now, cost.writes);
-            state.authentication.record(now, cost.authentication_requests);
+            state
+                .authentication
+                .record(now, cost.authentication_requests);
         }
         wait
     }
@@ -381,15 +407,29 @@ mod tests {
     fn documented_costs() {
         let cost = |m, p| RequestCost::of(m, p).resource_units;
         assert_eq!(cost("GET", "/v1.0/users"), 2);
-        assert_eq!(cost("GET", "/v1.0/users?$select=id,displayName&$top=999"), 1);
-        assert_eq!(cost("GET", "/v1.0/users?%24select=id&%24top=5"), 1, "minimum is 1");
+        assert_eq!(
+            cost("GET", "/v1.0/users?$select=id,displayName&$top=999"),
+            1
+        );
+        assert_eq!(
+            cost("GET", "/v1.0/users?%24select=id&%24top=5"),
+            1,
+            "minimum is 1"
+        );
         assert_eq!(cost("GET", "/v1.0/groups/g1/members?$top=999"), 3);
         assert_eq!(cost("GET", "/v1.0/groups/g1/members?$select=id"), 2);
         assert_eq!(cost("GET", "/v1.0/users/u1?$expand=memberOf"), 2);
         assert_eq!(cost("POST", "/v1.0/directoryObjects/getByIds"), 5);
         assert_eq!(cost("GET", "/beta/users/u1"), 1);
         let write = RequestCost::of("PATCH", "/v1.0/groups/g1");
-        assert_eq!(write, RequestCost { resource_units: 1, writes: 1, authentication_requests: 0 });
+        assert_eq!(
+            write,
+            RequestCost {
+                resource_units: 1,
+                writes: 1,
+                authentication_requests: 0
+            }
+        );
         let fido = RequestCost::of("GET", "/v1.0/users/u1/authentication/fido2Methods");
         assert_eq!(fido.authentication_requests, 1);
         assert_eq!(fido.writes, 0);
@@ -412,7 +452,11 @@ mod tests {
             authentication_requests_per_10s: None,
             target_fraction: 0.95,
         });
-        let write = RequestCost { resource_units: 1, writes: 1, authentication_requests: 0 };
+        let write = RequestCost {
+            resource_units: 1,
+            writes: 1,
+            authentication_requests: 0,
+        };
         // 2,850 writes go at once; the next one waits for the first to leave the window.
         for _ in 0..2_850 {
             assert_eq!(limiter.try_acquire(write), Duration::ZERO);
@@ -425,9 +469,17 @@ mod tests {
             sent += 1;
         }
         let per_150s = f64::from(sent) / (clock.elapsed().as_secs_f64() / 150.0);
-        assert!((2_800.0..=2_900.0).contains(&per_150s), "{per_150s} writes per 150 s");
+        assert!(
+            (2_800.0..=2_900.0).contains(&per_150s),
+            "{per_150s} writes per 150 s"
+        );
         // No 150-second window ever held more than the target.
-        assert!(clock.sleeps().iter().all(|s| *s <= Duration::from_secs(150)));
+        assert!(
+            clock
+                .sleeps()
+                .iter()
+                .all(|s| *s <= Duration::from_secs(150))
+        );
     }
 
     #[test]
@@ -438,7 +490,10 @@ mod tests {
             authentication_requests_per_10s: None,
             target_fraction: 1.0,
         });
-        let two = RequestCost { resource_units: 2, ..Default::default() };
+        let two = RequestCost {
+            resource_units: 2,
+            ..Default::default()
+        };
         for _ in 0..50 {
             assert!(limiter.try_acquire(two).is_zero());
             clock.advance(Duration::from_millis(100));
@@ -457,7 +512,10 @@ mod tests {
             authentication_requests_per_10s: None,
             target_fraction: 1.0,
         });
-        let big = RequestCost { resource_units: 40, ..Default::default() };
+        let big = RequestCost {
+            resource_units: 40,
+            ..Default::default()
+        };
         assert!(limiter.try_acquire(big).is_zero());
         assert_eq!(limiter.try_acquire(big), Duration::from_secs(10));
     }
@@ -485,15 +543,23 @@ mod tests {
         assert_eq!(limiter.pressure(), 1.0, "below 90 % nothing changes");
         limiter.observe_throttle_percentage(1.2);
         assert!((limiter.pressure() - 0.75).abs() < 1e-9);
-        let one = RequestCost { resource_units: 1, ..Default::default() };
-        let admitted = (0..1_000).take_while(|_| limiter.try_acquire(one).is_zero()).count();
+        let one = RequestCost {
+            resource_units: 1,
+            ..Default::default()
+        };
+        let admitted = (0..1_000)
+            .take_while(|_| limiter.try_acquire(one).is_zero())
+            .count();
         assert_eq!(admitted, 750);
         for _ in 0..10 {
             limiter.observe_throttle_percentage(1.8);
         }
         assert_eq!(limiter.pressure(), MIN_PRESSURE);
         clock.advance(Duration::from_secs(100));
-        assert!((limiter.pressure() - 0.75).abs() < 1e-9, "recovers 5 % per 10 s");
+        assert!(
+            (limiter.pressure() - 0.75).abs() < 1e-9,
+            "recovers 5 % per 10 s"
+        );
         clock.advance(Duration::from_secs(1_000));
         assert_eq!(limiter.pressure(), 1.0);
     }
@@ -503,7 +569,10 @@ mod tests {
         let (clock, limiter) = limiter(RateLimits::unlimited());
         let start = clock.now();
         limiter.pause_until(start + Duration::from_secs(7));
-        assert_eq!(limiter.try_acquire(RequestCost::default()), Duration::from_secs(7));
+        assert_eq!(
+            limiter.try_acquire(RequestCost::default()),
+            Duration::from_secs(7)
+        );
         let waited = limiter.acquire(RequestCost::default()).await;
         assert_eq!(waited, Duration::from_secs(7));
         assert!(limiter.try_acquire(RequestCost::default()).is_zero());

@@ -23,7 +23,10 @@ fn encode_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         let keep = byte.is_ascii_alphanumeric()
-            || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'$' | b',' | b'\'' | b'(' | b')' | b':' | b'@' | b'/');
+            || matches!(
+                byte,
+                b'-' | b'.' | b'_' | b'~' | b'$' | b',' | b'\'' | b'(' | b')' | b':' | b'@' | b'/'
+            );
         if keep {
             out.push(char::from(byte));
         } else {
@@ -71,7 +74,10 @@ mod tests {
 
     #[test]
     fn filter_literals_double_single_quotes() {
-        assert_eq!(quote_literal("Acme (Eligible for Pairing)"), "'Acme (Eligible for Pairing)'");
+        assert_eq!(
+            quote_literal("Acme (Eligible for Pairing)"),
+            "'Acme (Eligible for Pairing)'"
+        );
         assert_eq!(quote_literal("O'Brien's group"), "'O''Brien''s group'");
         assert_eq!(quote_literal("''"), "''''''");
         assert_eq!(quote_literal(""), "''");
@@ -86,7 +92,9 @@ mod tests {
             "$filter=displayName%20eq%20'R%26D%20%2B%20Ops%20%231'&$select=id,displayName"
         );
         // Any standard decoder gets the original back.
-        let decoded: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let decoded: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
         assert_eq!(decoded[0].1, "displayName eq 'R&D + Ops #1'");
         assert_eq!(encode_query(&[("q", "é")]), "q=%C3%A9");
     }
@@ -119,7 +127,11 @@ mod tests {
             STANDARD_NO_PAD.encode(id),
             fido2_method_id(&id),
         ] {
-            assert_eq!(decode_credential_id(&form).as_deref(), Some(&id[..]), "{form}");
+            assert_eq!(
+                decode_credential_id(&form).as_deref(),
+                Some(&id[..]),
+                "{form}"
+            );
         }
         assert_eq!(decode_credential_id("not base64 !"), None);
     }

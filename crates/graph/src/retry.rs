@@ -40,7 +40,11 @@ impl RetryPolicy {
 
     /// The full-jitter wait before retry number `retry`, given a uniform sample in `[0, 1)`.
     pub fn backoff(&self, retry: u32, unit_sample: f64) -> Duration {
-        let sample = if unit_sample.is_finite() { unit_sample.clamp(0.0, 1.0) } else { 0.0 };
+        let sample = if unit_sample.is_finite() {
+            unit_sample.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self.ceiling(retry).mul_f64(sample)
     }
 
@@ -62,9 +66,14 @@ pub fn parse_retry_after(value: &str, now_utc: time::OffsetDateTime) -> Option<D
         }
         return None;
     }
-    let date = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let date =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
     let wait = date - now_utc;
-    Some(if wait.is_negative() { Duration::ZERO } else { wait.unsigned_abs() })
+    Some(if wait.is_negative() {
+        Duration::ZERO
+    } else {
+        wait.unsigned_abs()
+    })
 }
 
 #[cfg(test)]
@@ -100,20 +109,30 @@ mod tests {
     #[test]
     fn random_backoff_is_spread_out() {
         let policy = RetryPolicy::default();
-        let waits: std::collections::HashSet<_> = (0..50).map(|_| policy.random_backoff(4)).collect();
-        assert!(waits.len() > 40, "full jitter must not repeat the same wait");
+        let waits: std::collections::HashSet<_> =
+            (0..50).map(|_| policy.random_backoff(4)).collect();
+        assert!(
+            waits.len() > 40,
+            "full jitter must not repeat the same wait"
+        );
     }
 
     #[test]
     fn retry_after_seconds_and_dates() {
         let now = datetime!(2026-05-01 10:00:00 UTC);
         assert_eq!(parse_retry_after("10", now), Some(Duration::from_secs(10)));
-        assert_eq!(parse_retry_after(" 2.5 ", now), Some(Duration::from_millis(2500)));
+        assert_eq!(
+            parse_retry_after(" 2.5 ", now),
+            Some(Duration::from_millis(2500))
+        );
         assert_eq!(
             parse_retry_after("Fri, 01 May 2026 10:00:30 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse_retry_after("Fri, 01 May 2026 09:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Fri, 01 May 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
     }

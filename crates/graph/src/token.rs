@@ -28,7 +28,9 @@ pub struct AccessToken {
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken").field("expires_at", &self.expires_at).finish_non_exhaustive()
+        f.debug_struct("AccessToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,13 +129,19 @@ impl TokenProvider {
     /// already replaced it, so that many 401s still cause one refresh.
     pub(crate) async fn invalidate(&self, rejected: &AccessToken) {
         let mut cached = self.cache.lock().await;
-        if cached.as_ref().is_some_and(|t| Arc::ptr_eq(&t.value, &rejected.value)) {
+        if cached
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(&t.value, &rejected.value))
+        {
             *cached = None;
         }
     }
 
     async fn fetch(&self) -> Result<AccessToken, GraphError> {
-        let algorithm = *self.algorithm.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let algorithm = *self
+            .algorithm
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match self.fetch_with(algorithm).await {
             // Fall back to RS256 + x5t once when the service does not take the PS256 assertion.
             Err(GraphError::Unauthorized(failure))
@@ -142,11 +150,14 @@ impl TokenProvider {
                     && matches!(failure.aadsts, Some(50027 | 700027 | 5002723)) =>
             {
                 tracing::warn!(aadsts = ?failure.aadsts, "PS256 client assertion refused; retrying with RS256");
-                let token = self.fetch_with(AssertionAlgorithm::Rs256).await.map_err(|_| {
-                    GraphError::Unauthorized(failure.clone())
-                })?;
-                *self.algorithm.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    AssertionAlgorithm::Rs256;
+                let token = self
+                    .fetch_with(AssertionAlgorithm::Rs256)
+                    .await
+                    .map_err(|_| GraphError::Unauthorized(failure.clone()))?;
+                *self
+                    .algorithm
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = AssertionAlgorithm::Rs256;
                 Ok(token)
             }
             other => other,
@@ -163,10 +174,15 @@ impl TokenProvider {
                 request_id = tracing::field::Empty,
                 status = tracing::field::Empty,
             );
-            let outcome = self.fetch_once(algorithm, &client_request_id).instrument(span).await;
+            let outcome = self
+                .fetch_once(algorithm, &client_request_id)
+                .instrument(span)
+                .await;
             let transient = match &outcome {
                 Err(GraphError::Transport { .. }) => true,
-                Err(GraphError::Service(detail)) => matches!(detail.status, 500 | 502 | 503 | 504 | 429),
+                Err(GraphError::Service(detail)) => {
+                    matches!(detail.status, 500 | 502 | 503 | 504 | 429)
+                }
                 Err(GraphError::Throttled { .. }) => true,
                 _ => false,
             };
@@ -191,7 +207,9 @@ impl TokenProvider {
             ("grant_type", "client_credentials".to_owned()),
         ];
         match &self.credential {
-            ClientCredential::Secret(secret) => form.push(("client_secret", secret.expose().to_owned())),
+            ClientCredential::Secret(secret) => {
+                form.push(("client_secret", secret.expose().to_owned()))
+            }
             ClientCredential::Certificate(certificate) => {
                 let assertion = certificate.client_assertion(
                     &self.client_id,
@@ -215,7 +233,9 @@ impl TokenProvider {
             .form(&form)
             .send()
             .await
-            .map_err(|source| transport_error(source, "requesting an access token", &self.token_url))?;
+            .map_err(|source| {
+                transport_error(source, "requesting an access token", &self.token_url)
+            })?;
         let status = response.status();
         let request_id = response
             .headers()
@@ -227,23 +247,27 @@ impl TokenProvider {
         if let Some(id) = &request_id {
             span.record("request_id", id.as_str());
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| transport_error(source, "reading the token response", &self.token_url))?;
-        let ids = RequestIds { request_id, client_request_id: Some(client_request_id.to_owned()) };
+        let body = response.bytes().await.map_err(|source| {
+            transport_error(source, "reading the token response", &self.token_url)
+        })?;
+        let ids = RequestIds {
+            request_id,
+            client_request_id: Some(client_request_id.to_owned()),
+        };
         if status.is_success() {
-            let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-                GraphError::UnexpectedResponse {
+            let parsed: TokenResponse =
+                serde_json::from_slice(&body).map_err(|e| GraphError::UnexpectedResponse {
                     during: "reading the token response".to_owned(),
                     detail: e.to_string(),
                     ids: ids.clone(),
-                }
-            })?;
+                })?;
             let lifetime = parsed
                 .expires_in
                 .as_ref()
-                .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                .and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
                 .map(Duration::from_secs)
                 .unwrap_or(Duration::from_secs(3599));
             let margin = REFRESH_MARGIN.min(lifetime / 2);
@@ -258,12 +282,28 @@ impl TokenProvider {
         let error: TokenErrorBody = serde_json::from_slice(&body).unwrap_or_default();
         if error.error.is_empty() {
             // Not an OAuth error body: a proxy or an outage.
-            return Err(GraphError::Service(ServiceError::from_body(status.as_u16(), &body, ids)));
+            return Err(GraphError::Service(ServiceError::from_body(
+                status.as_u16(),
+                &body,
+                ids,
+            )));
         }
-        let aadsts = error.error_codes.first().copied().or_else(|| parse_aadsts(&error.error_description));
-        let description = error.error_description.lines().next().unwrap_or_default().trim().to_owned();
+        let aadsts = error
+            .error_codes
+            .first()
+            .copied()
+            .or_else(|| parse_aadsts(&error.error_description));
+        let description = error
+            .error_description
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         let description = match aadsts {
-            Some(code) => description.trim_start_matches(&format!("AADSTS{code}: ")).to_owned(),
+            Some(code) => description
+                .trim_start_matches(&format!("AADSTS{code}: "))
+                .to_owned(),
             None => description,
         };
         let hint = match aadsts {
@@ -286,7 +326,10 @@ impl TokenProvider {
 
 fn parse_aadsts(description: &str) -> Option<u32> {
     let start = description.find("AADSTS")? + "AADSTS".len();
-    let digits: String = description[start..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = description[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -312,7 +355,10 @@ mod tests {
 
     #[test]
     fn aadsts_numbers_come_from_the_description_when_codes_are_missing() {
-        assert_eq!(parse_aadsts("AADSTS7000215: Invalid client secret provided."), Some(7000215));
+        assert_eq!(
+            parse_aadsts("AADSTS7000215: Invalid client secret provided."),
+            Some(7000215)
+        );
         assert_eq!(parse_aadsts("no code here"), None);
     }
 }
