@@ -308,8 +308,8 @@ pub(crate) fn find_anchor(
     now: OffsetDateTime,
 ) -> Result<usize, CertificateError> {
     let now = now.unix_timestamp();
-    let (Some(top), Some(top_der)) = (parsed.last(), chain.get(parsed.len().wrapping_sub(1)))
-    else {
+    // `chain` and `parsed` are the same certificates, DER and parsed.
+    let (Some(top), Some(top_der)) = (parsed.last(), chain.last()) else {
         return Err(CertificateError::EmptyChain);
     };
     let top_index = parsed.len() - 1;

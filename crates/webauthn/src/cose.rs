@@ -181,12 +181,12 @@ impl CredentialPublicKey {
                 if y.len() != 32 {
                     return Err(CoseKeyError::InvalidParameter("y (-3)"));
                 }
-                let point = p256::EncodedPoint::from_affine_coordinates(
-                    p256::FieldBytes::from_slice(x),
-                    p256::FieldBytes::from_slice(y),
-                    false,
-                );
-                let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point)
+                // SEC1 uncompressed point: 0x04 ‖ x ‖ y.
+                let mut point = [0u8; 65];
+                point[0] = 0x04;
+                point[1..33].copy_from_slice(x);
+                point[33..].copy_from_slice(y);
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
                     .map_err(|_| CoseKeyError::InvalidPoint)?;
                 PublicKeyMaterial::P256(key)
             }
