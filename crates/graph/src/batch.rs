@@ -111,7 +111,7 @@ impl BatchResponse {
         self.service_error().map(|detail| match detail.status {
             429 => GraphError::Throttled {
                 retry_after: self.retry_after(),
-                detail,
+                detail: Box::new(detail),
             },
             _ => GraphError::from_service(detail, permission),
         })
@@ -231,7 +231,7 @@ impl GraphClient {
         let cost = chunk
             .iter()
             .map(|r| RequestCost::of(&r.method, &r.url))
-            .fold(RequestCost::default(), RequestCost::add);
+            .fold(RequestCost::default(), RequestCost::plus);
         let body = serde_json::json!({ "requests": chunk });
         let url = self.url(ApiVersion::V1, &["$batch"], &[]);
         let mut call = Call::new(Method::POST, url).body(&body);

@@ -432,7 +432,7 @@ impl GraphClient {
                     if throttled || (status == 503 && retry_after.is_some()) {
                         return Err(GraphError::Throttled {
                             retry_after,
-                            detail,
+                            detail: Box::new(detail),
                         });
                     }
                     return Err(GraphError::from_service(detail, call.permission));

@@ -213,18 +213,18 @@ pub fn aadsts_hint(code: u32) -> &'static str {
 pub enum GraphError {
     /// The token endpoint refused the credentials, or Graph refused the access token.
     #[error("not authorized: {0}")]
-    Unauthorized(AuthFailure),
+    Unauthorized(Box<AuthFailure>),
     /// Graph answered 403: the app lacks a permission.
     #[error("{}", forbidden_message(*.missing_permission, .detail))]
     Forbidden {
         /// The application permission the call needs, when known.
         missing_permission: Option<&'static str>,
         /// Graph's answer.
-        detail: ServiceError,
+        detail: Box<ServiceError>,
     },
     /// Graph answered 404.
     #[error("not found in Microsoft Entra: {0}")]
-    NotFound(ServiceError),
+    NotFound(Box<ServiceError>),
     /// Graph answered 429 (or 503) and the wait was longer than the client retries by itself,
     /// or the retries ran out.
     #[error("Microsoft Graph is throttling this app{}: {detail}; run fewer jobs at once or retry later", retry_after_text(*.retry_after))]
@@ -232,17 +232,17 @@ pub enum GraphError {
         /// The last `Retry-After`.
         retry_after: Option<Duration>,
         /// Graph's answer.
-        detail: ServiceError,
+        detail: Box<ServiceError>,
     },
     /// Graph answered 409.
     #[error("conflict in Microsoft Entra: {0}")]
-    Conflict(ServiceError),
+    Conflict(Box<ServiceError>),
     /// Graph answered 400 (bad request, validation, FIDO2 registration refused).
     #[error("Microsoft Graph refused the request: {0}")]
-    InvalidRequest(ServiceError),
+    InvalidRequest(Box<ServiceError>),
     /// Any other error answer from Graph (5xx after retries, 405, ...).
     #[error("Microsoft Graph error: {0}")]
-    Service(ServiceError),
+    Service(Box<ServiceError>),
     /// The request did not get an HTTP answer (DNS, TLS, connection, timeout).
     #[error(
         "could not reach {host} while {during} ({kind}): {source}; check the network, proxy and CA settings"
@@ -348,9 +348,10 @@ impl GraphError {
 
     /// Maps a Graph error answer to its variant. `permission` names what the call needs.
     pub(crate) fn from_service(detail: ServiceError, permission: Option<&'static str>) -> Self {
+        let detail = Box::new(detail);
         match detail.status {
             400 => Self::InvalidRequest(detail),
-            401 => Self::Unauthorized(AuthFailure {
+            401 => Self::Unauthorized(Box::new(AuthFailure {
                 error: detail.code.clone(),
                 aadsts: None,
                 description: detail.message.clone(),
@@ -358,8 +359,8 @@ impl GraphError {
                        check that the Graph URL belongs to the same cloud as the authority, and this \
                        server's clock"
                     .to_owned(),
-                ids: detail.ids,
-            }),
+                ids: detail.ids.clone(),
+            })),
             403 => Self::Forbidden { missing_permission: permission, detail },
             404 => Self::NotFound(detail),
             409 => Self::Conflict(detail),

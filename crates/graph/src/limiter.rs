@@ -105,7 +105,7 @@ pub struct RequestCost {
 
 impl RequestCost {
     /// Adds another request's cost (used for the items of a `$batch`).
-    pub fn add(self, other: RequestCost) -> RequestCost {
+    pub fn plus(self, other: RequestCost) -> RequestCost {
         RequestCost {
             resource_units: self.resource_units + other.resource_units,
             writes: self.writes + other.writes,
@@ -147,12 +147,13 @@ impl RequestCost {
         if has("$expand").is_some() {
             units += 1;
         }
-        if let Some(top) = has("$top").and_then(|t| t.parse::<u32>().ok()) {
-            if top < 20 {
-                units -= 1;
-            }
+        if has("$top")
+            .and_then(|t| t.parse::<u32>().ok())
+            .is_some_and(|top| top < 20)
+        {
+            units -= 1;
         }
-        let authentication = segments.iter().any(|s| *s == "authentication");
+        let authentication = segments.contains(&"authentication");
         RequestCost {
             resource_units: u32::try_from(units.max(1)).unwrap_or(1),
             writes: u32::from(!is_get),

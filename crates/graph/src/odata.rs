@@ -49,16 +49,17 @@ pub fn fido2_method_id(credential_id: &[u8]) -> String {
 /// padded or not, or the padding-digit form of [`fido2_method_id`].
 pub fn decode_credential_id(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if let Some(last) = text.chars().last() {
-        if let Some(digit) = last.to_digit(10).filter(|d| *d <= 2) {
-            let body = &text[..text.len() - 1];
-            // The digit form: the body's length plus the removed padding is a multiple of 4.
-            if (body.len() + digit as usize) % 4 == 0 {
-                if let Ok(bytes) = URL_SAFE_NO_PAD.decode(body) {
-                    return Some(bytes);
-                }
-            }
-        }
+    // The digit form: the body's length plus the removed padding is a multiple of 4.
+    if let Some(digit) = text
+        .chars()
+        .last()
+        .and_then(|c| c.to_digit(10))
+        .filter(|d| *d <= 2)
+        && let Some(body) = text.get(..text.len() - 1)
+        && (body.len() + digit as usize).is_multiple_of(4)
+        && let Ok(bytes) = URL_SAFE_NO_PAD.decode(body)
+    {
+        return Some(bytes);
     }
     let unpadded = text.trim_end_matches('=');
     URL_SAFE_NO_PAD

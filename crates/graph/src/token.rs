@@ -115,10 +115,10 @@ impl TokenProvider {
     /// A valid token: the cached one, or a new one. Concurrent callers wait on one fetch.
     pub(crate) async fn get(&self) -> Result<AccessToken, GraphError> {
         let mut cached = self.cache.lock().await;
-        if let Some(token) = cached.as_ref() {
-            if self.clock.now() < token.refresh_at {
-                return Ok(token.clone());
-            }
+        if let Some(token) = cached.as_ref()
+            && self.clock.now() < token.refresh_at
+        {
+            return Ok(token.clone());
         }
         let token = self.fetch().await?;
         *cached = Some(token.clone());
@@ -282,11 +282,11 @@ impl TokenProvider {
         let error: TokenErrorBody = serde_json::from_slice(&body).unwrap_or_default();
         if error.error.is_empty() {
             // Not an OAuth error body: a proxy or an outage.
-            return Err(GraphError::Service(ServiceError::from_body(
+            return Err(GraphError::Service(Box::new(ServiceError::from_body(
                 status.as_u16(),
                 &body,
                 ids,
-            )));
+            ))));
         }
         let aadsts = error
             .error_codes
@@ -311,7 +311,7 @@ impl TokenProvider {
             None => "Entra refused the token request".to_owned(),
         };
         tracing::warn!(error = %error.error, aadsts = ?aadsts, "token request refused");
-        Err(GraphError::Unauthorized(AuthFailure {
+        Err(GraphError::Unauthorized(Box::new(AuthFailure {
             error: error.error,
             aadsts,
             description,
@@ -320,7 +320,7 @@ impl TokenProvider {
                 request_id: error.trace_id.or(ids.request_id),
                 client_request_id: error.correlation_id.or(ids.client_request_id),
             },
-        }))
+        })))
     }
 }
 
