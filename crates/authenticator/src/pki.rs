@@ -349,6 +349,13 @@ fn mds_blob(
     Ok(format!("{signing_input}.{}", b64url(&signature)))
 }
 
+/// The subject of a DER certificate as RFC 4514 text.
+pub fn certificate_subject(der: &[u8]) -> Option<String> {
+    X509Certificate::from_der(der)
+        .ok()
+        .map(|(_, certificate)| certificate.subject().to_string())
+}
+
 /// Wraps DER in PEM armour.
 pub fn der_to_pem(label: &str, der: &[u8]) -> String {
     let body = b64_standard(der);

@@ -230,6 +230,11 @@ impl AttestationIdentity {
     pub fn root_certificate_pem(&self) -> String {
         crate::pki::der_to_pem("CERTIFICATE", &self.root_certificate)
     }
+
+    /// The root certificate's subject (RFC 4514 text), or an empty string if it does not parse.
+    pub fn root_subject(&self) -> String {
+        crate::pki::certificate_subject(&self.root_certificate).unwrap_or_default()
+    }
 }
 
 /// Storage of resident credentials and the batch attestation identity.
