@@ -168,8 +168,10 @@ impl AccountSelector {
 
     fn matches(&self, credential: &StoredCredential) -> bool {
         match self {
+            // A user name like "alice" is also valid base64url: accept either reading.
             Self::CredentialId(text) => {
                 decode_credential_id_candidates(text).contains(&credential.credential_id)
+                    || credential.account.user_name.eq_ignore_ascii_case(text)
             }
             Self::UserName(name) => credential.account.user_name.eq_ignore_ascii_case(name),
         }

@@ -10,7 +10,7 @@
 //! | `batch-key.pem` | the batch private key, PKCS#8, mode 0600 | devices import it into their encrypted store; keep it as secret as a signing key |
 //! | `metadata-statement.json` | FIDO MDS3 metadata statement for keybridge's AAGUID | admins, metadata tooling |
 //! | `mds-root.pem` | the root that signs the metadata BLOB (a separate CA) | relying parties that load the BLOB (entra-sim `--mds-root`) |
-//! | `mds-blob.jwt` | MDS3 BLOB: a JWS (ES256, `x5c` = [signer]) with one entry, status `FIDO_CERTIFIED_L1` | relying parties (entra-sim `--mds-blob`) |
+//! | `mds-blob.jwt` | MDS3 BLOB: a JWS (ES256, `x5c` = the signing certificate) with one entry, status `FIDO_CERTIFIED_L1` | relying parties (entra-sim `--mds-blob`) |
 //! | `README.txt` | this table | people |
 //!
 //! The private keys of both roots and of the BLOB signer are used once and then dropped: to

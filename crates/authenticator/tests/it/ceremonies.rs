@@ -330,3 +330,15 @@ fn packed_without_a_batch_certificate_is_refused_self_still_works() {
         )
         .expect("self attestation needs no batch");
 }
+
+#[test]
+fn a_user_name_that_looks_like_base64url_still_selects_its_account() {
+    let (mut phone, _) = memory_phone();
+    let alice = create(&mut phone, "alice");
+    create(&mut phone, "bob");
+    let selector = AccountSelector::parse("alice");
+    let assertion = phone
+        .get_assertion(&request(&[]), ORIGIN, Some(&selector))
+        .expect("chosen");
+    assert_eq!(assertion.credential_id, alice);
+}

@@ -268,3 +268,34 @@ fn mds_blob_verifies_and_vouches_for_our_registrations_only() {
     let error = verify("mds", &request(&foreign_registration, &mds_root)).expect_err("untrusted");
     assert!(error.contains("no trusted entry"), "{error}");
 }
+
+#[test]
+fn device_local_attestation_chains_to_the_device_root() {
+    let identity =
+        keybridge_authenticator::pki::generate_device_local(time::OffsetDateTime::now_utc())
+            .expect("identity");
+    assert_eq!(
+        identity.source,
+        keybridge_authenticator::AttestationSource::DeviceLocal
+    );
+    let root_pem = identity.root_certificate_pem();
+    let mut phone = keybridge_authenticator::Authenticator::new(
+        keybridge_authenticator::MemoryStore::with_attestation(identity),
+        verified as Approver,
+    );
+    let (options, challenge) = graph_options("ana@contoso.com", &rand_bytes(48));
+    let credential = phone
+        .make_credential(
+            &parse_creation(&options),
+            ORIGIN,
+            &settings(AttestationPreference::Packed),
+        )
+        .expect("created")
+        .to_json();
+    let result = verify_ok(
+        "registration",
+        &registration_request(&credential, &challenge, Some(&root_pem), "packed", true),
+    );
+    assert_eq!(result["attestation_type"], "BASIC");
+    assert_eq!(result["aaguid"], AAGUID_STRING);
+}
