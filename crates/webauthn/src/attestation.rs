@@ -8,18 +8,6 @@ use ciborium::Value;
 use crate::authenticator_data::{AuthenticatorData, AuthenticatorDataError};
 use crate::cbor::{self, CborError};
 
-/// The attestation statement formats WebAuthn registers
-/// ([IANA WebAuthn registries](https://www.iana.org/assignments/webauthn/webauthn.xhtml)) that this
-/// crate knows by name but does not verify.
-pub const KNOWN_UNVERIFIED_FORMATS: &[&str] = &[
-    "tpm",
-    "android-key",
-    "android-safetynet",
-    "fido-u2f",
-    "apple",
-    "compound",
-];
-
 /// Why an attestation object could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttestationObjectError {

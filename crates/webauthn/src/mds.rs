@@ -242,7 +242,9 @@ impl MetadataEntry {
             .collect()
     }
 
-    fn aaguid_parsed(&self) -> Option<Aaguid> {
+    /// The entry's AAGUID (`aaguid`, else the metadata statement's), when it is a valid GUID.
+    #[must_use]
+    pub fn parsed_aaguid(&self) -> Option<Aaguid> {
         let text = self
             .aaguid
             .as_deref()
@@ -358,7 +360,7 @@ impl MetadataBlob {
         let by_aaguid = entries
             .iter()
             .enumerate()
-            .filter_map(|(index, entry)| Some((entry.aaguid_parsed()?, index)))
+            .filter_map(|(index, entry)| Some((entry.parsed_aaguid()?, index)))
             .collect();
         Ok(MetadataBlob {
             no: payload.no,
@@ -380,6 +382,17 @@ impl MetadataBlob {
     #[must_use]
     pub fn next_update(&self) -> &str {
         &self.next_update
+    }
+
+    /// Whether `now` is past `nextUpdate` (a newer BLOB should have been published and
+    /// loaded); an unreadable `nextUpdate` counts as past.
+    #[must_use]
+    pub fn is_past_next_update(&self, now: OffsetDateTime) -> bool {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        match time::Date::parse(&self.next_update, &format) {
+            Ok(next_update) => now.date() > next_update,
+            Err(_) => true,
+        }
     }
 
     /// `legalHeader`.

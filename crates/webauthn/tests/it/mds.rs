@@ -138,6 +138,10 @@ fn es256_and_rs256_blobs_verify_and_index_their_entries() {
             .unwrap_or_else(|error| panic!("{alg}: {error}"));
         assert_eq!(blob.serial_number(), 42);
         assert_eq!(blob.next_update(), "2026-12-01");
+        assert!(!blob.is_past_next_update(today()));
+        let after = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(); // 2027-01-15
+        assert!(blob.is_past_next_update(after));
+        assert_eq!(blob.lookup(&AAGUID).unwrap().parsed_aaguid(), Some(AAGUID));
         assert_eq!(
             blob.legal_header(),
             Some("Test metadata; not for production.")
