@@ -1,0 +1,177 @@
+//! Throttling, injected server errors and dropped connections from entra-sim.
+
+use keybridge_graph::{GraphError, odata::fido2_method_id};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::{passkey, sim};
+
+const AAGUID: &str = "9c835346-796b-4c27-8898-d6032f515cc5";
+
+async fn first_user(sim: &sim::Sim) -> String {
+    let client = sim.client();
+    let users = client
+        .list_users(&["id", "userType"], 999)
+        .unwrap()
+        .collect_all()
+        .await
+        .unwrap();
+    users.into_iter().find(|u| !u.is_guest()).unwrap().id
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out() {
+    let sim = sim::start().await;
+    let user = first_user(&sim).await;
+    sim.faults(json!([{"path": "/users", "method": "GET", "kind": "throttle", "retryAfter": 1, "count": 1}])).await;
+    let client = sim.client();
+    let started = std::time::Instant::now();
+    assert_eq!(client.get_user(&user, &["id"]).await.unwrap().id, user);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(950));
+    assert_eq!(client.stats().throttled, 1);
+    assert_eq!(sim.counters().await["throttled"], 1);
+}
+
+#[tokio::test]
+async fn injected_server_errors_and_dropped_connections_on_reads_are_retried() {
+    let sim = sim::start().await;
+    let user = first_user(&sim).await;
+    let client = sim.client();
+    let mut retries = 0;
+    for (rule, expected_retries) in [
+        (
+            json!({"path": "/users", "method": "GET", "kind": "error", "status": 503, "count": 2}),
+            2,
+        ),
+        (
+            json!({"path": "/users", "method": "GET", "kind": "drop", "count": 1}),
+            1,
+        ),
+        (
+            json!({"path": "/users", "method": "GET", "kind": "error", "status": 504, "count": 1}),
+            1,
+        ),
+    ] {
+        sim.faults(json!([rule])).await;
+        assert_eq!(client.get_user(&user, &["id"]).await.unwrap().id, user);
+        retries += expected_retries;
+        assert_eq!(client.stats().retries, retries, "after {rule}");
+    }
+    assert_eq!(sim.counters().await["dropped"], 1);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_end_as_a_service_error() {
+    let sim = sim::start().await;
+    let user = first_user(&sim).await;
+    sim.faults(json!([{"path": "/users", "method": "GET", "kind": "error", "status": 500}]))
+        .await;
+    let error = sim.client().get_user(&user, &["id"]).await.unwrap_err();
+    assert!(
+        matches!(&error, GraphError::Service(d) if d.status == 500),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn token_endpoint_outages_are_retried() {
+    let sim = sim::start().await;
+    let tenant = sim.info.tenant_id;
+    sim.faults(
+        json!([{"path": format!("/{tenant}/oauth2"), "kind": "error", "status": 503, "count": 2}]),
+    )
+    .await;
+    let report = sim.client().check_permissions().await.unwrap();
+    assert!(report.missing_required().is_empty());
+}
+
+#[tokio::test]
+async fn batch_items_throttled_by_the_service_are_resent() {
+    let sim = sim::start().await;
+    let client = sim.client();
+    let users = client
+        .list_users(&["id"], 20)
+        .unwrap()
+        .next_page()
+        .await
+        .unwrap()
+        .unwrap();
+    sim.faults(json!([{"path": "/users/", "method": "GET", "kind": "throttle", "retryAfter": 1, "count": 3}])).await;
+    let requests = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            keybridge_graph::BatchRequest::new(i.to_string(), "GET", format!("/users/{}", u.id))
+        })
+        .collect();
+    let answers = client.batch(requests).await.unwrap();
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+    assert_eq!(client.stats().throttled, 3);
+}
+
+#[tokio::test]
+async fn a_dropped_post_is_looked_up_then_sent_again_and_registers_one_passkey() {
+    let sim = sim::start().await;
+    let user = first_user(&sim).await;
+    let client = sim.client();
+    let options = client.fido2_creation_options(&user, None).await.unwrap();
+    let credential = passkey::new_credential(
+        &options.public_key.challenge,
+        AAGUID.parse().unwrap(),
+        "phone",
+    );
+    // entra-sim drops the connection before acting on the request.
+    sim.faults(json!([{"path": "/users", "method": "POST", "kind": "drop", "count": 1}]))
+        .await;
+    let created = client
+        .create_fido2_method(&user, &credential)
+        .await
+        .unwrap();
+    assert_eq!(created.id, fido2_method_id(&credential.credential_id));
+    let methods = client.list_fido2_methods(&user).await.unwrap();
+    assert_eq!(methods.iter().filter(|m| m.id == created.id).count(), 1);
+    let counters = sim.counters().await;
+    assert_eq!(counters["dropped"], 1);
+}
+
+#[tokio::test]
+async fn a_post_processed_before_the_connection_dropped_is_not_sent_again() {
+    let sim = sim::start().await;
+    let user = first_user(&sim).await;
+    let client = sim.client();
+    let options = client.fido2_creation_options(&user, None).await.unwrap();
+    let credential = passkey::new_credential(
+        &options.public_key.challenge,
+        AAGUID.parse().unwrap(),
+        "phone",
+    );
+    // The service registered the credential (as if the first POST went through), and the
+    // connection of the next POST drops: the client must find the passkey, not post again.
+    let credential_b64 = base64_url(&credential.credential_id);
+    sim.control(
+        Method::POST,
+        &format!("/users/{user}/fido2Methods"),
+        Some(json!({"aaGuid": AAGUID, "displayName": "phone", "credentialId": credential_b64})),
+    )
+    .await;
+    sim.faults(json!([{"path": "/users", "method": "POST", "kind": "drop", "count": 1}]))
+        .await;
+    let before = client.stats().requests;
+    let found = client
+        .create_fido2_method(&user, &credential)
+        .await
+        .unwrap();
+    assert_eq!(found.id, fido2_method_id(&credential.credential_id));
+    assert_eq!(
+        client.stats().requests - before,
+        2,
+        "one POST (dropped) and one list, no second POST"
+    );
+    let methods = client.list_fido2_methods(&user).await.unwrap();
+    assert_eq!(methods.iter().filter(|m| m.id == found.id).count(), 1);
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
