@@ -45,6 +45,22 @@ impl CertificateAuthority {
         CertificateAuthority { key, params, der }
     }
 
+    /// An intermediate issued by this authority; `is_ca: false` makes a certificate that
+    /// must not issue others.
+    pub fn intermediate(&self, name: &str, is_ca: bool) -> Self {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = if is_ca {
+            IsCa::Ca(BasicConstraints::Unconstrained)
+        } else {
+            IsCa::ExplicitNoCa
+        };
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let der = self.issue(&params, &key);
+        CertificateAuthority { key, params, der }
+    }
+
     pub fn issue(&self, params: &CertificateParams, key: &KeyPair) -> Vec<u8> {
         let issuer = Issuer::new(self.params.clone(), &self.key);
         params.signed_by(key, &issuer).unwrap().der().to_vec()
@@ -59,6 +75,8 @@ pub struct Leaf {
     /// AAGUID in the certificate extension and whether it is critical.
     pub aaguid_extension: Option<(Aaguid, bool)>,
     pub not_after: OffsetDateTime,
+    /// Certificates appended to x5c after the attestation certificate.
+    pub chain: Vec<Vec<u8>>,
 }
 
 impl Default for Leaf {
@@ -68,6 +86,7 @@ impl Default for Leaf {
             is_ca: false,
             aaguid_extension: Some((AAGUID, false)),
             not_after: OffsetDateTime::from_unix_timestamp(4_000_000_000).unwrap(),
+            chain: Vec::new(),
         }
     }
 }
@@ -140,7 +159,12 @@ pub fn packed_registration(authority: &CertificateAuthority, leaf: &Leaf) -> Reg
                 (Value::Text("sig".into()), Value::Bytes(sig)),
                 (
                     Value::Text("x5c".into()),
-                    Value::Array(vec![Value::Bytes(leaf_der)]),
+                    Value::Array(
+                        std::iter::once(leaf_der)
+                            .chain(leaf.chain.iter().cloned())
+                            .map(Value::Bytes)
+                            .collect(),
+                    ),
                 ),
             ]),
         ),
@@ -302,5 +326,73 @@ fn expired_attestation_certificate_is_refused() {
             ))
         ),
         "{result:?}"
+    );
+}
+
+#[test]
+fn chain_through_an_intermediate_is_anchored_at_the_root() {
+    let root = CertificateAuthority::new("root");
+    let intermediate = root.intermediate("intermediate", true);
+    let leaf = Leaf {
+        chain: vec![intermediate.der.clone()],
+        ..Leaf::default()
+    };
+    let response = packed_registration(&intermediate, &leaf);
+    let verified = verify_for_entra(&response, std::slice::from_ref(&root.der), today()).unwrap();
+    let AttestationType::Basic(chain) = verified.attestation else {
+        panic!()
+    };
+    assert_eq!(chain.certificates.len(), 2);
+    assert_eq!(chain.sha1_thumbprints.len(), 2);
+    assert_eq!(chain.trust, ChainTrust::Anchored { anchor_index: 0 });
+
+    // The intermediate alone as anchor also closes the path.
+    let anchored_at_intermediate =
+        verify_for_entra(&response, std::slice::from_ref(&intermediate.der), today()).unwrap();
+    assert!(matches!(
+        anchored_at_intermediate.attestation,
+        AttestationType::Basic(_)
+    ));
+
+    // Without the intermediate in x5c, the root cannot be reached.
+    let missing = packed_registration(&intermediate, &Leaf::default());
+    assert_eq!(
+        verify_for_entra(&missing, std::slice::from_ref(&root.der), today()),
+        Err(RegistrationError::UntrustedAttestation(
+            CertificateError::UntrustedRoot(1)
+        ))
+    );
+}
+
+#[test]
+fn issuer_that_is_not_a_ca_breaks_the_chain() {
+    let root = CertificateAuthority::new("root");
+    let not_a_ca = root.intermediate("not a CA", false);
+    let leaf = Leaf {
+        chain: vec![not_a_ca.der.clone()],
+        ..Leaf::default()
+    };
+    assert_eq!(
+        verify_for_entra(&packed_registration(&not_a_ca, &leaf), &[], today()),
+        Err(RegistrationError::UntrustedAttestation(
+            CertificateError::IssuerNotCa(1)
+        ))
+    );
+}
+
+#[test]
+fn x5c_in_the_wrong_order_is_refused() {
+    let root = CertificateAuthority::new("root");
+    let intermediate = root.intermediate("intermediate", true);
+    // x5c = [leaf, root]: the leaf names the intermediate as issuer, not the root.
+    let leaf = Leaf {
+        chain: vec![root.der.clone()],
+        ..Leaf::default()
+    };
+    assert_eq!(
+        verify_for_entra(&packed_registration(&intermediate, &leaf), &[], today()),
+        Err(RegistrationError::UntrustedAttestation(
+            CertificateError::NameMismatch(0)
+        ))
     );
 }

@@ -298,3 +298,52 @@ fn every_vector_is_either_supported_or_refused_without_panicking() {
         );
     }
 }
+
+#[test]
+fn lenient_json_forms_carry_the_same_registration_and_assertion() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use keybridge_webauthn::PublicKeyCredentialJson;
+
+    let vector = vector("packed.ES256");
+    let registration = vector.registration_response();
+    // Padded standard base64, no rawId or type, `clientDataJson` spelling, extension results.
+    let json = serde_json::json!({
+        "id": URL_SAFE.encode(bytes(&vector.credential_id)),
+        "response": {
+            "clientDataJson": STANDARD.encode(&registration.client_data_json),
+            "attestationObject": STANDARD.encode(&registration.attestation_object),
+        },
+        "clientExtensionResults": {"credProtect": 1, "hmac-secret": true},
+        "authenticatorAttachment": "cross-platform",
+    });
+    let parsed = PublicKeyCredentialJson::from_json(json.to_string().as_bytes())
+        .unwrap()
+        .to_registration()
+        .unwrap();
+    assert_eq!(parsed, registration);
+    let rp = vector.relying_party();
+    let challenge = bytes(&vector.challenge);
+    let anchors = vector.anchors();
+    assert!(
+        verify_registration(&parsed, &expectations(&vector, &rp, &challenge, &anchors)).is_ok()
+    );
+
+    let assertion = vector.assertion_response();
+    let json = serde_json::json!({
+        "id": crate::support::b64(&assertion.credential_id),
+        "rawId": STANDARD.encode(&assertion.credential_id),
+        "type": "public-key",
+        "response": {
+            "clientDataJSON": URL_SAFE.encode(&assertion.client_data_json),
+            "authenticatorData": STANDARD.encode(&assertion.authenticator_data),
+            "signature": crate::support::b64(&assertion.signature),
+            "userHandle": null,
+        },
+    });
+    let parsed = PublicKeyCredentialJson::from_json(json.to_string().as_bytes())
+        .unwrap()
+        .to_assertion()
+        .unwrap();
+    assert_eq!(parsed, assertion);
+}
