@@ -488,3 +488,66 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-zA-Z0-9_=+/-]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("publicKey".to_owned()),
+                        Just("rp".to_owned()),
+                        Just("user".to_owned()),
+                        Just("id".to_owned()),
+                        Just("name".to_owned()),
+                        Just("challenge".to_owned()),
+                        Just("pubKeyCredParams".to_owned()),
+                        Just("excludeCredentials".to_owned()),
+                        Just("allowCredentials".to_owned()),
+                        Just("extensions".to_owned()),
+                        Just("credProtect".to_owned()),
+                        Just("credentialProtectionPolicy".to_owned()),
+                        Just("challengeTimeoutDateTime".to_owned()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Options JSON of any shape gives options or a typed error, never a panic.
+        #[test]
+        fn any_json_shape_is_handled(value in json_value()) {
+            let text = value.to_string();
+            let _ = CreationOptions::from_json(&text);
+            let _ = RequestOptions::from_json(&text);
+        }
+
+        /// Arbitrary text too.
+        #[test]
+        fn any_text_is_handled(text in ".{0,200}") {
+            // Without an object there are no options.
+            let is_object = text.contains('{');
+            prop_assert!(CreationOptions::from_json(&text).is_err() || is_object);
+            let _ = RequestOptions::from_json(&text);
+        }
+    }
+}
