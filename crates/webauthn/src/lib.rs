@@ -30,6 +30,28 @@
 //! - Spec-shaped building blocks: [`CollectedClientData`], [`AuthenticatorData`],
 //!   [`AuthenticatorFlags`], [`AttestedCredentialData`], [`AttestationObject`],
 //!   [`AttestationStatement`], [`CredentialPublicKey`].
+//!
+//! ## Example
+//! ```no_run
+//! use keybridge_webauthn::{
+//!     PublicKeyCredentialJson, RegistrationExpectations, RelyingParty, verify_registration,
+//! };
+//!
+//! # fn example(posted_json: &[u8], issued_challenge: &[u8], mds_roots: &[Vec<u8>])
+//! #     -> Result<(), Box<dyn std::error::Error>> {
+//! let relying_party = RelyingParty::entra();
+//! let response = PublicKeyCredentialJson::from_json(posted_json)?.to_registration()?;
+//! let expectations = RegistrationExpectations {
+//!     trust_anchors: mds_roots,
+//!     ..RegistrationExpectations::new(&relying_party, issued_challenge, time::OffsetDateTime::now_utc())
+//! };
+//! match verify_registration(&response, &expectations) {
+//!     Ok(registration) => println!("registered {} ({})", registration.aaguid, registration.fmt),
+//!     Err(error) => println!("{}: {error}", error.code()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod aaguid;
 pub mod assertion;
