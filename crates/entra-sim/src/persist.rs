@@ -1,0 +1,75 @@
+//! The state snapshot: the tenant lives in memory and is written to `state.json` in the data
+//! directory (temporary file, fsync, rename: a crash never leaves a torn file) shortly after each
+//! change and on shutdown. A `kill -9` loses at most the changes of the last debounce interval.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::StartError;
+use crate::model::Tenant;
+use crate::sim::Sim;
+
+/// Name of the snapshot file.
+pub(crate) const STATE_FILE: &str = "state.json";
+/// How long after a change the snapshot is written (changes in between are coalesced).
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Reads the snapshot, if there is one.
+pub(crate) fn load(dir: &Path) -> Result<Option<Tenant>, StartError> {
+    let path = dir.join(STATE_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StartError::DataDir { path, source }),
+    };
+    let mut tenant: Tenant = serde_json::from_slice(&bytes).map_err(|e| StartError::State {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    tenant.reindex();
+    Ok(Some(tenant))
+}
+
+/// Writes serialised state atomically.
+pub(crate) fn save_bytes(dir: &Path, bytes: &[u8]) -> Result<(), StartError> {
+    use std::io::Write as _;
+    let path = dir.join(STATE_FILE);
+    let tmp: PathBuf = dir.join(format!("{STATE_FILE}.tmp"));
+    let io = |source| StartError::DataDir {
+        path: tmp.clone(),
+        source,
+    };
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(|source| StartError::DataDir { path, source })
+}
+
+/// Serialises the tenant under a read lock (no copy of 100k users) and writes it.
+pub(crate) fn save_now(sim: &Sim) -> Result<(), StartError> {
+    let bytes = {
+        let tenant = sim.tenant.read().unwrap_or_else(|p| p.into_inner());
+        serde_json::to_vec(&*tenant).map_err(|e| StartError::State {
+            path: sim.data_dir.join(STATE_FILE),
+            detail: e.to_string(),
+        })?
+    };
+    save_bytes(&sim.data_dir, &bytes)
+}
+
+/// Writes the snapshot after changes, debounced, until the sim shuts down.
+pub(crate) async fn writer(sim: Arc<Sim>) {
+    loop {
+        sim.dirty.notified().await;
+        tokio::time::sleep(DEBOUNCE).await;
+        let sim2 = Arc::clone(&sim);
+        let result = tokio::task::spawn_blocking(move || save_now(&sim2)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("entra-sim could not save its state: {e}"),
+            Err(e) => tracing::error!("entra-sim's state writer stopped: {e}"),
+        }
+    }
+}

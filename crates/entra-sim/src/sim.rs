@@ -1,0 +1,447 @@
+//! The running emulator's shared state: the tenant, the signing key, and the traffic controls
+//! (faults, throttling, counters) that the control API changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::model::Tenant;
+use crate::pki::SigningKey;
+
+/// Shared by every handler.
+pub(crate) struct Sim {
+    /// The tenant (in memory; persisted by [`crate::persist`]).
+    pub tenant: RwLock<Tenant>,
+    /// Signalled after every change so that the snapshot gets written.
+    pub dirty: Notify,
+    /// Where the snapshot and keys live.
+    pub data_dir: PathBuf,
+    /// `https://localhost:PORT` (no trailing slash).
+    pub base_url: String,
+    /// Key that signs access tokens.
+    pub signing: SigningKey,
+    /// Lifetime of access tokens in seconds.
+    pub token_lifetime_secs: i64,
+    /// Client-assertion `jti`s seen, with their expiry (unix seconds), for replay detection.
+    pub seen_assertion_ids: Mutex<HashMap<String, i64>>,
+    /// Traffic controls.
+    pub traffic: Traffic,
+    /// FIDO2 challenges already used (strict single-use mode), with their expiry.
+    pub used_challenges: Mutex<HashMap<String, i64>>,
+    /// Registration challenges must be single-use (off by default, like Entra's stateless ones [I]).
+    pub strict_single_use: std::sync::atomic::AtomicBool,
+    /// Pending sign-in ceremonies by challenge.
+    pub sign_in_challenges: Mutex<HashMap<String, crate::signin::PendingSignIn>>,
+    /// Loaded FIDO metadata, when `--mds-blob` was given.
+    pub metadata: Option<crate::fido2::Metadata>,
+}
+
+impl Sim {
+    /// Notes that the tenant changed.
+    pub fn changed(&self) {
+        self.dirty.notify_one();
+    }
+
+    /// Read access to the tenant (a poisoned lock still holds consistent data: writers never
+    /// leave it half-changed across a panic point).
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Tenant> {
+        self.tenant.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write access to the tenant.
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tenant> {
+        self.tenant.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What happens to a request before it reaches its handler.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    /// Fault rules, in order.
+    pub faults: Mutex<Vec<FaultRule>>,
+    /// Latency added to every request (ms).
+    pub latency_ms: std::sync::atomic::AtomicU64,
+    /// Throttling mode and budgets.
+    pub throttle: Mutex<Throttle>,
+    /// Request counters.
+    pub counters: Mutex<Counters>,
+}
+
+/// One fault rule set through the control API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultRule {
+    /// Path prefix the rule applies to, with or without the `/v1.0` or `/beta` version
+    /// (e.g. `/users`, `/v1.0/groups`, `/{tenant}/oauth2`); empty = every path.
+    #[serde(default)]
+    pub path: String,
+    /// HTTP method, any when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// What to do.
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// Fraction of matching requests affected (0–1, default 1).
+    #[serde(default = "one")]
+    pub fraction: f64,
+    /// Fire at most this many times, then the rule is spent.
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The kinds of fault.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum FaultKind {
+    /// Answer with a server error (503 by default; 500, 502, 504 also make sense).
+    Error {
+        /// Status code.
+        #[serde(default = "service_unavailable")]
+        status: u16,
+        /// `Retry-After` seconds to send with it.
+        #[serde(default)]
+        retry_after: Option<u64>,
+    },
+    /// Answer 429 with `Retry-After`.
+    Throttle {
+        /// `Retry-After` seconds.
+        #[serde(default = "two")]
+        retry_after: u64,
+    },
+    /// Close the connection without an answer.
+    Drop,
+    /// Answer after a delay.
+    Slow {
+        /// Delay in milliseconds.
+        delay_ms: u64,
+    },
+}
+
+fn service_unavailable() -> u16 {
+    503
+}
+fn two() -> u64 {
+    2
+}
+
+impl FaultRule {
+    /// Whether the rule applies to this request.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        if let Some(m) = &self.method
+            && !m.eq_ignore_ascii_case(method)
+        {
+            return false;
+        }
+        if self.path.is_empty() || starts_with_ci(path, &self.path) {
+            return true;
+        }
+        let unversioned = path
+            .strip_prefix("/v1.0")
+            .or_else(|| path.strip_prefix("/beta"))
+            .unwrap_or(path);
+        starts_with_ci(unversioned, &self.path)
+    }
+}
+
+fn starts_with_ci(text: &str, prefix: &str) -> bool {
+    text.len() >= prefix.len()
+        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// Throttling modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum ThrottleMode {
+    /// No throttling.
+    #[default]
+    Off,
+    /// Graph's documented identity-and-access quotas.
+    Graph,
+    /// Also the reports budget (5 requests / 10 s) on authentication-method reads [I].
+    Strict,
+}
+
+/// A fixed window of a budget.
+#[derive(Debug)]
+pub(crate) struct Window {
+    pub started: Instant,
+    pub used: u64,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            used: 0,
+        }
+    }
+
+    /// Rolls the window over when its length has passed; returns seconds left in it.
+    fn roll(&mut self, length_secs: u64) -> u64 {
+        let elapsed = self.started.elapsed().as_secs();
+        if elapsed >= length_secs {
+            self.started = Instant::now();
+            self.used = 0;
+            return length_secs;
+        }
+        length_secs - elapsed
+    }
+}
+
+/// Throttling state.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    pub mode: ThrottleMode,
+    pub resource_units: Window,
+    pub writes: Window,
+    pub reports: Window,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self {
+            mode: ThrottleMode::Off,
+            resource_units: Window::new(),
+            writes: Window::new(),
+            reports: Window::new(),
+        }
+    }
+}
+
+/// Outcome of charging a request against the budgets.
+#[derive(Debug)]
+pub(crate) enum Charge {
+    /// Allowed; optional `x-ms-throttle-limit-percentage` to send.
+    Allowed { limit_percentage: Option<f64> },
+    /// Refused.
+    Throttled {
+        retry_after: u64,
+        information: &'static str,
+    },
+}
+
+/// ResourceUnits per 10 s for a tenant of this size (§2.5).
+pub(crate) fn resource_unit_limit(user_count: usize) -> u64 {
+    match user_count {
+        0..50 => 3_500,
+        50..=500 => 5_000,
+        _ => 8_000,
+    }
+}
+
+/// Writes per 150 s per app and tenant.
+pub(crate) const WRITE_LIMIT: u64 = 3_000;
+/// Reports budget per 10 s per app and tenant.
+pub(crate) const REPORTS_LIMIT: u64 = 5;
+
+impl Throttle {
+    /// Charges one request; throttled requests still count, as in Graph.
+    pub fn charge(&mut self, cost: u64, write: bool, report: bool, user_count: usize) -> Charge {
+        if self.mode == ThrottleMode::Off {
+            return Charge::Allowed {
+                limit_percentage: None,
+            };
+        }
+        let ru_limit = resource_unit_limit(user_count);
+        let ru_left = self.resource_units.roll(10);
+        let write_left = self.writes.roll(150);
+        let report_left = self.reports.roll(10);
+        self.resource_units.used += cost;
+        if write {
+            self.writes.used += 1;
+        }
+        if report && self.mode == ThrottleMode::Strict {
+            self.reports.used += 1;
+            if self.reports.used > REPORTS_LIMIT {
+                return Charge::Throttled {
+                    retry_after: report_left,
+                    information: "ResourceUnitLimitExceeded",
+                };
+            }
+        }
+        if self.resource_units.used > ru_limit {
+            return Charge::Throttled {
+                retry_after: ru_left,
+                information: "ResourceUnitLimitExceeded",
+            };
+        }
+        if write && self.writes.used > WRITE_LIMIT {
+            return Charge::Throttled {
+                retry_after: write_left,
+                information: "WriteLimitExceeded",
+            };
+        }
+        #[allow(clippy::cast_precision_loss)] // budgets are far below 2^52
+        let ratio = (self.resource_units.used as f64 / ru_limit as f64).max(if write {
+            self.writes.used as f64 / WRITE_LIMIT as f64
+        } else {
+            0.0
+        });
+        Charge::Allowed {
+            limit_percentage: (ratio >= 0.8).then_some(ratio),
+        }
+    }
+}
+
+/// Request counters for benchmarks.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    /// Requests by endpoint (`GET /v1.0/users/{id}`) then status code.
+    pub requests: BTreeMap<String, BTreeMap<u16, u64>>,
+    /// Total requests.
+    pub total: u64,
+    /// 429 answers sent (throttling and injected).
+    pub throttled: u64,
+    /// Faults injected.
+    pub faults_injected: u64,
+    /// Connections dropped on purpose.
+    pub dropped: u64,
+}
+
+impl Counters {
+    /// Counts one answered request.
+    pub fn record(&mut self, endpoint: &str, status: u16) {
+        self.total += 1;
+        if status == 429 {
+            self.throttled += 1;
+        }
+        let by_status = match self.requests.get_mut(endpoint) {
+            Some(map) => map,
+            None => self.requests.entry(endpoint.to_owned()).or_default(),
+        };
+        *by_status.entry(status).or_insert(0) += 1;
+    }
+}
+
+/// A decision taken by the fault rules for one request.
+#[derive(Debug, Default)]
+pub(crate) struct FaultDecision {
+    /// Sleep this long first.
+    pub delay_ms: u64,
+    /// Then answer with this instead of the handler.
+    pub outcome: Option<FaultOutcome>,
+}
+
+/// What a fault does instead of the handler.
+#[derive(Debug)]
+pub(crate) enum FaultOutcome {
+    Error {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Throttle {
+        retry_after: u64,
+    },
+    Drop,
+}
+
+impl Traffic {
+    /// Applies latency and the fault rules to a request.
+    pub fn decide(&self, method: &str, path: &str) -> FaultDecision {
+        let mut decision = FaultDecision {
+            delay_ms: self.latency_ms.load(std::sync::atomic::Ordering::Relaxed),
+            outcome: None,
+        };
+        let mut rules = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        if rules.is_empty() {
+            return decision;
+        }
+        for rule in rules.iter_mut() {
+            if rule.count == Some(0) || !rule.matches(method, path) {
+                continue;
+            }
+            if rule.fraction < 1.0 && rand::random::<f64>() >= rule.fraction {
+                continue;
+            }
+            if let Some(count) = rule.count.as_mut() {
+                *count -= 1;
+            }
+            match &rule.kind {
+                FaultKind::Slow { delay_ms } => decision.delay_ms += delay_ms,
+                FaultKind::Error {
+                    status,
+                    retry_after,
+                } => {
+                    decision.outcome.get_or_insert(FaultOutcome::Error {
+                        status: *status,
+                        retry_after: *retry_after,
+                    });
+                }
+                FaultKind::Throttle { retry_after } => {
+                    decision.outcome.get_or_insert(FaultOutcome::Throttle {
+                        retry_after: *retry_after,
+                    });
+                }
+                FaultKind::Drop => {
+                    decision.outcome.get_or_insert(FaultOutcome::Drop);
+                }
+            }
+        }
+        if decision.outcome.is_some() {
+            self.counters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .faults_injected += 1;
+        }
+        decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_rules_parse_and_match() {
+        let rule: FaultRule = serde_json::from_value(serde_json::json!(
+            {"path": "/users", "kind": "throttle", "retryAfter": 3, "count": 2}
+        ))
+        .expect("rule");
+        assert!(rule.matches("GET", "/v1.0/users/abc"));
+        assert!(rule.matches("GET", "/beta/users"));
+        assert!(!rule.matches("GET", "/v1.0/groups"));
+        let traffic = Traffic::default();
+        traffic.faults.lock().expect("lock").push(rule);
+        for _ in 0..2 {
+            assert!(matches!(
+                traffic.decide("GET", "/v1.0/users").outcome,
+                Some(FaultOutcome::Throttle { retry_after: 3 })
+            ));
+        }
+        assert!(traffic.decide("GET", "/v1.0/users").outcome.is_none());
+    }
+
+    #[test]
+    fn budgets_follow_tenant_size() {
+        assert_eq!(resource_unit_limit(10), 3_500);
+        assert_eq!(resource_unit_limit(50), 5_000);
+        assert_eq!(resource_unit_limit(501), 8_000);
+        let mut throttle = Throttle {
+            mode: ThrottleMode::Graph,
+            ..Throttle::default()
+        };
+        let mut throttled_at = None;
+        for i in 0..2_000 {
+            if let Charge::Throttled { retry_after, .. } = throttle.charge(2, false, false, 10) {
+                assert!((1..=10).contains(&retry_after));
+                throttled_at = Some(i);
+                break;
+            }
+        }
+        // 3,500 RU at 2 RU a request: the 1,751st request is refused.
+        assert_eq!(throttled_at, Some(1_750));
+    }
+}

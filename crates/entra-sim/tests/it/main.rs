@@ -1,0 +1,12 @@
+//! entra-sim over real HTTPS, with its generated CA trusted by the client (never by turning
+//! verification off), and Microsoft's client libraries against it.
+
+// Helpers outside `#[test]` functions fail the test on any error, as the tests do.
+#![allow(clippy::expect_used)]
+
+mod common;
+mod fido2;
+mod graph;
+mod identity;
+mod interop;
+mod operations;

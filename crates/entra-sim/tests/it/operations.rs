@@ -1,0 +1,204 @@
+//! Faults, throttling, counters, the control token, and state across restarts.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{client_for, graph_error, start, start_with};
+
+#[tokio::test]
+async fn control_api_needs_its_token() {
+    let h = start(2).await;
+    let response = h
+        .http
+        .get(format!("{}/counters", h.sim.info().control_url))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("control");
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn faults_throttle_bursts_errors_drops_and_counters() {
+    let h = start(5).await;
+    let token = h.token().await;
+    let (status, _) = h
+        .control(Method::PUT, "/faults", Some(json!({"rules": [
+            {"path": "/users", "method": "GET", "kind": "throttle", "retryAfter": 7, "count": 2},
+            {"path": "/groups", "kind": "error", "status": 503, "retryAfter": 1, "count": 1},
+            {"path": "/v1.0/directoryObjects", "kind": "drop", "count": 1},
+        ]})))
+        .await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        let (status, headers, body) = h.get("/v1.0/users", &token).await;
+        assert_eq!(status, 429);
+        assert_eq!(headers["retry-after"], "7");
+        assert_eq!(graph_error(&body), "TooManyRequests");
+        assert_eq!(body["error"]["innerError"]["status"], "429");
+    }
+    assert_eq!(
+        h.get("/v1.0/users", &token).await.0,
+        200,
+        "the burst is spent"
+    );
+    let (status, headers, body) = h.get("/v1.0/groups", &token).await;
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    graph_error(&body);
+    let dropped = h
+        .http
+        .post(format!(
+            "{}/directoryObjects/getByIds",
+            h.sim.info().graph_url
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"ids": []}))
+        .send()
+        .await;
+    let failed = match dropped {
+        Err(_) => true,
+        Ok(r) => r.bytes().await.is_err(),
+    };
+    assert!(failed, "the connection was dropped");
+
+    let (_, counters) = h.control(Method::GET, "/counters", None).await;
+    assert_eq!(counters["throttled"], 2);
+    assert_eq!(counters["dropped"], 1);
+    assert_eq!(counters["requests"]["GET /v1.0/users"]["429"], 2);
+    assert_eq!(counters["requests"]["GET /v1.0/users"]["200"], 1);
+    assert_eq!(counters["requests"]["GET /v1.0/groups"]["503"], 1);
+}
+
+#[tokio::test]
+async fn slow_responses_and_latency() {
+    let h = start(2).await;
+    let token = h.token().await;
+    h.control(
+        Method::PUT,
+        "/faults",
+        Some(json!({"rules": [{"path": "/users", "kind": "slow", "delayMs": 400}]})),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    assert_eq!(h.get("/v1.0/users", &token).await.0, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    h.control(Method::DELETE, "/faults", None).await;
+    h.control(Method::PUT, "/latency", Some(json!({"ms": 300})))
+        .await;
+    let started = std::time::Instant::now();
+    assert_eq!(h.get("/v1.0/groups", &token).await.0, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn graph_throttling_follows_the_documented_quota() {
+    // A tenant under 50 users: 3,500 RU per 10 s; GET /users costs 2, with $top < 20 and $select 1... minimum 1.
+    let h = start_with(10, |c| {
+        c.throttle = keybridge_entra_sim::ThrottleMode::Graph
+    })
+    .await;
+    let token = h.token().await;
+    let (status, headers, _) = h.get("/v1.0/users", &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-ms-resource-unit"], "2");
+    let (_, headers, _) = h.get("/v1.0/users?$select=id&$top=5", &token).await;
+    assert_eq!(headers["x-ms-resource-unit"], "1");
+    // Spend the budget with $batch-free GETs of a group list (1 RU each) in parallel.
+    let mut throttled = None;
+    let mut sent = 2u32;
+    'outer: for _ in 0..100 {
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let http = h.http.clone();
+            let url = format!("{}/groups", h.sim.info().graph_url);
+            let token = token.clone();
+            tasks.push(tokio::spawn(async move {
+                http.get(url).bearer_auth(token).send().await.expect("get")
+            }));
+        }
+        for t in tasks {
+            let r = t.await.expect("join");
+            sent += 1;
+            if r.status() == 429 && throttled.is_none() {
+                let headers = r.headers().clone();
+                throttled = Some((sent, headers));
+            }
+        }
+        if throttled.is_some() {
+            break 'outer;
+        }
+    }
+    let (at, headers) = throttled.expect("throttled within the budget");
+    assert!(at > 3_400 && at < 3_600, "throttled after {at} requests");
+    assert!(
+        headers["retry-after"]
+            .to_str()
+            .expect("ra")
+            .parse::<u64>()
+            .expect("n")
+            <= 10
+    );
+    assert_eq!(
+        headers["x-ms-throttle-information"],
+        "ResourceUnitLimitExceeded"
+    );
+    assert!(
+        headers["x-ms-throttle-scope"]
+            .to_str()
+            .expect("scope")
+            .starts_with("Tenant_Application/Read/")
+    );
+}
+
+#[tokio::test]
+async fn state_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = keybridge_entra_sim::SimConfig::new(dir.path().to_path_buf());
+    config.users = 7;
+    let sim = keybridge_entra_sim::EntraSim::start(config.clone())
+        .await
+        .expect("start");
+    let first = sim.info().clone();
+    let http = client_for(&first.ca_pem);
+    let response = http
+        .post(format!("{}/users", first.control_url))
+        .bearer_auth(&first.control_token)
+        .json(&json!({"userPrincipalName": "restart.check@contoso.com", "displayName": "Restart Check"}))
+        .send()
+        .await
+        .expect("add user");
+    assert_eq!(response.status(), 201);
+    sim.shutdown().await.expect("shutdown saves");
+
+    config.users = 500; // ignored: the directory already holds a tenant
+    let sim = keybridge_entra_sim::EntraSim::start(config)
+        .await
+        .expect("restart");
+    let second = sim.info().clone();
+    assert_eq!(second.tenant_id, first.tenant_id);
+    assert_eq!(second.client_secret, first.client_secret);
+    assert_eq!(second.control_token, first.control_token);
+    let http = client_for(&second.ca_pem);
+    let response = http
+        .get(format!(
+            "{}/users/restart.check@contoso.com",
+            second.control_url
+        ))
+        .bearer_auth(&second.control_token)
+        .send()
+        .await
+        .expect("get user");
+    assert_eq!(response.status(), 200);
+    let state: serde_json::Value = http
+        .get(format!("{}/state", second.control_url))
+        .bearer_auth(&second.control_token)
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["users"], 8);
+    sim.shutdown().await.expect("shutdown");
+}
