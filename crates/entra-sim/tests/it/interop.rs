@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::common::start;
 
-fn python() -> std::path::PathBuf {
+pub fn python() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("KEYBRIDGE_INTEROP_PYTHON") {
         return p.into();
     }

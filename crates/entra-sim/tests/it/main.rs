@@ -10,3 +10,4 @@ mod graph;
 mod identity;
 mod interop;
 mod operations;
+mod registration;
