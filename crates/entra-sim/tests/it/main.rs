@@ -9,5 +9,6 @@ mod fido2;
 mod graph;
 mod identity;
 mod interop;
+mod metadata;
 mod operations;
 mod registration;
