@@ -291,7 +291,7 @@ fn acquire_lock(dir: &Path) -> Result<File, StoreError> {
         .mode(0o600)
         .open(&path)
         .map_err(io_error("open the lock file", &path))?;
-    match file.try_lock() {
+    match lock_with_grace(&file) {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
             let pid = fs::read_to_string(&path)
@@ -315,6 +315,24 @@ fn acquire_lock(dir: &Path) -> Result<File, StoreError> {
     file.write_all(format!("{}\n", std::process::id()).as_bytes())
         .map_err(io_error("write the lock file", &path))?;
     Ok(file)
+}
+
+/// `try_lock`, retried for a short while: a process that forks (to start any other program)
+/// holds a copy of every open descriptor, our lock's included, until the child execs, so a
+/// store closed and reopened by a busy multi-threaded host can find its own lock held for a
+/// moment.
+fn lock_with_grace(file: &File) -> Result<(), fs::TryLockError> {
+    const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+    const STEP: std::time::Duration = std::time::Duration::from_millis(10);
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Err(fs::TryLockError::WouldBlock) if started.elapsed() < GRACE => {
+                std::thread::sleep(STEP);
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Temp files left by a crash mid-write (we hold the lock, so none is in use).
