@@ -497,3 +497,98 @@ fn keybridge_agrees_with_py_webauthn_and_python_fido2() {
         );
     }
 }
+
+/// MDS3 BLOBs signed here: keybridge's [`MetadataBlob::verify`] and python-fido2's BLOB check
+/// must agree on every one. (python-fido2 checks neither validity dates nor `no`, so the
+/// cases stay inside validity and pass no previous number.)
+#[test]
+fn mds_blob_verdicts_agree_with_python_fido2() {
+    use crate::mds::{MdsSigner, payload};
+    use keybridge_webauthn::mds::MetadataBlob;
+
+    let attestation_root = CertificateAuthority::new("attestation root");
+    let mut blobs: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for (name, signer) in [
+        ("es256", MdsSigner::new("ES256")),
+        ("rs256", MdsSigner::new("RS256")),
+        ("es256-intermediate", MdsSigner::with_intermediate("ES256")),
+        ("rs256-intermediate", MdsSigner::with_intermediate("RS256")),
+    ] {
+        let blob = signer.sign(&payload(17, &attestation_root.der));
+        blobs.push((
+            format!("{name}/good"),
+            blob.clone(),
+            signer.root.der.clone(),
+        ));
+        let other_root = CertificateAuthority::new("keybridge Test MDS Root");
+        blobs.push((
+            format!("{name}/other-root-same-name"),
+            blob.clone(),
+            other_root.der,
+        ));
+        let mut parts: Vec<String> = blob.split('.').map(str::to_owned).collect();
+        parts[1] = b64(payload(18, &attestation_root.der).to_string().as_bytes());
+        blobs.push((
+            format!("{name}/payload-changed"),
+            parts.join("."),
+            signer.root.der.clone(),
+        ));
+        let mut parts: Vec<String> = blob.split('.').map(str::to_owned).collect();
+        let mut signature = bytes(&parts[2]);
+        signature[5] ^= 0x01;
+        parts[2] = b64(&signature);
+        blobs.push((
+            format!("{name}/signature-flipped"),
+            parts.join("."),
+            signer.root.der.clone(),
+        ));
+    }
+    let input = json!({"cases": blobs.iter().map(|(name, blob, root)| json!({
+        "name": name, "kind": "mds_blob", "blob": blob, "root": b64(root),
+    })).collect::<Vec<_>>()});
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/webauthn_verify.py");
+    let mut child = Command::new(interop_python())
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the interop Python starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verdicts: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdicts.len(), blobs.len());
+
+    let mut accepted = 0;
+    for ((name, blob, root), verdict) in blobs.iter().zip(&verdicts) {
+        let ours = MetadataBlob::verify(blob, root, None, crate::generated::today());
+        let theirs = &verdict["fido2"];
+        assert_eq!(
+            ours.is_ok(),
+            theirs["accepted"].as_bool().unwrap(),
+            "{name}: keybridge {:?}, python-fido2 {theirs}",
+            ours.as_ref().err()
+        );
+        if let Ok(blob) = ours {
+            accepted += 1;
+            assert_eq!(json!(blob.serial_number()), theirs["value"], "{name}");
+        }
+        assert_eq!(
+            name.ends_with("/good"),
+            verdict["fido2"]["accepted"] == json!(true),
+            "{name}"
+        );
+    }
+    assert_eq!(accepted, 4);
+}

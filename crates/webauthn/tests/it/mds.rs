@@ -23,15 +23,25 @@ const KEY_COMPROMISED: &str = "33333333-2222-3333-4444-555555555555";
 const NOT_CERTIFIED: &str = "44444444-2222-3333-4444-555555555555";
 const NO_RESIDENT_KEYS: &str = "55555555-2222-3333-4444-555555555555";
 
-struct MdsSigner {
-    root: CertificateAuthority,
+/// Signs BLOBs under its own test root, with x5c = [signer] or [signer, intermediate].
+pub struct MdsSigner {
+    pub root: CertificateAuthority,
     leaf_der: Vec<u8>,
     leaf_key: KeyPair,
+    intermediate_der: Option<Vec<u8>>,
     alg: &'static str,
 }
 
 impl MdsSigner {
-    fn new(alg: &'static str) -> Self {
+    pub fn new(alg: &'static str) -> Self {
+        Self::build(alg, false)
+    }
+
+    pub fn with_intermediate(alg: &'static str) -> Self {
+        Self::build(alg, true)
+    }
+
+    fn build(alg: &'static str, intermediate: bool) -> Self {
         let root = CertificateAuthority::new("keybridge Test MDS Root");
         let leaf_key = match alg {
             "RS256" => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048).unwrap(),
@@ -42,18 +52,27 @@ impl MdsSigner {
             .distinguished_name
             .push(DnType::CommonName, "keybridge Test MDS Signer");
         params.is_ca = IsCa::ExplicitNoCa;
-        let leaf_der = root.issue(&params, &leaf_key);
+        let (leaf_der, intermediate_der) = if intermediate {
+            let ca = root.intermediate("keybridge Test MDS Intermediate", true);
+            (ca.issue(&params, &leaf_key), Some(ca.der))
+        } else {
+            (root.issue(&params, &leaf_key), None)
+        };
         MdsSigner {
             root,
             leaf_der,
             leaf_key,
+            intermediate_der,
             alg,
         }
     }
 
-    fn sign(&self, payload: &serde_json::Value) -> String {
-        let header =
-            json!({"alg": self.alg, "typ": "JWT", "x5c": [STANDARD.encode(&self.leaf_der)]});
+    pub fn sign(&self, payload: &serde_json::Value) -> String {
+        let x5c: Vec<String> = std::iter::once(&self.leaf_der)
+            .chain(self.intermediate_der.as_ref())
+            .map(|der| STANDARD.encode(der))
+            .collect();
+        let header = json!({"alg": self.alg, "typ": "JWT", "x5c": x5c});
         let signing_input = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
@@ -91,7 +110,7 @@ fn entry(aaguid: &str, roots: &[&[u8]], reports: serde_json::Value) -> serde_jso
     })
 }
 
-fn payload(no: u64, attestation_root: &[u8]) -> serde_json::Value {
+pub fn payload(no: u64, attestation_root: &[u8]) -> serde_json::Value {
     let mut limited = entry(
         NO_RESIDENT_KEYS,
         &[attestation_root],
@@ -131,8 +150,14 @@ fn aaguid(text: &str) -> Aaguid {
 #[test]
 fn es256_and_rs256_blobs_verify_and_index_their_entries() {
     let attestation_root = CertificateAuthority::new("attestation root");
-    for alg in ["ES256", "RS256"] {
-        let signer = MdsSigner::new(alg);
+    for (alg, signer) in [
+        ("ES256", MdsSigner::new("ES256")),
+        ("RS256", MdsSigner::new("RS256")),
+        (
+            "ES256 via intermediate",
+            MdsSigner::with_intermediate("ES256"),
+        ),
+    ] {
         let jws = signer.sign(&payload(42, &attestation_root.der));
         let blob = MetadataBlob::verify(&jws, &signer.root.der, Some(41), today())
             .unwrap_or_else(|error| panic!("{alg}: {error}"));
