@@ -101,6 +101,7 @@ pub(crate) fn parse(der: &[u8], index: usize) -> Result<X509Certificate<'_>, Cer
 pub(crate) fn check_packed_attestation_certificate(
     leaf: &X509Certificate<'_>,
 ) -> Result<Option<Aaguid>, CertificateError> {
+    // X509Version counts from zero: 2 is version 3.
     if leaf.version().0 != 2 {
         return Err(CertificateError::NotVersion3);
     }

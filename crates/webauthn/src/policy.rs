@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use crate::aaguid::Aaguid;
+use crate::aaguid::{Aaguid, AaguidParseError};
 use crate::certificate::{self, CertificateError};
 use crate::mds::{MdsError, MetadataBlob, MetadataEntry};
 use crate::registration::{AttestationType, VerifiedRegistration};
@@ -39,6 +39,37 @@ impl AaguidPolicy {
         }
     }
 
+    /// Builds the policy from Graph's `fido2KeyRestrictions` values: `isEnforced`,
+    /// `enforcementType` (`allow` or `block`, any case) and `aaGuids` (GUID strings, any case,
+    /// with or without hyphens).
+    ///
+    /// # Errors
+    /// [`KeyRestrictionsError`] naming the unknown enforcement type or the bad AAGUID.
+    pub fn from_key_restrictions(
+        is_enforced: bool,
+        enforcement_type: &str,
+        aaguids: &[impl AsRef<str>],
+    ) -> Result<Self, KeyRestrictionsError> {
+        let enforcement = match enforcement_type.to_ascii_lowercase().as_str() {
+            "allow" => Enforcement::Allow,
+            "block" => Enforcement::Block,
+            _ => {
+                return Err(KeyRestrictionsError::EnforcementType(
+                    enforcement_type.to_owned(),
+                ));
+            }
+        };
+        let aaguids = aaguids
+            .iter()
+            .map(|text| text.as_ref().parse())
+            .collect::<Result<Vec<Aaguid>, _>>()?;
+        Ok(AaguidPolicy {
+            is_enforced,
+            enforcement,
+            aaguids,
+        })
+    }
+
     /// Checks an AAGUID against the policy.
     ///
     /// # Errors
@@ -54,6 +85,17 @@ impl AaguidPolicy {
             _ => Ok(()),
         }
     }
+}
+
+/// Graph key restrictions that cannot be turned into an [`AaguidPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRestrictionsError {
+    /// `enforcementType` is neither `allow` nor `block`.
+    #[error("enforcementType '{0}' is not one of 'allow' or 'block'")]
+    EnforcementType(String),
+    /// An entry of `aaGuids` is not a GUID.
+    #[error("aaGuids: {0}")]
+    Aaguid(#[from] AaguidParseError),
 }
 
 /// Why a registration failed a policy.
@@ -156,4 +198,40 @@ pub fn enforce_attestation<'m>(
     certificate::verify_chain(&chain.certificates, &roots, now)
         .map_err(PolicyError::UntrustedChain)?;
     Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_restrictions_parse_as_graph_writes_them() {
+        let policy = AaguidPolicy::from_key_restrictions(
+            true,
+            "Allow",
+            &[
+                "CB69481E-8FF7-4039-93EC-0A2729A154A8",
+                "ee882879721c491397753dfcce97072a",
+            ],
+        )
+        .unwrap();
+        assert_eq!(policy.enforcement, Enforcement::Allow);
+        assert_eq!(
+            policy.check(&"cb69481e-8ff7-4039-93ec-0a2729a154a8".parse().unwrap()),
+            Ok(())
+        );
+        assert!(policy.check(&Aaguid::ZERO).is_err());
+        assert_eq!(
+            AaguidPolicy::from_key_restrictions(
+                true,
+                "deny",
+                &["cb69481e-8ff7-4039-93ec-0a2729a154a8"]
+            ),
+            Err(KeyRestrictionsError::EnforcementType("deny".into()))
+        );
+        assert!(matches!(
+            AaguidPolicy::from_key_restrictions(false, "block", &["not-a-guid"]),
+            Err(KeyRestrictionsError::Aaguid(_))
+        ));
+    }
 }
