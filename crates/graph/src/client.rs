@@ -555,3 +555,71 @@ pub(crate) fn relative_path(root: &Url, url: &Url) -> String {
         None => path.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> GraphClient {
+        let credential = ClientCredential::secret("s").expect("secret");
+        let config = GraphConfig::new("contoso.onmicrosoft.com", "client", credential).with_cloud(
+            Cloud::custom("https://localhost:8443", "https://localhost:8443/v1.0").expect("urls"),
+        );
+        GraphClient::new(config).expect("client")
+    }
+
+    #[test]
+    fn upns_with_ext_markers_are_percent_encoded_in_the_path() {
+        let client = client();
+        let url = client.url(
+            ApiVersion::V1,
+            &["users", "o'neil_fabrikam.com#EXT#@contoso.onmicrosoft.com"],
+            &[("$select", "id,displayName")],
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://localhost:8443/v1.0/users/o'neil_fabrikam.com%23EXT%23@contoso.onmicrosoft.com?$select=id,displayName"
+        );
+        let beta = client.url(ApiVersion::Beta, &["users", "a/b?c"], &[]);
+        assert_eq!(beta.as_str(), "https://localhost:8443/beta/users/a%2Fb%3Fc");
+    }
+
+    #[test]
+    fn links_must_stay_on_the_graph_host() {
+        let client = client();
+        assert!(
+            client
+                .link("https://localhost:8443/v1.0/users?$skiptoken=abc")
+                .is_ok()
+        );
+        assert!(client.link("https://localhost:9999/v1.0/users").is_err());
+        assert!(client.link("http://localhost:8443/v1.0/users").is_err());
+        assert!(
+            client
+                .link("https://graph.microsoft.com/v1.0/users")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn costs_are_computed_below_the_graph_root() {
+        let root = Url::parse("https://sim.example/graph/").expect("url");
+        let url = Url::parse("https://sim.example/graph/v1.0/users?$top=999").expect("url");
+        assert_eq!(relative_path(&root, &url), "/v1.0/users?$top=999");
+    }
+
+    #[test]
+    fn bad_configuration_is_refused() {
+        let credential = ClientCredential::secret("s").expect("secret");
+        let error =
+            GraphClient::new(GraphConfig::new("a/b", "client", credential.clone())).unwrap_err();
+        assert!(error.to_string().contains("tenant id"), "{error}");
+        let error = GraphClient::new(GraphConfig::new("t", " ", credential.clone())).unwrap_err();
+        assert!(error.to_string().contains("client id"), "{error}");
+        let error = GraphClient::new(
+            GraphConfig::new("t", "c", credential).with_ca_bundle_pem("no pem here"),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("CA bundle"), "{error}");
+    }
+}

@@ -6,3 +6,9 @@
 
 mod mock;
 mod mock_corners;
+mod passkey;
+mod sim;
+mod sim_auth;
+mod sim_directory;
+mod sim_faults;
+mod sim_methods;

@@ -454,3 +454,48 @@ async fn a_next_link_to_another_host_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn with_a_fake_clock_waits_are_recorded_not_slept() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let calls = calls.clone();
+        MockServer::start(move |seen| {
+            if is_token(seen) {
+                return Answer::token("t", 3599);
+            }
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => Answer::graph_error(429, "TooManyRequests", "later")
+                    .with_header("Retry-After", "30"),
+                1 | 2 => Answer::graph_error(503, "serviceNotAvailable", "busy"),
+                _ => Answer::json(200, user_json(USER)),
+            }
+        })
+        .await
+    };
+    let clock = Arc::new(keybridge_graph::FakeClock::new());
+    let mut config = GraphConfig::new(
+        TENANT,
+        "client-1",
+        ClientCredential::secret("secret-value").unwrap(),
+    )
+    .with_cloud(Cloud::custom(&server.base(), &server.base()).unwrap())
+    .with_rate_limits(RateLimits::unlimited());
+    config.retry.max_retry_after = Duration::from_secs(60);
+    let max_ceiling = config.retry.ceiling(2);
+    let client = GraphClient::with_clock(config, clock.clone()).unwrap();
+    let started = std::time::Instant::now();
+    client.get_user(USER, &[]).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no real 30 s wait"
+    );
+    let sleeps = clock.sleeps();
+    assert_eq!(sleeps.len(), 3, "{sleeps:?}");
+    assert_eq!(
+        sleeps[0],
+        Duration::from_secs(30),
+        "the Retry-After, through the limiter's pause"
+    );
+    assert!(sleeps[1..].iter().all(|s| *s <= max_ceiling), "{sleeps:?}");
+}
