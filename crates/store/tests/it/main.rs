@@ -1,0 +1,16 @@
+//! keybridge-store integration tests. Every store test runs twice, on a temp SQLite file and
+//! on a fresh database of the shared throwaway PostgreSQL cluster (see keybridge-testkit).
+
+mod common;
+
+mod access;
+mod audit;
+mod concurrency;
+mod crash;
+mod devices;
+mod integrations;
+mod jobs;
+mod migrations;
+mod secrets;
+mod users;
+mod worker;

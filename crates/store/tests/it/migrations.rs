@@ -1,0 +1,130 @@
+//! Connecting and migrating.
+
+use keybridge_store::{Dialect, SCHEMA_VERSION, Store, StoreError, StoreOptions};
+use keybridge_testkit::TestDatabase;
+
+use crate::common::{connect_with, keyring};
+
+async fn migrations_run_twice_without_change(db: TestDatabase) {
+    let first = connect_with(&db, keyring()).await;
+    assert_eq!(first.schema_version().await.unwrap(), SCHEMA_VERSION);
+    let id = crate::common::integration(&first, "Contoso").await;
+    first.close().await;
+    let ring = keyring();
+    let second = Store::connect(db.url(), StoreOptions::new(ring)).await.unwrap();
+    assert_eq!(second.schema_version().await.unwrap(), SCHEMA_VERSION);
+    // Data survives the second start; the secret is under the first key, hence the error.
+    assert!(second.integrations().get(&id).await.is_err());
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM integrations")
+        .fetch_one(second.raw_pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    second.close().await;
+}
+
+async fn a_newer_database_is_refused(db: TestDatabase) {
+    let store = connect_with(&db, keyring()).await;
+    let insert = match store.dialect() {
+        Dialect::Sqlite => {
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (7, 'from the future', 1, X'00', 1)"
+        }
+        Dialect::Postgres => {
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (7, 'from the future', TRUE, '\\x00'::bytea, 1)"
+        }
+    };
+    sqlx::query(insert).execute(store.raw_pool()).await.unwrap();
+    store.close().await;
+    let err = Store::connect(db.url(), StoreOptions::new(keyring()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 7, known } if known == SCHEMA_VERSION),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the database was migrated by a newer keybridge (schema version 7, this binary knows up to {SCHEMA_VERSION}): upgrade keybridge or restore a backup"
+        )
+    );
+}
+
+keybridge_testkit::both_databases! {
+    migrations_twice => migrations_run_twice_without_change;
+    newer_schema_refused => a_newer_database_is_refused;
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_names_the_host_and_hides_the_password() {
+    let err = Store::connect(
+        "postgres://kb:TopSecret42@127.0.0.1:1/keybridge",
+        StoreOptions::new(keyring()),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    assert!(text.contains("kb@127.0.0.1:1/keybridge"), "{text}");
+    assert!(!text.contains("TopSecret42"), "{text}");
+    assert!(!format!("{err:?}").contains("TopSecret42"));
+}
+
+#[tokio::test]
+async fn an_unopenable_sqlite_file_names_the_path() {
+    let err = Store::connect(
+        "sqlite:///nonexistent-dir-kb/sub/keybridge.db?mode=rwc",
+        StoreOptions::new(keyring()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("/nonexistent-dir-kb/sub/keybridge.db"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn other_url_schemes_are_refused() {
+    let err = Store::connect("mysql://root:pw@localhost/kb", StoreOptions::new(keyring()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedUrl { .. }), "{err:?}");
+    assert!(!err.to_string().contains(":pw@"), "{err}");
+    let err = Store::connect("not a url", StoreOptions::new(keyring()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedUrl { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout() {
+    let db = TestDatabase::sqlite();
+    let store = connect_with(&db, keyring()).await;
+    let pool = store.raw_pool();
+    // Several connections: each one must have the settings.
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(pool.acquire().await.unwrap());
+    }
+    for conn in &mut conns {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(busy, 5000);
+    }
+}
