@@ -6,6 +6,9 @@
 //! (runs per cell, default 5), `KEYBRIDGE_TEST_DATABASE_URL` (use this PostgreSQL server
 //! instead of the throwaway cluster).
 
+// A benchmark binary: any failure should stop it loudly.
+#![allow(clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use keybridge_store::{KeyRing, NewJob, SecretKey, Store, StoreOptions, Timestamp};
@@ -38,7 +41,11 @@ async fn one_run(store: &Store, workers: usize, jobs: usize) -> f64 {
                     .await
                     .expect("claim")
                 {
-                    store.jobs().complete(&job.id, &owner).await.expect("complete");
+                    store
+                        .jobs()
+                        .complete(&job.id, &owner)
+                        .await
+                        .expect("complete");
                     done += 1;
                 }
                 done

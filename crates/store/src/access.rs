@@ -209,21 +209,24 @@ impl Invites<'_> {
     /// A user's invites, newest first.
     pub async fn list_for_user(&mut self, user_id: &str) -> Result<Vec<Invite>> {
         let mut conn = self.db.conn().await?;
-        let rows = sqlx::query(invite_select!("WHERE user_id = $1 ORDER BY created_at DESC, id DESC"))
-            .bind(user_id)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(invite_select!(
+            "WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await?;
         rows.iter().map(decode_invite).collect()
     }
 
     /// Revokes an invite.
     pub async fn revoke(&mut self, id: &str, at: Timestamp) -> Result<()> {
         let mut conn = self.db.conn().await?;
-        let done = sqlx::query("UPDATE invites SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(at.unix_millis())
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        let done =
+            sqlx::query("UPDATE invites SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at.unix_millis())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         one(done.rows_affected(), "invite", id)
     }
 }
@@ -597,7 +600,12 @@ macro_rules! passkey_select {
 
 impl Admins<'_> {
     /// Creates an admin.
-    pub async fn create(&mut self, username: &str, display_name: &str, role: Role) -> Result<Admin> {
+    pub async fn create(
+        &mut self,
+        username: &str,
+        display_name: &str,
+        role: Role,
+    ) -> Result<Admin> {
         require("username", username)?;
         let id = new_id();
         let now = Timestamp::now().unix_millis();
@@ -711,10 +719,12 @@ impl Admins<'_> {
     /// An admin's passkeys.
     pub async fn passkeys(&mut self, admin_id: &str) -> Result<Vec<AdminPasskey>> {
         let mut conn = self.db.conn().await?;
-        let rows = sqlx::query(passkey_select!("WHERE admin_id = $1 ORDER BY created_at, id"))
-            .bind(admin_id)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(passkey_select!(
+            "WHERE admin_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(admin_id)
+        .fetch_all(&mut *conn)
+        .await?;
         rows.iter().map(decode_passkey).collect()
     }
 
@@ -791,7 +801,11 @@ impl Admins<'_> {
     }
 
     /// Uses a login link (once, before expiry).
-    pub async fn consume_login_link(&mut self, token: &str, now: Timestamp) -> Result<AdminLoginLink> {
+    pub async fn consume_login_link(
+        &mut self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<AdminLoginLink> {
         let mut conn = self.db.conn().await?;
         let row = sqlx::query(
             "UPDATE admin_login_links SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
@@ -806,7 +820,9 @@ impl Admins<'_> {
             return Ok(AdminLoginLink {
                 admin_id: opt_text(&row, "admin_id")?,
                 role: match role_text {
-                    Some(r) => Some(Role::parse(&r).ok_or_else(|| corrupt("admin_login_links", "role", &r))?),
+                    Some(r) => Some(
+                        Role::parse(&r).ok_or_else(|| corrupt("admin_login_links", "role", &r))?,
+                    ),
                     None => None,
                 },
                 expires_at: ts(&row, "expires_at")?,
@@ -897,7 +913,12 @@ impl Admins<'_> {
     }
 
     /// Extends the idle timeout after a request (never past the absolute timeout).
-    pub async fn touch_session(&mut self, token: &str, idle: Duration, now: Timestamp) -> Result<()> {
+    pub async fn touch_session(
+        &mut self,
+        token: &str,
+        idle: Duration,
+        now: Timestamp,
+    ) -> Result<()> {
         let mut conn = self.db.conn().await?;
         sqlx::query(
             "UPDATE admin_sessions SET last_seen_at = $1, idle_expires_at = \
@@ -1068,11 +1089,13 @@ impl ApiTokens<'_> {
     /// Revokes a token.
     pub async fn revoke(&mut self, id: &str, now: Timestamp) -> Result<()> {
         let mut conn = self.db.conn().await?;
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now.unix_millis())
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now.unix_millis())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
         one(done.rows_affected(), "API token", id)
     }
 }

@@ -81,7 +81,11 @@ impl NewAuditEvent {
     }
 
     /// Sets source address and request id.
-    pub fn request(mut self, source_addr: Option<String>, request_id: Option<String>) -> NewAuditEvent {
+    pub fn request(
+        mut self,
+        source_addr: Option<String>,
+        request_id: Option<String>,
+    ) -> NewAuditEvent {
         self.source_addr = source_addr;
         self.request_id = request_id;
         self
@@ -213,7 +217,10 @@ impl fmt::Display for ChainBreak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChainBreak::Edited { seq } => {
-                write!(f, "event {seq} was edited: its content does not match its hash")
+                write!(
+                    f,
+                    "event {seq} was edited: its content does not match its hash"
+                )
             }
             ChainBreak::Deleted {
                 first_missing,

@@ -384,7 +384,9 @@ async fn migrate(conn: &mut AnyConnection, dialect: Dialect) -> Result<()> {
             )
         })
         .collect();
-    Migrator::with_migrations(migrations).run(&mut *conn).await?;
+    Migrator::with_migrations(migrations)
+        .run(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -142,10 +142,12 @@ impl Phones<'_> {
     /// Every pairing of one device (one row per user it is paired for).
     pub async fn find_by_device_key(&mut self, device_key: &str) -> Result<Vec<Phone>> {
         let mut conn = self.db.conn().await?;
-        let rows = sqlx::query(phone_select!("WHERE device_key = $1 ORDER BY created_at, id"))
-            .bind(device_key)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(phone_select!(
+            "WHERE device_key = $1 ORDER BY created_at, id"
+        ))
+        .bind(device_key)
+        .fetch_all(&mut *conn)
+        .await?;
         rows.iter().map(decode_phone).collect()
     }
 
@@ -334,7 +336,10 @@ impl Credentials<'_> {
     }
 
     /// By WebAuthn credential id.
-    pub async fn find_by_credential_id(&mut self, credential_id: &str) -> Result<Option<Credential>> {
+    pub async fn find_by_credential_id(
+        &mut self,
+        credential_id: &str,
+    ) -> Result<Option<Credential>> {
         let mut conn = self.db.conn().await?;
         let row = sqlx::query(credential_select!("WHERE credential_id = $1"))
             .bind(credential_id)
@@ -346,20 +351,24 @@ impl Credentials<'_> {
     /// A user's credentials, oldest first.
     pub async fn list_for_user(&mut self, user_id: &str) -> Result<Vec<Credential>> {
         let mut conn = self.db.conn().await?;
-        let rows = sqlx::query(credential_select!("WHERE user_id = $1 ORDER BY created_at, id"))
-            .bind(user_id)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(credential_select!(
+            "WHERE user_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await?;
         rows.iter().map(decode_credential).collect()
     }
 
     /// A phone's credentials, oldest first.
     pub async fn list_for_phone(&mut self, phone_id: &str) -> Result<Vec<Credential>> {
         let mut conn = self.db.conn().await?;
-        let rows = sqlx::query(credential_select!("WHERE phone_id = $1 ORDER BY created_at, id"))
-            .bind(phone_id)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(credential_select!(
+            "WHERE phone_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(phone_id)
+        .fetch_all(&mut *conn)
+        .await?;
         rows.iter().map(decode_credential).collect()
     }
 
@@ -398,13 +407,12 @@ impl Credentials<'_> {
     /// The credential was removed from Entra.
     pub async fn mark_removed(&mut self, id: &str, at: Timestamp) -> Result<()> {
         let mut conn = self.db.conn().await?;
-        let done = sqlx::query(
-            "UPDATE credentials SET status = 'removed', removed_at = $1 WHERE id = $2",
-        )
-        .bind(at.unix_millis())
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        let done =
+            sqlx::query("UPDATE credentials SET status = 'removed', removed_at = $1 WHERE id = $2")
+                .bind(at.unix_millis())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         one(done.rows_affected(), "credential", id)
     }
 
@@ -547,22 +555,30 @@ impl Workstations<'_> {
     /// Workstations paired with a phone.
     pub async fn list_for_phone(&mut self, phone_id: &str) -> Result<Vec<Workstation>> {
         let mut conn = self.db.conn().await?;
-        let rows = sqlx::query(workstation_select!("WHERE phone_id = $1 ORDER BY created_at, id"))
-            .bind(phone_id)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(workstation_select!(
+            "WHERE phone_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(phone_id)
+        .fetch_all(&mut *conn)
+        .await?;
         rows.iter().map(decode_workstation).collect()
     }
 
     /// Pairs with a phone (or unpairs with `None`).
-    pub async fn set_phone(&mut self, id: &str, phone_id: Option<&str>, at: Timestamp) -> Result<()> {
+    pub async fn set_phone(
+        &mut self,
+        id: &str,
+        phone_id: Option<&str>,
+        at: Timestamp,
+    ) -> Result<()> {
         let mut conn = self.db.conn().await?;
-        let done = sqlx::query("UPDATE workstations SET phone_id = $1, paired_at = $2 WHERE id = $3")
-            .bind(phone_id)
-            .bind(phone_id.map(|_| at.unix_millis()))
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        let done =
+            sqlx::query("UPDATE workstations SET phone_id = $1, paired_at = $2 WHERE id = $3")
+                .bind(phone_id)
+                .bind(phone_id.map(|_| at.unix_millis()))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         one(done.rows_affected(), "workstation", id)
     }
 

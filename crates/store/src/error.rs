@@ -130,7 +130,12 @@ pub enum StoreError {
 /// Named unique constraints: (index name on PostgreSQL, column list as SQLite reports it,
 /// entity, field).
 const UNIQUE_CONSTRAINTS: &[(&str, &str, &str, &str)] = &[
-    ("integrations_name_key", "integrations.name", "an integration", "name"),
+    (
+        "integrations_name_key",
+        "integrations.name",
+        "an integration",
+        "name",
+    ),
     (
         "integrations_internal_id_key",
         "integrations.internal_id",
@@ -161,17 +166,42 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str, &str)] = &[
         "a workstation",
         "public key",
     ),
-    ("invites_token_hash_key", "invites.token_hash", "an invite", "token"),
-    ("admins_username_key", "admins.username", "an admin", "username"),
+    (
+        "invites_token_hash_key",
+        "invites.token_hash",
+        "an invite",
+        "token",
+    ),
+    (
+        "admins_username_key",
+        "admins.username",
+        "an admin",
+        "username",
+    ),
     (
         "admin_passkeys_credential_id_key",
         "admin_passkeys.credential_id",
         "an admin passkey",
         "credential id",
     ),
-    ("api_tokens_token_hash_key", "api_tokens.token_hash", "an API token", "token"),
-    ("jobs_dedupe_key_key", "jobs.dedupe_key", "a live job", "dedupe key"),
-    ("pairing_sessions_pkey", "pairing_sessions.id", "a pairing session", "id"),
+    (
+        "api_tokens_token_hash_key",
+        "api_tokens.token_hash",
+        "an API token",
+        "token",
+    ),
+    (
+        "jobs_dedupe_key_key",
+        "jobs.dedupe_key",
+        "a live job",
+        "dedupe key",
+    ),
+    (
+        "pairing_sessions_pkey",
+        "pairing_sessions.id",
+        "a pairing session",
+        "id",
+    ),
 ];
 
 impl From<sqlx::Error> for StoreError {
@@ -192,7 +222,9 @@ impl From<sqlx::Error> for StoreError {
                     };
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => {
-                    return StoreError::MissingReference { entity: "the record" };
+                    return StoreError::MissingReference {
+                        entity: "the record",
+                    };
                 }
                 _ => {}
             }

@@ -92,6 +92,14 @@ pub struct Integrations<'a> {
 
 const TABLE: &str = "integrations";
 
+/// Credential columns as written: kind, sealed client secret, certificate PEM, sealed key.
+type SealedCredential = (
+    &'static str,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
 fn secret_place<'r>(column: &'static str, row: &'r str) -> SecretPlace<'r> {
     SecretPlace {
         table: TABLE,
@@ -154,11 +162,7 @@ impl Integrations<'_> {
         })
     }
 
-    fn seal_credential(
-        &self,
-        id: &str,
-        credential: &IntegrationCredential,
-    ) -> (&'static str, Option<Vec<u8>>, Option<String>, Option<Vec<u8>>) {
+    fn seal_credential(&self, id: &str, credential: &IntegrationCredential) -> SealedCredential {
         let ring = self.db.keyring();
         match credential {
             IntegrationCredential::ClientSecret(secret) => (
@@ -189,7 +193,19 @@ impl Integrations<'_> {
         let now = Timestamp::now().unix_millis();
         let (kind, secret, cert, key) = self.seal_credential(&id, &new.credential);
         let sql = const_format_insert();
-        let mut conn = self.db.conn().await?;
+        let mut conn = self.db.begin().await?;
+        // Name first: engines differ in which unique index they report when both the name
+        // and the internal id collide, and the name is what the admin typed.
+        let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM integrations WHERE name = $1")
+            .bind(&new.name)
+            .fetch_one(&mut *conn)
+            .await?;
+        if taken > 0 {
+            return Err(StoreError::Duplicate {
+                entity: "an integration",
+                field: "name",
+            });
+        }
         sqlx::query(sql)
             .bind(&id)
             .bind(&new.internal_id)
@@ -204,13 +220,15 @@ impl Integrations<'_> {
             .bind(now)
             .execute(&mut *conn)
             .await?;
-        drop(conn);
+        conn.commit().await?;
         self.get(&id).await
     }
 
     /// One integration by row id.
     pub async fn get(&mut self, id: &str) -> Result<Integration> {
-        self.find_by("id", id).await?.ok_or_else(|| StoreError::not_found("integration", id))
+        self.find_by("id", id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("integration", id))
     }
 
     /// One integration by internal id.
@@ -224,7 +242,10 @@ impl Integrations<'_> {
             _ => SELECT_BY_ID,
         };
         let mut conn = self.db.conn().await?;
-        let row = sqlx::query(sql).bind(value).fetch_optional(&mut *conn).await?;
+        let row = sqlx::query(sql)
+            .bind(value)
+            .fetch_optional(&mut *conn)
+            .await?;
         drop(conn);
         row.map(|r| self.decode(&r)).transpose()
     }
@@ -292,13 +313,14 @@ impl Integrations<'_> {
     /// Saves the support e-mail.
     pub async fn set_support_email(&mut self, id: &str, email: Option<&str>) -> Result<()> {
         let mut conn = self.db.conn().await?;
-        let done =
-            sqlx::query("UPDATE integrations SET support_email = $1, updated_at = $2 WHERE id = $3")
-                .bind(email)
-                .bind(Timestamp::now().unix_millis())
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE integrations SET support_email = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(email)
+        .bind(Timestamp::now().unix_millis())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
         found(done.rows_affected(), id)
     }
 

@@ -126,7 +126,11 @@ pub struct NewJob {
 
 impl NewJob {
     /// A job on `queue` of `kind` with `payload`, 5 attempts, runnable now.
-    pub fn new(queue: impl Into<String>, kind: impl Into<String>, payload: serde_json::Value) -> NewJob {
+    pub fn new(
+        queue: impl Into<String>,
+        kind: impl Into<String>,
+        payload: serde_json::Value,
+    ) -> NewJob {
         NewJob {
             queue: queue.into(),
             kind: kind.into(),
@@ -412,7 +416,12 @@ impl Jobs<'_> {
 
     /// Takes the next runnable job of `queue` for `owner`, leased for `lease`. A job whose
     /// previous lease expired counts as runnable.
-    pub async fn claim(&mut self, queue: &str, owner: &str, lease: Duration) -> Result<Option<Job>> {
+    pub async fn claim(
+        &mut self,
+        queue: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>> {
         let now = Timestamp::now();
         let sql = match self.db.dialect() {
             Dialect::Sqlite => CLAIM_SQLITE,
@@ -595,7 +604,13 @@ impl Jobs<'_> {
     }
 
     /// Adds to the progress counters (only by the lease owner).
-    pub async fn add_progress(&mut self, id: &str, owner: &str, done: i64, failed: i64) -> Result<()> {
+    pub async fn add_progress(
+        &mut self,
+        id: &str,
+        owner: &str,
+        done: i64,
+        failed: i64,
+    ) -> Result<()> {
         let mut conn = self.db.conn().await?;
         let updated = sqlx::query(
             "UPDATE jobs SET progress_done = progress_done + $1, progress_failed = progress_failed + $2, \
@@ -722,7 +737,10 @@ mod tests {
     fn claim_sql_differs_only_by_the_lock_clause() {
         assert!(CLAIM_POSTGRES.contains("LIMIT 1 FOR UPDATE SKIP LOCKED)"));
         assert!(!CLAIM_SQLITE.contains("FOR UPDATE"));
-        assert_eq!(CLAIM_POSTGRES.replace(" FOR UPDATE SKIP LOCKED", ""), CLAIM_SQLITE);
+        assert_eq!(
+            CLAIM_POSTGRES.replace(" FOR UPDATE SKIP LOCKED", ""),
+            CLAIM_SQLITE
+        );
     }
 
     #[test]

@@ -62,17 +62,15 @@ pub use error::{Result, StoreError};
 pub use integrations::{
     Integration, IntegrationCredential, IntegrationGroups, Integrations, NewIntegration,
 };
-pub use jobs::{
-    Backoff, Enqueued, FailOutcome, Job, JobCounts, JobFilter, JobState, Jobs, NewJob,
-};
+pub use jobs::{Backoff, Enqueued, FailOutcome, Job, JobCounts, JobFilter, JobState, Jobs, NewJob};
 pub use rows::hash_token;
 pub use secrets::{
     KeyRing, RotationReport, SecretError, SecretKey, SecretString, load_or_create_key_file,
 };
 pub use timestamp::Timestamp;
 pub use users::{
-    DirectoryUser, StateCounts, UpsertSummary, User, UserCursor, UserListItem, UserPage,
-    UserQuery, UserSort, Users,
+    DirectoryUser, StateCounts, UpsertSummary, User, UserCursor, UserListItem, UserPage, UserQuery,
+    UserSort, Users,
 };
 pub use worker::{
     JobContext, JobError, JobFuture, JobHandler, RunningWorkers, WorkerConfig, WorkerPool,

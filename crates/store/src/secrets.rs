@@ -139,7 +139,9 @@ pub struct SecretKey {
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("SecretKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -365,7 +367,9 @@ pub fn load_or_create_key_file(path: &Path) -> Result<SecretKey> {
     let key = SecretKey::generate();
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("secret-key"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("secret-key"),
         uuid::Uuid::new_v4().simple()
     ));
     let write = || -> std::io::Result<()> {
@@ -600,13 +604,19 @@ mod tests {
         let k = SecretKey::from_bytes(bytes);
         let out = k
             .cipher()
-            .encrypt(Nonce::from_slice(&iv), Payload { msg: &pt, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&iv),
+                Payload {
+                    msg: &pt,
+                    aad: &aad,
+                },
+            )
             .unwrap();
-        assert_eq!(hex::encode(&out[pt.len()..]), "76fc6ece0f4e1768cddf8853bb2d551b");
         assert_eq!(
-            hex::encode(&out[..16]),
-            "522dc1f099567d07f47f37a32a84427d"
+            hex::encode(&out[pt.len()..]),
+            "76fc6ece0f4e1768cddf8853bb2d551b"
         );
+        assert_eq!(hex::encode(&out[..16]), "522dc1f099567d07f47f37a32a84427d");
     }
 
     #[test]
@@ -616,8 +626,14 @@ mod tests {
         let again = SecretKey::from_base64(&format!("  {}\n", text.as_str())).unwrap();
         assert_eq!(again.id(), key.id());
         assert!(!format!("{key:?}").contains(text.as_str()));
-        assert!(matches!(SecretKey::from_base64("not base64!"), Err(SecretError::BadKey(_))));
-        assert!(matches!(SecretKey::from_base64("AAAA"), Err(SecretError::BadKey(_))));
+        assert!(matches!(
+            SecretKey::from_base64("not base64!"),
+            Err(SecretError::BadKey(_))
+        ));
+        assert!(matches!(
+            SecretKey::from_base64("AAAA"),
+            Err(SecretError::BadKey(_))
+        ));
         assert_eq!(format!("{:?}", SecretString::new("hunter2")), "[redacted]");
     }
 

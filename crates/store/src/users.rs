@@ -233,13 +233,43 @@ macro_rules! list_variants {
     ($col:literal) => {
         [
             list_sql!("", "", concat!($col, " ASC, u.id ASC"), "$3"),
-            list_sql!("", concat!("AND (", $col, ", u.id) > ($3, $4)"), concat!($col, " ASC, u.id ASC"), "$5"),
-            list_sql!("AND u.state = $3 ", "", concat!($col, " ASC, u.id ASC"), "$4"),
-            list_sql!("AND u.state = $3 ", concat!("AND (", $col, ", u.id) > ($4, $5)"), concat!($col, " ASC, u.id ASC"), "$6"),
+            list_sql!(
+                "",
+                concat!("AND (", $col, ", u.id) > ($3, $4)"),
+                concat!($col, " ASC, u.id ASC"),
+                "$5"
+            ),
+            list_sql!(
+                "AND u.state = $3 ",
+                "",
+                concat!($col, " ASC, u.id ASC"),
+                "$4"
+            ),
+            list_sql!(
+                "AND u.state = $3 ",
+                concat!("AND (", $col, ", u.id) > ($4, $5)"),
+                concat!($col, " ASC, u.id ASC"),
+                "$6"
+            ),
             list_sql!("", "", concat!($col, " DESC, u.id DESC"), "$3"),
-            list_sql!("", concat!("AND (", $col, ", u.id) < ($3, $4)"), concat!($col, " DESC, u.id DESC"), "$5"),
-            list_sql!("AND u.state = $3 ", "", concat!($col, " DESC, u.id DESC"), "$4"),
-            list_sql!("AND u.state = $3 ", concat!("AND (", $col, ", u.id) < ($4, $5)"), concat!($col, " DESC, u.id DESC"), "$6"),
+            list_sql!(
+                "",
+                concat!("AND (", $col, ", u.id) < ($3, $4)"),
+                concat!($col, " DESC, u.id DESC"),
+                "$5"
+            ),
+            list_sql!(
+                "AND u.state = $3 ",
+                "",
+                concat!($col, " DESC, u.id DESC"),
+                "$4"
+            ),
+            list_sql!(
+                "AND u.state = $3 ",
+                concat!("AND (", $col, ", u.id) < ($4, $5)"),
+                concat!($col, " DESC, u.id DESC"),
+                "$6"
+            ),
         ]
     };
 }
@@ -474,14 +504,13 @@ impl Users<'_> {
     /// Sets or clears the visible provisioning failure reason.
     pub async fn set_provisioning_error(&mut self, id: &str, error: Option<&str>) -> Result<()> {
         let mut conn = self.db.conn().await?;
-        let done = sqlx::query(
-            "UPDATE users SET provisioning_error = $1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(error)
-        .bind(Timestamp::now().unix_millis())
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        let done =
+            sqlx::query("UPDATE users SET provisioning_error = $1, updated_at = $2 WHERE id = $3")
+                .bind(error)
+                .bind(Timestamp::now().unix_millis())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         user_found(done.rows_affected(), id)
     }
 
@@ -551,12 +580,10 @@ impl Users<'_> {
             items.last().map(|last| UserCursor {
                 key: match query.sort {
                     UserSort::Upn => CursorKey::Text(last.user.upn.clone()),
-                    UserSort::DisplayName => {
-                        CursorKey::Text(last.user.display_name.to_lowercase())
+                    UserSort::DisplayName => CursorKey::Text(last.user.display_name.to_lowercase()),
+                    UserSort::LastActive => {
+                        CursorKey::Int(last.user.last_active_at.map_or(0, Timestamp::unix_millis))
                     }
-                    UserSort::LastActive => CursorKey::Int(
-                        last.user.last_active_at.map_or(0, Timestamp::unix_millis),
-                    ),
                 },
                 id: last.user.id.clone(),
             })

@@ -287,7 +287,8 @@ impl Worker {
         let Some(handler) = handler else {
             heartbeat.abort();
             let error = format!("no handler is registered for job kind {kind:?}");
-            self.record(&id, &kind, Err(JobError::Permanent(error))).await;
+            self.record(&id, &kind, Err(JobError::Permanent(error)))
+                .await;
             return;
         };
         // Its own task, so that a panic is caught as a JoinError.

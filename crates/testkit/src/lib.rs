@@ -173,7 +173,10 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Guard::Postgres { admin_url, name } = &self.guard {
             // FORCE: a pool the test forgot to close must not keep the database alive.
-            if let Err(e) = admin_sql(admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
+            if let Err(e) = admin_sql(
+                admin_url,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ) {
                 eprintln!("keybridge-testkit: could not drop test database {name}: {e}");
             }
         }
@@ -278,7 +281,9 @@ fn admin_sql(admin_url: &str, statement: &str) -> Result<(), TestkitError> {
             .map_err(sqlx::Error::Io)?;
         runtime.block_on(async {
             let mut conn = sqlx::PgConnection::connect(&url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await?;
             conn.close().await
         })
     })
@@ -423,14 +428,27 @@ fn start_or_reuse_cluster() -> Result<String, TestkitError> {
             &bin,
             "initdb",
             &[
-                "-D", &data_s, "-A", "trust", "--no-sync", "-U", "postgres", "-E", "UTF8",
+                "-D",
+                &data_s,
+                "-A",
+                "trust",
+                "--no-sync",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
                 "--locale=C",
             ],
             as_root,
         )?;
     }
     // A stale server (e.g. its port was taken) is stopped before starting on a new port.
-    let _ = pg_tool(&bin, "pg_ctl", &["-D", &data_s, "-m", "immediate", "-w", "stop"], as_root);
+    let _ = pg_tool(
+        &bin,
+        "pg_ctl",
+        &["-D", &data_s, "-m", "immediate", "-w", "stop"],
+        as_root,
+    );
     let port = free_port()?;
     let log = root.join("log").display().to_string();
     let server_options = format!(
@@ -440,7 +458,16 @@ fn start_or_reuse_cluster() -> Result<String, TestkitError> {
     pg_tool(
         &bin,
         "pg_ctl",
-        &["-D", &data_s, "-l", &log, "-w", "-o", &server_options, "start"],
+        &[
+            "-D",
+            &data_s,
+            "-l",
+            &log,
+            "-w",
+            "-o",
+            &server_options,
+            "start",
+        ],
         as_root,
     )?;
     let mut f = File::create(&port_file).map_err(io_err("write", &port_file))?;
@@ -466,6 +493,9 @@ mod tests {
             replace_database("postgres://u:p@h/db?sslmode=disable", "t_2"),
             "postgres://u:p@h/t_2?sslmode=disable"
         );
-        assert_eq!(replace_database("postgres://h:1", "t_3"), "postgres://h:1/t_3");
+        assert_eq!(
+            replace_database("postgres://h:1", "t_3"),
+            "postgres://h:1/t_3"
+        );
     }
 }

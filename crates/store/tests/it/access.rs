@@ -20,25 +20,65 @@ fn rejected(err: &StoreError) -> &'static str {
 async fn invites_are_single_use_and_expire(store: Store) {
     let integ = integration(&store, "Contoso").await;
     let ids = users(&store, &integ, 1).await;
-    let (invite, token) = store.invites().create(&ids[0], "admin:1", DAY).await.unwrap();
-    assert_eq!(invite.expires_at.unix_millis() - invite.created_at.unix_millis(), 86_400_000);
+    let (invite, token) = store
+        .invites()
+        .create(&ids[0], "admin:1", DAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        invite.expires_at.unix_millis() - invite.created_at.unix_millis(),
+        86_400_000
+    );
     let now = Timestamp::now();
-    assert_eq!(store.invites().check(&token, now).await.unwrap().id, invite.id);
+    assert_eq!(
+        store.invites().check(&token, now).await.unwrap().id,
+        invite.id
+    );
     let used = store.invites().consume(&token, now).await.unwrap();
     assert_eq!(used.used_at, Some(now));
     let err = store.invites().consume(&token, now).await.unwrap_err();
     assert_eq!(rejected(&err), "was already used");
     assert_eq!(err.to_string(), "the invite was already used");
 
-    let (_, short) = store.invites().create(&ids[0], "admin:1", Duration::from_millis(1)).await.unwrap();
+    let (_, short) = store
+        .invites()
+        .create(&ids[0], "admin:1", Duration::from_millis(1))
+        .await
+        .unwrap();
     let later = Timestamp::now().plus(Duration::from_secs(1));
-    assert_eq!(rejected(&store.invites().consume(&short, later).await.unwrap_err()), "has expired");
+    assert_eq!(
+        rejected(&store.invites().consume(&short, later).await.unwrap_err()),
+        "has expired"
+    );
 
-    let (revoked, revoked_token) = store.invites().create(&ids[0], "admin:1", DAY).await.unwrap();
+    let (revoked, revoked_token) = store
+        .invites()
+        .create(&ids[0], "admin:1", DAY)
+        .await
+        .unwrap();
     store.invites().revoke(&revoked.id, now).await.unwrap();
-    assert_eq!(rejected(&store.invites().consume(&revoked_token, now).await.unwrap_err()), "was revoked");
-    assert!(store.invites().consume("forged", now).await.unwrap_err().is_not_found());
-    assert_eq!(store.invites().list_for_user(&ids[0]).await.unwrap().len(), 3);
+    assert_eq!(
+        rejected(
+            &store
+                .invites()
+                .consume(&revoked_token, now)
+                .await
+                .unwrap_err()
+        ),
+        "was revoked"
+    );
+    assert!(
+        store
+            .invites()
+            .consume("forged", now)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(
+        store.invites().list_for_user(&ids[0]).await.unwrap().len(),
+        3
+    );
 
     // Only the hash is stored.
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invites WHERE token_hash = $1")
@@ -71,112 +111,443 @@ async fn pairing_sessions_complete_once_with_the_right_secret(store: Store) {
         .await
         .unwrap();
     let now = Timestamp::now();
-    let found = store.pairing_sessions().find_live_by_code("K7QP2M", now).await.unwrap().unwrap();
+    let found = store
+        .pairing_sessions()
+        .find_live_by_code("K7QP2M", now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.id, session.id);
-    assert!(store.pairing_sessions().find_live_by_code("K7QP2M", now.plus(Duration::from_secs(61))).await.unwrap().is_none());
+    assert!(
+        store
+            .pairing_sessions()
+            .find_live_by_code("K7QP2M", now.plus(Duration::from_secs(61)))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
-    let err = store.pairing_sessions().complete(&session.id, "wrong", None, now).await.unwrap_err();
+    let err = store
+        .pairing_sessions()
+        .complete(&session.id, "wrong", None, now)
+        .await
+        .unwrap_err();
     assert_eq!(rejected(&err), "does not match");
-    assert_eq!(store.pairing_sessions().record_failed_attempt(&session.id).await.unwrap(), 1);
-    assert_eq!(store.pairing_sessions().record_failed_attempt(&session.id).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .pairing_sessions()
+            .record_failed_attempt(&session.id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .pairing_sessions()
+            .record_failed_attempt(&session.id)
+            .await
+            .unwrap(),
+        2
+    );
 
-    let p = store.phones().create(keybridge_store::NewPhone {
-        user_id: ids[0].clone(), device_key: "k".into(), name: "n".into(), model: "m".into(), os: "o".into(),
-    }).await.unwrap();
-    let done = store.pairing_sessions().complete(&session.id, &secret, Some(&p.id), now).await.unwrap();
+    let p = store
+        .phones()
+        .create(keybridge_store::NewPhone {
+            user_id: ids[0].clone(),
+            device_key: "k".into(),
+            name: "n".into(),
+            model: "m".into(),
+            os: "o".into(),
+        })
+        .await
+        .unwrap();
+    let done = store
+        .pairing_sessions()
+        .complete(&session.id, &secret, Some(&p.id), now)
+        .await
+        .unwrap();
     assert_eq!(done.phone_id.as_deref(), Some(p.id.as_str()));
     assert_eq!(done.failed_attempts, 2);
-    let err = store.pairing_sessions().complete(&session.id, &secret, Some(&p.id), now).await.unwrap_err();
+    let err = store
+        .pairing_sessions()
+        .complete(&session.id, &secret, Some(&p.id), now)
+        .await
+        .unwrap_err();
     assert_eq!(rejected(&err), "was already used");
-    assert!(store.pairing_sessions().find_live_by_code("K7QP2M", now).await.unwrap().is_none());
+    assert!(
+        store
+            .pairing_sessions()
+            .find_live_by_code("K7QP2M", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let late = now.plus(Duration::from_secs(120));
-    let (s2, secret2) = store.pairing_sessions().create(NewPairingSession {
-        kind: PairingKind::Workstation, user_id: None, invite_id: None, workstation_id: None,
-        short_code: "ABCDEF".into(), ttl: Duration::from_secs(60),
-    }).await.unwrap();
-    assert_eq!(rejected(&store.pairing_sessions().complete(&s2.id, &secret2, None, late).await.unwrap_err()), "has expired");
-    assert_eq!(store.pairing_sessions().purge_expired(late).await.unwrap(), 2);
-    assert!(store.pairing_sessions().get(&s2.id).await.unwrap_err().is_not_found());
+    let (s2, secret2) = store
+        .pairing_sessions()
+        .create(NewPairingSession {
+            kind: PairingKind::Workstation,
+            user_id: None,
+            invite_id: None,
+            workstation_id: None,
+            short_code: "ABCDEF".into(),
+            ttl: Duration::from_secs(60),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(
+            &store
+                .pairing_sessions()
+                .complete(&s2.id, &secret2, None, late)
+                .await
+                .unwrap_err()
+        ),
+        "has expired"
+    );
+    assert_eq!(
+        store.pairing_sessions().purge_expired(late).await.unwrap(),
+        2
+    );
+    assert!(
+        store
+            .pairing_sessions()
+            .get(&s2.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 async fn admins_passkeys_links_and_sessions(store: Store) {
     assert_eq!(store.admins().count().await.unwrap(), 0);
-    let link = store.admins().create_login_link(None, Some(Role::Admin), DAY).await.unwrap();
+    let link = store
+        .admins()
+        .create_login_link(None, Some(Role::Admin), DAY)
+        .await
+        .unwrap();
     let now = Timestamp::now();
     let used = store.admins().consume_login_link(&link, now).await.unwrap();
     assert_eq!((used.admin_id, used.role), (None, Some(Role::Admin)));
-    assert_eq!(rejected(&store.admins().consume_login_link(&link, now).await.unwrap_err()), "was already used");
-    assert!(matches!(store.admins().create_login_link(None, None, DAY).await.unwrap_err(), StoreError::Invalid { field: "role", .. }));
+    assert_eq!(
+        rejected(
+            &store
+                .admins()
+                .consume_login_link(&link, now)
+                .await
+                .unwrap_err()
+        ),
+        "was already used"
+    );
+    assert!(matches!(
+        store
+            .admins()
+            .create_login_link(None, None, DAY)
+            .await
+            .unwrap_err(),
+        StoreError::Invalid { field: "role", .. }
+    ));
 
-    let admin = store.admins().create("ada", "Ada Lovelace", Role::Admin).await.unwrap();
-    let err = store.admins().create("ada", "Another", Role::Auditor).await.unwrap_err();
-    assert!(matches!(err, StoreError::Duplicate { field: "username", .. }), "{err:?}");
-    assert_eq!(store.admins().find_by_username("ada").await.unwrap().unwrap(), admin);
+    let admin = store
+        .admins()
+        .create("ada", "Ada Lovelace", Role::Admin)
+        .await
+        .unwrap();
+    let err = store
+        .admins()
+        .create("ada", "Another", Role::Auditor)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Duplicate {
+                field: "username",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        store
+            .admins()
+            .find_by_username("ada")
+            .await
+            .unwrap()
+            .unwrap(),
+        admin
+    );
 
-    let pk = store.admins().add_passkey(NewAdminPasskey {
-        admin_id: admin.id.clone(), credential_id: "cred-1".into(), public_key: vec![0xa5, 1, 2, 3],
-        sign_count: 5, aaguid: "00000000-0000-0000-0000-000000000000".into(), name: "YubiKey".into(),
-    }).await.unwrap();
-    assert_eq!(store.admins().find_passkey("cred-1").await.unwrap().unwrap().public_key, vec![0xa5, 1, 2, 3]);
-    assert!(store.admins().record_passkey_use(&pk.id, 6, now).await.unwrap());
-    assert!(!store.admins().record_passkey_use(&pk.id, 6, now).await.unwrap(), "a counter that does not rise is refused");
-    assert!(!store.admins().record_passkey_use(&pk.id, 2, now).await.unwrap());
-    assert_eq!(store.admins().passkeys(&admin.id).await.unwrap()[0].sign_count, 6);
+    let pk = store
+        .admins()
+        .add_passkey(NewAdminPasskey {
+            admin_id: admin.id.clone(),
+            credential_id: "cred-1".into(),
+            public_key: vec![0xa5, 1, 2, 3],
+            sign_count: 5,
+            aaguid: "00000000-0000-0000-0000-000000000000".into(),
+            name: "YubiKey".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .admins()
+            .find_passkey("cred-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .public_key,
+        vec![0xa5, 1, 2, 3]
+    );
+    assert!(
+        store
+            .admins()
+            .record_passkey_use(&pk.id, 6, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .admins()
+            .record_passkey_use(&pk.id, 6, now)
+            .await
+            .unwrap(),
+        "a counter that does not rise is refused"
+    );
+    assert!(
+        !store
+            .admins()
+            .record_passkey_use(&pk.id, 2, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.admins().passkeys(&admin.id).await.unwrap()[0].sign_count,
+        6
+    );
 
-    let (session, cookie) = store.admins().create_session(
-        &admin.id, Duration::from_secs(600), Duration::from_secs(3600), Some("192.0.2.7"), Some("Firefox"),
-    ).await.unwrap();
+    let (session, cookie) = store
+        .admins()
+        .create_session(
+            &admin.id,
+            Duration::from_secs(600),
+            Duration::from_secs(3600),
+            Some("192.0.2.7"),
+            Some("Firefox"),
+        )
+        .await
+        .unwrap();
     assert_eq!(session.role, Role::Admin);
     assert!(!session.csrf_token.is_empty());
     let now = Timestamp::now();
-    assert_eq!(store.admins().session(&cookie, now).await.unwrap().unwrap().csrf_token, session.csrf_token);
+    assert_eq!(
+        store
+            .admins()
+            .session(&cookie, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .csrf_token,
+        session.csrf_token
+    );
     // Idle timeout.
-    assert!(store.admins().session(&cookie, now.plus(Duration::from_secs(601))).await.unwrap().is_none());
-    store.admins().touch_session(&cookie, Duration::from_secs(600), now.plus(Duration::from_secs(500))).await.unwrap();
-    assert!(store.admins().session(&cookie, now.plus(Duration::from_secs(700))).await.unwrap().is_some());
+    assert!(
+        store
+            .admins()
+            .session(&cookie, now.plus(Duration::from_secs(601)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .admins()
+        .touch_session(
+            &cookie,
+            Duration::from_secs(600),
+            now.plus(Duration::from_secs(500)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .admins()
+            .session(&cookie, now.plus(Duration::from_secs(700)))
+            .await
+            .unwrap()
+            .is_some()
+    );
     // Absolute timeout wins over touches.
-    store.admins().touch_session(&cookie, Duration::from_secs(600), now.plus(Duration::from_secs(3500))).await.unwrap();
-    assert!(store.admins().session(&cookie, now.plus(Duration::from_secs(3601))).await.unwrap().is_none());
+    store
+        .admins()
+        .touch_session(
+            &cookie,
+            Duration::from_secs(600),
+            now.plus(Duration::from_secs(3500)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .admins()
+            .session(&cookie, now.plus(Duration::from_secs(3601)))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Disabled admins lose their sessions; revoked sessions are gone.
-    store.admins().update(&admin.id, Role::Helpdesk, true).await.unwrap();
-    assert!(store.admins().session(&cookie, now).await.unwrap().is_none());
-    store.admins().update(&admin.id, Role::Helpdesk, false).await.unwrap();
-    assert_eq!(store.admins().session(&cookie, now).await.unwrap().unwrap().role, Role::Helpdesk);
+    store
+        .admins()
+        .update(&admin.id, Role::Helpdesk, true)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .admins()
+            .session(&cookie, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .admins()
+        .update(&admin.id, Role::Helpdesk, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .admins()
+            .session(&cookie, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Helpdesk
+    );
     store.admins().revoke_session(&cookie, now).await.unwrap();
-    assert!(store.admins().session(&cookie, now).await.unwrap().is_none());
-    let (_, c2) = store.admins().create_session(&admin.id, DAY, DAY, None, None).await.unwrap();
-    assert_eq!(store.admins().revoke_all_sessions(&admin.id, now).await.unwrap(), 1);
+    assert!(
+        store
+            .admins()
+            .session(&cookie, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (_, c2) = store
+        .admins()
+        .create_session(&admin.id, DAY, DAY, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .admins()
+            .revoke_all_sessions(&admin.id, now)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store.admins().session(&c2, now).await.unwrap().is_none());
 
     store.admins().delete(&admin.id).await.unwrap();
-    assert!(store.admins().find_passkey("cred-1").await.unwrap().is_none());
+    assert!(
+        store
+            .admins()
+            .find_passkey("cred-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn api_tokens_are_hashed_expire_and_revoke(store: Store) {
-    let (token, secret) = store.api_tokens().create("ci", Role::Auditor, "admin:1", None).await.unwrap();
+    let (token, secret) = store
+        .api_tokens()
+        .create("ci", Role::Auditor, "admin:1", None)
+        .await
+        .unwrap();
     assert!(secret.starts_with("kbt_"));
     assert!(secret.starts_with(&token.prefix));
     let now = Timestamp::now();
-    let authed = store.api_tokens().authenticate(&secret, now).await.unwrap().unwrap();
-    assert_eq!((authed.id.as_str(), authed.role, authed.last_used_at), (token.id.as_str(), Role::Auditor, Some(now)));
-    assert!(store.api_tokens().authenticate("kbt_forged", now).await.unwrap().is_none());
+    let authed = store
+        .api_tokens()
+        .authenticate(&secret, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (authed.id.as_str(), authed.role, authed.last_used_at),
+        (token.id.as_str(), Role::Auditor, Some(now))
+    );
+    assert!(
+        store
+            .api_tokens()
+            .authenticate("kbt_forged", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
-    let (_, expiring) = store.api_tokens().create("short", Role::Admin, "admin:1", Some(now.plus(Duration::from_secs(10)))).await.unwrap();
-    assert!(store.api_tokens().authenticate(&expiring, now).await.unwrap().is_some());
-    assert!(store.api_tokens().authenticate(&expiring, now.plus(Duration::from_secs(11))).await.unwrap().is_none());
-
-    store.api_tokens().revoke(&token.id, now).await.unwrap();
-    assert!(store.api_tokens().authenticate(&secret, now).await.unwrap().is_none());
-    assert!(store.api_tokens().revoke(&token.id, now).await.unwrap_err().is_not_found());
-    assert_eq!(store.api_tokens().list().await.unwrap().len(), 2);
-    let plain: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE token_hash = $1 OR prefix = $1")
-        .bind(secret.clone())
-        .fetch_one(store.raw_pool())
+    let (_, expiring) = store
+        .api_tokens()
+        .create(
+            "short",
+            Role::Admin,
+            "admin:1",
+            Some(now.plus(Duration::from_secs(10))),
+        )
         .await
         .unwrap();
+    assert!(
+        store
+            .api_tokens()
+            .authenticate(&expiring, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .api_tokens()
+            .authenticate(&expiring, now.plus(Duration::from_secs(11)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    store.api_tokens().revoke(&token.id, now).await.unwrap();
+    assert!(
+        store
+            .api_tokens()
+            .authenticate(&secret, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .api_tokens()
+            .revoke(&token.id, now)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(store.api_tokens().list().await.unwrap().len(), 2);
+    let plain: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE token_hash = $1 OR prefix = $1")
+            .bind(secret.clone())
+            .fetch_one(store.raw_pool())
+            .await
+            .unwrap();
     assert_eq!(plain, 0, "the token itself is never stored");
-    assert!(matches!(store.api_tokens().create(" ", Role::Admin, "a", None).await.unwrap_err(), StoreError::Invalid { .. }));
+    assert!(matches!(
+        store
+            .api_tokens()
+            .create(" ", Role::Admin, "a", None)
+            .await
+            .unwrap_err(),
+        StoreError::Invalid { .. }
+    ));
 }
 
 crate::store_tests!(

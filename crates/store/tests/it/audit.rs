@@ -35,7 +35,10 @@ async fn an_intact_chain_verifies(store: Store) {
     assert!(empty.is_intact());
     assert_eq!(empty.events_checked, 0);
     let events = append_five(&store).await;
-    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
     assert_eq!(events[0].prev_hash, keybridge_store::audit::GENESIS_HASH);
     for pair in events.windows(2) {
         assert_eq!(pair[1].prev_hash, pair[0].hash);
@@ -45,21 +48,42 @@ async fn an_intact_chain_verifies(store: Store) {
     assert_eq!((report.events_checked, report.head_seq), (5, 5));
     assert_eq!(report.head_hash, events[4].hash);
 
-    let newest = store.audit().list(&AuditFilter::default(), None, 2).await.unwrap();
+    let newest = store
+        .audit()
+        .list(&AuditFilter::default(), None, 2)
+        .await
+        .unwrap();
     assert_eq!(newest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 4]);
     assert_eq!(newest[0], events[4]);
-    let older = store.audit().list(&AuditFilter::default(), Some(4), 10).await.unwrap();
+    let older = store
+        .audit()
+        .list(&AuditFilter::default(), Some(4), 10)
+        .await
+        .unwrap();
     assert_eq!(older.len(), 3);
-    let by_actor = AuditFilter { actor: Some("admin:2".into()), ..AuditFilter::default() };
-    assert_eq!(store.audit().list(&by_actor, None, 10).await.unwrap(), vec![events[1].clone()]);
+    let by_actor = AuditFilter {
+        actor: Some("admin:2".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        store.audit().list(&by_actor, None, 10).await.unwrap(),
+        vec![events[1].clone()]
+    );
 }
 
 async fn an_edited_event_is_found(store: Store) {
     append_five(&store).await;
-    exec(&store, "UPDATE audit_events SET actor = 'admin:mallory' WHERE seq = 3").await;
+    exec(
+        &store,
+        "UPDATE audit_events SET actor = 'admin:mallory' WHERE seq = 3",
+    )
+    .await;
     let report = store.audit().verify().await.unwrap();
     assert_eq!(report.first_break, Some(ChainBreak::Edited { seq: 3 }));
-    assert_eq!(report.first_break.unwrap().to_string(), "event 3 was edited: its content does not match its hash");
+    assert_eq!(
+        report.first_break.unwrap().to_string(),
+        "event 3 was edited: its content does not match its hash"
+    );
 }
 
 async fn an_edited_and_rehashed_event_breaks_the_next_link(store: Store) {
@@ -74,14 +98,23 @@ async fn an_edited_and_rehashed_event_breaks_the_next_link(store: Store) {
         .execute(store.raw_pool())
         .await
         .unwrap();
-    assert_eq!(store.audit().verify().await.unwrap().first_break, Some(ChainBreak::Relinked { seq: 3 }));
+    assert_eq!(
+        store.audit().verify().await.unwrap().first_break,
+        Some(ChainBreak::Relinked { seq: 3 })
+    );
 }
 
 async fn a_deleted_event_is_found(store: Store) {
     append_five(&store).await;
     exec(&store, "DELETE FROM audit_events WHERE seq = 3").await;
     let report = store.audit().verify().await.unwrap();
-    assert_eq!(report.first_break, Some(ChainBreak::Deleted { first_missing: 3, last_missing: 3 }));
+    assert_eq!(
+        report.first_break,
+        Some(ChainBreak::Deleted {
+            first_missing: 3,
+            last_missing: 3
+        })
+    );
     assert_eq!(report.events_checked, 3);
 }
 
@@ -89,12 +122,24 @@ async fn a_truncated_log_is_found(store: Store) {
     append_five(&store).await;
     exec(&store, "DELETE FROM audit_events WHERE seq >= 4").await;
     let report = store.audit().verify().await.unwrap();
-    assert_eq!(report.first_break, Some(ChainBreak::Truncated { last_present: 3, head_seq: 5 }));
-    assert_eq!(report.first_break.unwrap().to_string(), "the log was truncated: events 4 to 5 are missing");
+    assert_eq!(
+        report.first_break,
+        Some(ChainBreak::Truncated {
+            last_present: 3,
+            head_seq: 5
+        })
+    );
+    assert_eq!(
+        report.first_break.unwrap().to_string(),
+        "the log was truncated: events 4 to 5 are missing"
+    );
     exec(&store, "DELETE FROM audit_events").await;
     assert_eq!(
         store.audit().verify().await.unwrap().first_break,
-        Some(ChainBreak::Truncated { last_present: 0, head_seq: 5 })
+        Some(ChainBreak::Truncated {
+            last_present: 0,
+            head_seq: 5
+        })
     );
 }
 
@@ -122,17 +167,33 @@ async fn an_inserted_event_is_found(store: Store) {
     .execute(store.raw_pool())
     .await
     .unwrap();
-    assert_eq!(store.audit().verify().await.unwrap().first_break, Some(ChainBreak::AfterHead { seq: 6 }));
+    assert_eq!(
+        store.audit().verify().await.unwrap().first_break,
+        Some(ChainBreak::AfterHead { seq: 6 })
+    );
 }
 
 async fn exports_json_lines_and_csv(store: Store) {
     let events = append_five(&store).await;
-    store.audit().append(NewAuditEvent::new("system", "sync.finish").details(json!({"note": "a,b \"c\"\nd"}))).await.unwrap();
+    store
+        .audit()
+        .append(
+            NewAuditEvent::new("system", "sync.finish").details(json!({"note": "a,b \"c\"\nd"})),
+        )
+        .await
+        .unwrap();
     let mut jsonl = Vec::new();
-    let n = store.audit().export(&AuditFilter::default(), ExportFormat::JsonLines, &mut jsonl).await.unwrap();
+    let n = store
+        .audit()
+        .export(&AuditFilter::default(), ExportFormat::JsonLines, &mut jsonl)
+        .await
+        .unwrap();
     assert_eq!(n, 6);
     let text = String::from_utf8(jsonl).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 6);
     assert_eq!(lines[0]["seq"], 1);
     assert_eq!(lines[0]["actor"], "admin:1");
@@ -142,27 +203,53 @@ async fn exports_json_lines_and_csv(store: Store) {
     assert!(lines[0]["at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(lines[5]["target"], serde_json::Value::Null);
 
-    let only = AuditFilter { action: Some("sync.finish".into()), ..AuditFilter::default() };
+    let only = AuditFilter {
+        action: Some("sync.finish".into()),
+        ..AuditFilter::default()
+    };
     let mut csv = Vec::new();
-    assert_eq!(store.audit().export(&only, ExportFormat::Csv, &mut csv).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .audit()
+            .export(&only, ExportFormat::Csv, &mut csv)
+            .await
+            .unwrap(),
+        1
+    );
     let csv = String::from_utf8(csv).unwrap();
     let mut rows = csv.split("\r\n");
-    assert_eq!(rows.next().unwrap(), "seq,at,actor,action,target,source_addr,request_id,details,prev_hash,hash");
+    assert_eq!(
+        rows.next().unwrap(),
+        "seq,at,actor,action,target,source_addr,request_id,details,prev_hash,hash"
+    );
     let row = rows.next().unwrap();
     assert!(row.starts_with("6,"), "{row}");
-    assert!(row.contains(",system,sync.finish,,,,\"{\"\"note\"\":\"\"a,b \\\"\"c\\\"\"\\nd\"\"}\","), "{row}");
+    assert!(
+        row.contains(",system,sync.finish,,,,\"{\"\"note\"\":\"\"a,b \\\"\"c\\\"\"\\nd\"\"}\","),
+        "{row}"
+    );
 }
 
 async fn two_pools_appending_at_once_keep_one_chain(db: TestDatabase) {
     let ring = crate::common::keyring();
-    let a = Store::connect(db.url(), StoreOptions::new(ring.clone()).max_connections(4)).await.unwrap();
-    let b = Store::connect(db.url(), StoreOptions::new(ring).max_connections(4)).await.unwrap();
+    let a = Store::connect(db.url(), StoreOptions::new(ring.clone()).max_connections(4))
+        .await
+        .unwrap();
+    let b = Store::connect(db.url(), StoreOptions::new(ring).max_connections(4))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for t in 0..8 {
         let store = if t % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
-                store.audit().append(NewAuditEvent::new(format!("worker:{t}"), "tick").details(json!({"i": i}))).await.unwrap();
+                store
+                    .audit()
+                    .append(
+                        NewAuditEvent::new(format!("worker:{t}"), "tick").details(json!({"i": i})),
+                    )
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -179,10 +266,16 @@ async fn two_pools_appending_at_once_keep_one_chain(db: TestDatabase) {
 async fn an_event_in_a_rolled_back_transaction_leaves_no_trace(store: Store) {
     append_five(&store).await;
     let mut tx = store.begin().await.unwrap();
-    tx.audit().append(NewAuditEvent::new("admin:1", "user.delete")).await.unwrap();
+    tx.audit()
+        .append(NewAuditEvent::new("admin:1", "user.delete"))
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    tx.audit().append(NewAuditEvent::new("admin:1", "user.delete")).await.unwrap();
+    tx.audit()
+        .append(NewAuditEvent::new("admin:1", "user.delete"))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let report = store.audit().verify().await.unwrap();
     assert!(report.is_intact());

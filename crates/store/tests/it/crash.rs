@@ -21,10 +21,20 @@ fn child(url: &str, key: &str, ready_file: &str) {
         let ring = KeyRing::new(SecretKey::from_base64(key).unwrap(), vec![]);
         let store = Store::connect(url, StoreOptions::new(ring)).await.unwrap();
         let mut tx = store.begin().await.unwrap();
-        let integ = tx.integrations().create(crate::common::new_integration("Crashing")).await.unwrap();
+        let integ = tx
+            .integrations()
+            .create(crate::common::new_integration("Crashing"))
+            .await
+            .unwrap();
         let users: Vec<DirectoryUser> = (0..500).map(crate::common::directory_user).collect();
-        tx.users().upsert_from_directory(&integ.id, &users).await.unwrap();
-        tx.audit().append(NewAuditEvent::new("system", "sync.finish")).await.unwrap();
+        tx.users()
+            .upsert_from_directory(&integ.id, &users)
+            .await
+            .unwrap();
+        tx.audit()
+            .append(NewAuditEvent::new("system", "sync.finish"))
+            .await
+            .unwrap();
         // A file, not stdout: the test harness may capture the child's output.
         std::fs::write(ready_file, b"ready").unwrap();
         tokio::time::sleep(Duration::from_secs(600)).await;
@@ -45,8 +55,17 @@ fn crash_test(backend: Backend, test_name: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // Migrate first, so that the child's transaction is the only writer.
     runtime.block_on(async {
-        let store = Store::connect(db.url(), StoreOptions::new(KeyRing::new(key.clone(), vec![]))).await.unwrap();
-        store.audit().append(NewAuditEvent::new("system", "before")).await.unwrap();
+        let store = Store::connect(
+            db.url(),
+            StoreOptions::new(KeyRing::new(key.clone(), vec![])),
+        )
+        .await
+        .unwrap();
+        store
+            .audit()
+            .append(NewAuditEvent::new("system", "before"))
+            .await
+            .unwrap();
         store.close().await;
     });
 
@@ -74,15 +93,27 @@ fn crash_test(backend: Backend, test_name: &str) {
     assert!(!status.success());
 
     runtime.block_on(async {
-        let store = Store::connect(db.url(), StoreOptions::new(KeyRing::new(key, vec![]))).await.unwrap();
-        assert!(store.integrations().list().await.unwrap().is_empty(), "a half-written integration survived");
-        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(store.raw_pool()).await.unwrap();
+        let store = Store::connect(db.url(), StoreOptions::new(KeyRing::new(key, vec![])))
+            .await
+            .unwrap();
+        assert!(
+            store.integrations().list().await.unwrap().is_empty(),
+            "a half-written integration survived"
+        );
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(store.raw_pool())
+            .await
+            .unwrap();
         assert_eq!(users, 0, "half-written users survived");
         let report = store.audit().verify().await.unwrap();
         assert!(report.is_intact(), "{:?}", report.first_break);
         assert_eq!(report.head_seq, 1);
         // And the store is still writable.
-        store.integrations().create(crate::common::new_integration("After")).await.unwrap();
+        store
+            .integrations()
+            .create(crate::common::new_integration("After"))
+            .await
+            .unwrap();
         store.close().await;
     });
 }

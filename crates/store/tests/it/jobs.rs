@@ -15,149 +15,511 @@ fn job(kind: &str) -> NewJob {
 }
 
 async fn enqueue_dedupes_live_jobs_only(store: Store) {
-    let first = store.jobs().enqueue(job("provision").dedupe_key("provision:u1")).await.unwrap();
+    let first = store
+        .jobs()
+        .enqueue(job("provision").dedupe_key("provision:u1"))
+        .await
+        .unwrap();
     assert!(matches!(first, Enqueued::Created(_)));
-    let again = store.jobs().enqueue(job("provision").dedupe_key("provision:u1")).await.unwrap();
+    let again = store
+        .jobs()
+        .enqueue(job("provision").dedupe_key("provision:u1"))
+        .await
+        .unwrap();
     assert_eq!(again, Enqueued::Existing(first.id().to_string()));
     // Still deduped while running.
-    let claimed = store.jobs().claim("default", "w1", LEASE).await.unwrap().unwrap();
+    let claimed = store
+        .jobs()
+        .claim("default", "w1", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, first.id());
-    assert_eq!(store.jobs().enqueue(job("provision").dedupe_key("provision:u1")).await.unwrap(), Enqueued::Existing(first.id().to_string()));
+    assert_eq!(
+        store
+            .jobs()
+            .enqueue(job("provision").dedupe_key("provision:u1"))
+            .await
+            .unwrap(),
+        Enqueued::Existing(first.id().to_string())
+    );
     store.jobs().complete(&claimed.id, "w1").await.unwrap();
     // Finished: a new one may be queued.
-    let fresh = store.jobs().enqueue(job("provision").dedupe_key("provision:u1")).await.unwrap();
+    let fresh = store
+        .jobs()
+        .enqueue(job("provision").dedupe_key("provision:u1"))
+        .await
+        .unwrap();
     assert!(matches!(&fresh, Enqueued::Created(id) if id != first.id()));
-    let other = store.jobs().enqueue(job("provision").dedupe_key("provision:u2")).await.unwrap();
+    let other = store
+        .jobs()
+        .enqueue(job("provision").dedupe_key("provision:u2"))
+        .await
+        .unwrap();
     assert!(matches!(other, Enqueued::Created(_)));
 
-    let err = store.jobs().enqueue(job("x").max_attempts(0)).await.unwrap_err();
-    assert!(matches!(err, StoreError::Invalid { field: "max attempts", .. }), "{err:?}");
-    let err = store.jobs().enqueue(NewJob::new("", "x", json!(null))).await.unwrap_err();
-    assert!(matches!(err, StoreError::Invalid { field: "queue", .. }), "{err:?}");
+    let err = store
+        .jobs()
+        .enqueue(job("x").max_attempts(0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                field: "max attempts",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = store
+        .jobs()
+        .enqueue(NewJob::new("", "x", json!(null)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { field: "queue", .. }),
+        "{err:?}"
+    );
 }
 
 async fn claim_leases_one_job_to_one_worker(store: Store) {
-    let id = store.jobs().enqueue(job("sync")).await.unwrap().id().to_string();
-    store.jobs().enqueue(NewJob::new("other-queue", "sync", json!({}))).await.unwrap();
-    let later = store.jobs().enqueue(job("later").run_after(Timestamp::now().plus(Duration::from_secs(3600)))).await.unwrap();
-    let j = store.jobs().claim("default", "w1", LEASE).await.unwrap().unwrap();
+    let id = store
+        .jobs()
+        .enqueue(job("sync"))
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    store
+        .jobs()
+        .enqueue(NewJob::new("other-queue", "sync", json!({})))
+        .await
+        .unwrap();
+    let later = store
+        .jobs()
+        .enqueue(job("later").run_after(Timestamp::now().plus(Duration::from_secs(3600))))
+        .await
+        .unwrap();
+    let j = store
+        .jobs()
+        .claim("default", "w1", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(j.id, id);
-    assert_eq!((j.state, j.attempts, j.lease_owner.as_deref()), (JobState::Running, 1, Some("w1")));
+    assert_eq!(
+        (j.state, j.attempts, j.lease_owner.as_deref()),
+        (JobState::Running, 1, Some("w1"))
+    );
     assert_eq!(j.payload, json!({"user": "u1"}));
     assert!(j.available_at.unix_millis() >= Timestamp::now().unix_millis() + 29_000);
     // Nothing else runnable on this queue: the delayed job waits, the other queue is separate.
-    assert!(store.jobs().claim("default", "w2", LEASE).await.unwrap().is_none());
-    assert_eq!(store.jobs().get(later.id()).await.unwrap().state, JobState::Queued);
+    assert!(
+        store
+            .jobs()
+            .claim("default", "w2", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.jobs().get(later.id()).await.unwrap().state,
+        JobState::Queued
+    );
 
-    assert!(matches!(store.jobs().heartbeat(&id, "w2", LEASE).await.unwrap_err(), StoreError::LeaseLost { .. }));
-    assert!(matches!(store.jobs().complete(&id, "w2").await.unwrap_err(), StoreError::LeaseLost { .. }));
-    store.jobs().heartbeat(&id, "w1", Duration::from_secs(90)).await.unwrap();
-    assert!(store.jobs().get(&id).await.unwrap().available_at.unix_millis() >= Timestamp::now().unix_millis() + 89_000);
+    assert!(matches!(
+        store.jobs().heartbeat(&id, "w2", LEASE).await.unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
+    assert!(matches!(
+        store.jobs().complete(&id, "w2").await.unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
+    store
+        .jobs()
+        .heartbeat(&id, "w1", Duration::from_secs(90))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .jobs()
+            .get(&id)
+            .await
+            .unwrap()
+            .available_at
+            .unix_millis()
+            >= Timestamp::now().unix_millis() + 89_000
+    );
     store.jobs().complete(&id, "w1").await.unwrap();
     let done = store.jobs().get(&id).await.unwrap();
     assert_eq!((done.state, done.lease_owner), (JobState::Succeeded, None));
     assert!(done.finished_at.is_some());
-    assert!(matches!(store.jobs().complete(&id, "w1").await.unwrap_err(), StoreError::LeaseLost { .. }));
+    assert!(matches!(
+        store.jobs().complete(&id, "w1").await.unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
 }
 
 async fn an_expired_lease_makes_the_job_claimable_again(store: Store) {
-    let id = store.jobs().enqueue(job("sync")).await.unwrap().id().to_string();
-    let first = store.jobs().claim("default", "dead-worker", Duration::from_millis(200)).await.unwrap().unwrap();
+    let id = store
+        .jobs()
+        .enqueue(job("sync"))
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    let first = store
+        .jobs()
+        .claim("default", "dead-worker", Duration::from_millis(200))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.attempts, 1);
-    assert!(store.jobs().claim("default", "w2", LEASE).await.unwrap().is_none());
+    assert!(
+        store
+            .jobs()
+            .claim("default", "w2", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = store.jobs().claim("default", "w2", LEASE).await.unwrap().unwrap();
-    assert_eq!((second.id.as_str(), second.attempts, second.lease_owner.as_deref()), (id.as_str(), 2, Some("w2")));
+    let second = store
+        .jobs()
+        .claim("default", "w2", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            second.id.as_str(),
+            second.attempts,
+            second.lease_owner.as_deref()
+        ),
+        (id.as_str(), 2, Some("w2"))
+    );
     // The first worker wakes up: it can no longer touch the job.
-    assert!(matches!(store.jobs().heartbeat(&id, "dead-worker", LEASE).await.unwrap_err(), StoreError::LeaseLost { .. }));
-    assert!(matches!(store.jobs().fail(&id, "dead-worker", "late", false, &Backoff::default()).await.unwrap_err(), StoreError::LeaseLost { .. }));
+    assert!(matches!(
+        store
+            .jobs()
+            .heartbeat(&id, "dead-worker", LEASE)
+            .await
+            .unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
+    assert!(matches!(
+        store
+            .jobs()
+            .fail(&id, "dead-worker", "late", false, &Backoff::default())
+            .await
+            .unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
     store.jobs().complete(&id, "w2").await.unwrap();
 }
 
 async fn failures_back_off_then_go_dead_keeping_the_error(store: Store) {
-    let backoff = Backoff { base: Duration::from_secs(10), cap: Duration::from_secs(600), jitter: 0.2 };
-    let id = store.jobs().enqueue(job("provision").max_attempts(3)).await.unwrap().id().to_string();
+    let backoff = Backoff {
+        base: Duration::from_secs(10),
+        cap: Duration::from_secs(600),
+        jitter: 0.2,
+    };
+    let id = store
+        .jobs()
+        .enqueue(job("provision").max_attempts(3))
+        .await
+        .unwrap()
+        .id()
+        .to_string();
     let expected_nominal = [10.0f64, 20.0];
     for attempt in 1..=2 {
-        let j = store.jobs().claim("default", "w", LEASE).await.unwrap().unwrap();
+        let j = store
+            .jobs()
+            .claim("default", "w", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(j.attempts, attempt);
         let before = Timestamp::now().unix_millis();
-        let outcome = store.jobs().fail(&id, "w", &format!("Graph said 503 (try {attempt})"), false, &backoff).await.unwrap();
-        let FailOutcome::Retrying(at) = outcome else { panic!("expected a retry, got {outcome:?}") };
+        let outcome = store
+            .jobs()
+            .fail(
+                &id,
+                "w",
+                &format!("Graph said 503 (try {attempt})"),
+                false,
+                &backoff,
+            )
+            .await
+            .unwrap();
+        let FailOutcome::Retrying(at) = outcome else {
+            panic!("expected a retry, got {outcome:?}")
+        };
         let delay = (at.unix_millis() - before) as f64 / 1000.0;
         let nominal = expected_nominal[(attempt - 1) as usize];
-        assert!(delay >= nominal * 0.8 - 0.05 && delay <= nominal * 1.2 + 0.05, "attempt {attempt}: {delay}s");
+        assert!(
+            delay >= nominal * 0.8 - 0.05 && delay <= nominal * 1.2 + 0.05,
+            "attempt {attempt}: {delay}s"
+        );
         let j = store.jobs().get(&id).await.unwrap();
-        assert_eq!((j.state, j.lease_owner.as_deref()), (JobState::Queued, None));
-        assert_eq!(j.last_error.as_deref(), Some(format!("Graph said 503 (try {attempt})").as_str()));
+        assert_eq!(
+            (j.state, j.lease_owner.as_deref()),
+            (JobState::Queued, None)
+        );
+        assert_eq!(
+            j.last_error.as_deref(),
+            Some(format!("Graph said 503 (try {attempt})").as_str())
+        );
         // Not runnable before its time.
-        assert!(store.jobs().claim("default", "w", LEASE).await.unwrap().is_none());
-        sqlx::query("UPDATE jobs SET available_at = 0 WHERE id = $1").bind(id.clone()).execute(store.raw_pool()).await.unwrap();
+        assert!(
+            store
+                .jobs()
+                .claim("default", "w", LEASE)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        sqlx::query("UPDATE jobs SET available_at = 0 WHERE id = $1")
+            .bind(id.clone())
+            .execute(store.raw_pool())
+            .await
+            .unwrap();
     }
-    store.jobs().claim("default", "w", LEASE).await.unwrap().unwrap();
-    assert_eq!(store.jobs().fail(&id, "w", "still 503", false, &backoff).await.unwrap(), FailOutcome::Dead);
+    store
+        .jobs()
+        .claim("default", "w", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .jobs()
+            .fail(&id, "w", "still 503", false, &backoff)
+            .await
+            .unwrap(),
+        FailOutcome::Dead
+    );
     let dead = store.jobs().get(&id).await.unwrap();
-    assert_eq!((dead.state, dead.attempts, dead.last_error.as_deref()), (JobState::Dead, 3, Some("still 503")));
-    assert!(store.jobs().claim("default", "w", LEASE).await.unwrap().is_none());
+    assert_eq!(
+        (dead.state, dead.attempts, dead.last_error.as_deref()),
+        (JobState::Dead, 3, Some("still 503"))
+    );
+    assert!(
+        store
+            .jobs()
+            .claim("default", "w", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Retry a dead job: fresh attempts.
     store.jobs().retry(&id).await.unwrap();
-    let again = store.jobs().claim("default", "w", LEASE).await.unwrap().unwrap();
+    let again = store
+        .jobs()
+        .claim("default", "w", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((again.id.as_str(), again.attempts), (id.as_str(), 1));
     // Permanent failure: dead at once.
-    assert_eq!(store.jobs().fail(&id, "w", "user deleted", true, &backoff).await.unwrap(), FailOutcome::Dead);
+    assert_eq!(
+        store
+            .jobs()
+            .fail(&id, "w", "user deleted", true, &backoff)
+            .await
+            .unwrap(),
+        FailOutcome::Dead
+    );
     let err = store.jobs().retry("missing").await.unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
 }
 
 async fn cancel_and_retry_follow_the_state(store: Store) {
-    let queued = store.jobs().enqueue(job("invite").dedupe_key("k")).await.unwrap().id().to_string();
+    let queued = store
+        .jobs()
+        .enqueue(job("invite").dedupe_key("k"))
+        .await
+        .unwrap()
+        .id()
+        .to_string();
     store.jobs().cancel(&queued).await.unwrap();
-    assert_eq!(store.jobs().get(&queued).await.unwrap().state, JobState::Cancelled);
-    assert!(store.jobs().claim("default", "w", LEASE).await.unwrap().is_none());
+    assert_eq!(
+        store.jobs().get(&queued).await.unwrap().state,
+        JobState::Cancelled
+    );
+    assert!(
+        store
+            .jobs()
+            .claim("default", "w", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let err = store.jobs().cancel(&queued).await.unwrap_err();
-    assert!(matches!(err, StoreError::JobState { action: "cancelling", .. }), "{err:?}");
-    assert_eq!(err.to_string(), format!("job {queued} is cancelled: cancelling is not possible"));
+    assert!(
+        matches!(
+            err,
+            StoreError::JobState {
+                action: "cancelling",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("job {queued} is cancelled: cancelling is not possible")
+    );
 
     // A running job cancelled: its worker loses the lease.
-    let running = store.jobs().enqueue(job("invite")).await.unwrap().id().to_string();
-    store.jobs().claim("default", "w", LEASE).await.unwrap().unwrap();
+    let running = store
+        .jobs()
+        .enqueue(job("invite"))
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    store
+        .jobs()
+        .claim("default", "w", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
     store.jobs().cancel(&running).await.unwrap();
-    assert!(matches!(store.jobs().heartbeat(&running, "w", LEASE).await.unwrap_err(), StoreError::LeaseLost { .. }));
+    assert!(matches!(
+        store
+            .jobs()
+            .heartbeat(&running, "w", LEASE)
+            .await
+            .unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
 
     // Retrying the cancelled deduped job while another live job holds its key is refused.
-    store.jobs().enqueue(job("invite").dedupe_key("k")).await.unwrap();
+    store
+        .jobs()
+        .enqueue(job("invite").dedupe_key("k"))
+        .await
+        .unwrap();
     let err = store.jobs().retry(&queued).await.unwrap_err();
-    assert!(matches!(err, StoreError::Duplicate { field: "dedupe key", .. }), "{err:?}");
-    let err = store.jobs().retry(&store.jobs().enqueue(job("x")).await.unwrap().id().to_string()).await.unwrap_err();
-    assert!(matches!(err, StoreError::JobState { action: "retrying", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Duplicate {
+                field: "dedupe key",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let queued_job = store.jobs().enqueue(job("x")).await.unwrap();
+    let err = store.jobs().retry(queued_job.id()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::JobState {
+                action: "retrying",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 async fn progress_listing_and_counts(store: Store) {
     let mut bulk = job("invite.bulk");
     bulk.progress_total = 10;
     let id = store.jobs().enqueue(bulk).await.unwrap().id().to_string();
-    store.jobs().claim("default", "w", LEASE).await.unwrap().unwrap();
+    store
+        .jobs()
+        .claim("default", "w", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
     store.jobs().add_progress(&id, "w", 3, 1).await.unwrap();
     store.jobs().add_progress(&id, "w", 2, 0).await.unwrap();
     let j = store.jobs().get(&id).await.unwrap();
-    assert_eq!((j.progress_done, j.progress_failed, j.progress_total), (5, 1, 10));
+    assert_eq!(
+        (j.progress_done, j.progress_failed, j.progress_total),
+        (5, 1, 10)
+    );
     store.jobs().set_progress(&id, "w", 9, 1, 10).await.unwrap();
-    assert!(matches!(store.jobs().add_progress(&id, "intruder", 1, 0).await.unwrap_err(), StoreError::LeaseLost { .. }));
+    assert!(matches!(
+        store
+            .jobs()
+            .add_progress(&id, "intruder", 1, 0)
+            .await
+            .unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
     store.jobs().complete(&id, "w").await.unwrap();
 
-    let ids = store.jobs().enqueue_many(&(0..5).map(|n| NewJob::new("default", "sync", json!({"n": n}))).collect::<Vec<_>>()).await.unwrap();
+    let ids = store
+        .jobs()
+        .enqueue_many(
+            &(0..5)
+                .map(|n| NewJob::new("default", "sync", json!({"n": n})))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
     assert_eq!(ids.len(), 5);
     let counts = store.jobs().counts().await.unwrap();
     assert_eq!((counts.queued, counts.succeeded), (5, 1));
-    let page1 = store.jobs().list(&JobFilter { state: Some(JobState::Queued), ..JobFilter::default() }, None, 3).await.unwrap();
+    let page1 = store
+        .jobs()
+        .list(
+            &JobFilter {
+                state: Some(JobState::Queued),
+                ..JobFilter::default()
+            },
+            None,
+            3,
+        )
+        .await
+        .unwrap();
     assert_eq!(page1.len(), 3);
     assert_eq!(page1[0].id, ids[4], "newest first");
-    let page2 = store.jobs().list(&JobFilter { state: Some(JobState::Queued), ..JobFilter::default() }, Some(&page1[2].id), 3).await.unwrap();
-    assert_eq!(page2.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![ids[1].clone(), ids[0].clone()]);
-    let bulk_only = store.jobs().list(&JobFilter { kind: Some("invite.bulk".into()), ..JobFilter::default() }, None, 10).await.unwrap();
+    let page2 = store
+        .jobs()
+        .list(
+            &JobFilter {
+                state: Some(JobState::Queued),
+                ..JobFilter::default()
+            },
+            Some(&page1[2].id),
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page2.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        vec![ids[1].clone(), ids[0].clone()]
+    );
+    let bulk_only = store
+        .jobs()
+        .list(
+            &JobFilter {
+                kind: Some("invite.bulk".into()),
+                ..JobFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
     assert_eq!(bulk_only.len(), 1);
-    assert_eq!(store.jobs().purge_finished(Timestamp::now().plus(Duration::from_secs(1))).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .jobs()
+            .purge_finished(Timestamp::now().plus(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store.jobs().get(&id).await.unwrap_err().is_not_found());
 }
 

@@ -11,7 +11,9 @@ async fn migrations_run_twice_without_change(db: TestDatabase) {
     let id = crate::common::integration(&first, "Contoso").await;
     first.close().await;
     let ring = keyring();
-    let second = Store::connect(db.url(), StoreOptions::new(ring)).await.unwrap();
+    let second = Store::connect(db.url(), StoreOptions::new(ring))
+        .await
+        .unwrap();
     assert_eq!(second.schema_version().await.unwrap(), SCHEMA_VERSION);
     // Data survives the second start; the secret is under the first key, hence the error.
     assert!(second.integrations().get(&id).await.is_err());
@@ -82,7 +84,8 @@ async fn an_unopenable_sqlite_file_names_the_path() {
     .unwrap_err();
     assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("/nonexistent-dir-kb/sub/keybridge.db"),
+        err.to_string()
+            .contains("/nonexistent-dir-kb/sub/keybridge.db"),
         "{err}"
     );
 }

@@ -10,7 +10,9 @@ use keybridge_testkit::TestDatabase;
 use crate::common::new_integration;
 
 async fn connect(db: &TestDatabase, ring: KeyRing) -> Store {
-    Store::connect(db.url(), StoreOptions::new(ring).max_connections(3)).await.unwrap()
+    Store::connect(db.url(), StoreOptions::new(ring).max_connections(3))
+        .await
+        .unwrap()
 }
 
 async fn sealed(store: &Store, id: &str) -> Vec<u8> {
@@ -24,13 +26,24 @@ async fn sealed(store: &Store, id: &str) -> Vec<u8> {
 async fn secrets_round_trip_and_stay_sealed(db: TestDatabase) {
     let key = SecretKey::generate();
     let store = connect(&db, KeyRing::new(key.clone(), vec![])).await;
-    let created = store.integrations().create(new_integration("Contoso")).await.unwrap();
+    let created = store
+        .integrations()
+        .create(new_integration("Contoso"))
+        .await
+        .unwrap();
     let ciphertext = sealed(&store, &created.id).await;
     assert!(!String::from_utf8_lossy(&ciphertext).contains("secret-of-Contoso"));
     assert_eq!(ciphertext[0], b'K');
-    assert_eq!(&ciphertext[3..3 + 8], key.id().as_bytes(), "the key id is in the header");
+    assert_eq!(
+        &ciphertext[3..3 + 8],
+        key.id().as_bytes(),
+        "the key id is in the header"
+    );
     let read = store.integrations().get(&created.id).await.unwrap();
-    assert_eq!(read.credential, IntegrationCredential::ClientSecret(SecretString::new("secret-of-Contoso")));
+    assert_eq!(
+        read.credential,
+        IntegrationCredential::ClientSecret(SecretString::new("secret-of-Contoso"))
+    );
     let debug = format!("{read:?}");
     assert!(!debug.contains("secret-of-Contoso"), "{debug}");
     assert!(debug.contains("[redacted]"));
@@ -40,8 +53,16 @@ async fn secrets_round_trip_and_stay_sealed(db: TestDatabase) {
     let other = connect(&db, KeyRing::new(SecretKey::generate(), vec![])).await;
     let err = other.integrations().get(&created.id).await.unwrap_err();
     match &err {
-        StoreError::Secret(SecretError::UnknownKey { key_id, table, column, .. }) => {
-            assert_eq!((key_id.as_str(), *table, *column), (key.id(), "integrations", "client_secret_enc"));
+        StoreError::Secret(SecretError::UnknownKey {
+            key_id,
+            table,
+            column,
+            ..
+        }) => {
+            assert_eq!(
+                (key_id.as_str(), *table, *column),
+                (key.id(), "integrations", "client_secret_enc")
+            );
         }
         other => panic!("expected UnknownKey, got {other:?}"),
     }
@@ -51,8 +72,16 @@ async fn secrets_round_trip_and_stay_sealed(db: TestDatabase) {
 
 async fn a_ciphertext_moved_to_another_row_does_not_open(db: TestDatabase) {
     let store = connect(&db, KeyRing::new(SecretKey::generate(), vec![])).await;
-    let a = store.integrations().create(new_integration("Alpha")).await.unwrap();
-    let b = store.integrations().create(new_integration("Bravo")).await.unwrap();
+    let a = store
+        .integrations()
+        .create(new_integration("Alpha"))
+        .await
+        .unwrap();
+    let b = store
+        .integrations()
+        .create(new_integration("Bravo"))
+        .await
+        .unwrap();
     let from_a = sealed(&store, &a.id).await;
     sqlx::query("UPDATE integrations SET client_secret_enc = $1 WHERE id = $2")
         .bind(from_a)
@@ -61,10 +90,16 @@ async fn a_ciphertext_moved_to_another_row_does_not_open(db: TestDatabase) {
         .await
         .unwrap();
     let err = store.integrations().get(&b.id).await.unwrap_err();
-    assert!(matches!(err, StoreError::Secret(SecretError::Tampered { .. })), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Secret(SecretError::Tampered { .. })),
+        "{err:?}"
+    );
     assert_eq!(
         err.to_string(),
-        format!("integrations.client_secret_enc of {} does not decrypt: the value was altered or copied from another row", b.id)
+        format!(
+            "integrations.client_secret_enc of {} does not decrypt: the value was altered or copied from another row",
+            b.id
+        )
     );
     // The untouched row still reads.
     assert!(store.integrations().get(&a.id).await.is_ok());
@@ -74,7 +109,11 @@ async fn a_ciphertext_moved_to_another_row_does_not_open(db: TestDatabase) {
 async fn rotation_reencrypts_everything_under_the_new_key(db: TestDatabase) {
     let old = SecretKey::generate();
     let store = connect(&db, KeyRing::new(old.clone(), vec![])).await;
-    let a = store.integrations().create(new_integration("Alpha")).await.unwrap();
+    let a = store
+        .integrations()
+        .create(new_integration("Alpha"))
+        .await
+        .unwrap();
     let mut cert = new_integration("Bravo");
     cert.credential = IntegrationCredential::Certificate {
         certificate_pem: "CERT".into(),
@@ -82,9 +121,20 @@ async fn rotation_reencrypts_everything_under_the_new_key(db: TestDatabase) {
     };
     let b = store.integrations().create(cert).await.unwrap();
     let users = crate::common::users(&store, &a.id, 1).await;
-    let ws = store.workstations().create(&a.id, "PC-1", "pk").await.unwrap();
-    store.workstations().set_recovery_pin(&ws.id, &users[0], &SecretString::new("246810")).await.unwrap();
-    assert_eq!(store.secret_key_usage().await.unwrap(), vec![(old.id().to_string(), 3)]);
+    let ws = store
+        .workstations()
+        .create(&a.id, "PC-1", "pk")
+        .await
+        .unwrap();
+    store
+        .workstations()
+        .set_recovery_pin(&ws.id, &users[0], &SecretString::new("246810"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.secret_key_usage().await.unwrap(),
+        vec![(old.id().to_string(), 3)]
+    );
     store.close().await;
 
     let new = SecretKey::generate();
@@ -94,7 +144,10 @@ async fn rotation_reencrypts_everything_under_the_new_key(db: TestDatabase) {
     let report = rotating.rotate_secrets().await.unwrap();
     assert_eq!((report.reencrypted, report.moved_from_old_keys), (3, 3));
     assert_eq!(report.current_key_id, new.id());
-    assert_eq!(rotating.secret_key_usage().await.unwrap(), vec![(new.id().to_string(), 3)]);
+    assert_eq!(
+        rotating.secret_key_usage().await.unwrap(),
+        vec![(new.id().to_string(), 3)]
+    );
     // Rotating again is harmless.
     let again = rotating.rotate_secrets().await.unwrap();
     assert_eq!((again.reencrypted, again.moved_from_old_keys), (3, 0));
@@ -110,15 +163,32 @@ async fn rotation_reencrypts_everything_under_the_new_key(db: TestDatabase) {
         after.integrations().get(&b.id).await.unwrap().credential,
         IntegrationCredential::Certificate { ref private_key_pem, .. } if private_key_pem.expose() == "PRIVATE KEY"
     ));
-    assert_eq!(after.workstations().recovery_pin(&ws.id, &users[0]).await.unwrap().unwrap().expose(), "246810");
+    assert_eq!(
+        after
+            .workstations()
+            .recovery_pin(&ws.id, &users[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "246810"
+    );
     after.close().await;
 }
 
 async fn a_failed_rotation_changes_nothing(db: TestDatabase) {
     let old = SecretKey::generate();
     let store = connect(&db, KeyRing::new(old.clone(), vec![])).await;
-    let a = store.integrations().create(new_integration("Alpha")).await.unwrap();
-    let b = store.integrations().create(new_integration("Bravo")).await.unwrap();
+    let a = store
+        .integrations()
+        .create(new_integration("Alpha"))
+        .await
+        .unwrap();
+    let b = store
+        .integrations()
+        .create(new_integration("Bravo"))
+        .await
+        .unwrap();
     // Corrupt the second row: rotation must fail on it and leave the first row alone.
     let mut broken = sealed(&store, &b.id).await;
     let last = broken.len() - 1;
@@ -133,8 +203,15 @@ async fn a_failed_rotation_changes_nothing(db: TestDatabase) {
     store.close().await;
     let rotating = connect(&db, KeyRing::new(SecretKey::generate(), vec![old])).await;
     let err = rotating.rotate_secrets().await.unwrap_err();
-    assert!(matches!(err, StoreError::Secret(SecretError::Tampered { .. })), "{err:?}");
-    assert_eq!(sealed(&rotating, &a.id).await, before, "nothing was rewritten");
+    assert!(
+        matches!(err, StoreError::Secret(SecretError::Tampered { .. })),
+        "{err:?}"
+    );
+    assert_eq!(
+        sealed(&rotating, &a.id).await,
+        before,
+        "nothing was rewritten"
+    );
     rotating.close().await;
 }
 

@@ -13,15 +13,35 @@ use crate::common::{directory_user, integration, users};
 async fn upsert_inserts_then_refreshes(store: Store) {
     let integ = integration(&store, "Contoso").await;
     let batch: Vec<DirectoryUser> = (0..3).map(directory_user).collect();
-    let summary = store.users().upsert_from_directory(&integ, &batch).await.unwrap();
-    assert_eq!(summary, UpsertSummary { inserted: 3, updated: 0 });
+    let summary = store
+        .users()
+        .upsert_from_directory(&integ, &batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        UpsertSummary {
+            inserted: 3,
+            updated: 0
+        }
+    );
 
     let mut changed = batch.clone();
     changed[1].display_name = "Renamed Person".into();
     changed[1].account_enabled = false;
     changed.push(directory_user(3));
-    let summary = store.users().upsert_from_directory(&integ, &changed).await.unwrap();
-    assert_eq!(summary, UpsertSummary { inserted: 1, updated: 3 });
+    let summary = store
+        .users()
+        .upsert_from_directory(&integ, &changed)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        UpsertSummary {
+            inserted: 1,
+            updated: 3
+        }
+    );
 
     let u = store
         .users()
@@ -34,30 +54,64 @@ async fn upsert_inserts_then_refreshes(store: Store) {
     assert_eq!(u.state, UserState::Pending);
     assert!(!u.unpaired);
     assert_eq!(u.last_active_at, None);
-    let by_upn = store.users().find_by_upn(&integ, &batch[1].upn).await.unwrap().unwrap();
+    let by_upn = store
+        .users()
+        .find_by_upn(&integ, &batch[1].upn)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_upn, u);
 
     let mut bad = directory_user(9);
     bad.upn = String::new();
-    let err = store.users().upsert_from_directory(&integ, &[directory_user(8), bad]).await.unwrap_err();
-    assert!(matches!(err, StoreError::Invalid { field: "UPN", .. }), "{err:?}");
+    let err = store
+        .users()
+        .upsert_from_directory(&integ, &[directory_user(8), bad])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { field: "UPN", .. }),
+        "{err:?}"
+    );
     // The batch is one transaction: user 8 was not kept either.
-    assert!(store.users().find_by_upn(&integ, &directory_user(8).upn).await.unwrap().is_none());
+    assert!(
+        store
+            .users()
+            .find_by_upn(&integ, &directory_user(8).upn)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
-    let err = store.users().upsert_from_directory("no-such-integration", &[directory_user(5)]).await.unwrap_err();
-    assert!(matches!(err, StoreError::MissingReference { .. }), "{err:?}");
+    let err = store
+        .users()
+        .upsert_from_directory("no-such-integration", &[directory_user(5)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::MissingReference { .. }),
+        "{err:?}"
+    );
 }
 
 async fn state_status_activity_and_delete(store: Store) {
     let integ = integration(&store, "Contoso").await;
     let ids = users(&store, &integ, 2).await;
     let mut repo = store.users();
-    repo.set_state(&ids[0], UserState::PairedWithKeybridge, false).await.unwrap();
-    repo.set_state(&ids[1], UserState::Pending, true).await.unwrap();
+    repo.set_state(&ids[0], UserState::PairedWithKeybridge, false)
+        .await
+        .unwrap();
+    repo.set_state(&ids[1], UserState::Pending, true)
+        .await
+        .unwrap();
     let t = Timestamp::from_unix_millis(1_750_000_000_000);
-    repo.set_entra_status(&ids[0], EntraStatus::NotFound, t).await.unwrap();
+    repo.set_entra_status(&ids[0], EntraStatus::NotFound, t)
+        .await
+        .unwrap();
     repo.set_last_active(&ids[0], t).await.unwrap();
-    repo.set_provisioning_error(&ids[0], Some("phone offline")).await.unwrap();
+    repo.set_provisioning_error(&ids[0], Some("phone offline"))
+        .await
+        .unwrap();
     let a = repo.get(&ids[0]).await.unwrap();
     assert_eq!(a.state, UserState::PairedWithKeybridge);
     assert_eq!(a.entra_status, EntraStatus::NotFound);
@@ -68,7 +122,12 @@ async fn state_status_activity_and_delete(store: Store) {
     repo.set_provisioning_error(&ids[0], None).await.unwrap();
     assert_eq!(repo.get(&ids[0]).await.unwrap().provisioning_error, None);
 
-    assert!(repo.set_state("missing", UserState::Pending, false).await.unwrap_err().is_not_found());
+    assert!(
+        repo.set_state("missing", UserState::Pending, false)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
     repo.delete(&ids[1]).await.unwrap();
     assert!(repo.get(&ids[1]).await.unwrap_err().is_not_found());
 }
@@ -79,12 +138,24 @@ async fn counts_by_state(store: Store) {
     let ids = users(&store, &integ, 10).await;
     users(&store, &other, 4).await;
     for id in &ids[..3] {
-        store.users().set_state(id, UserState::PairedWithKeybridge, false).await.unwrap();
+        store
+            .users()
+            .set_state(id, UserState::PairedWithKeybridge, false)
+            .await
+            .unwrap();
     }
-    store.users().set_state(&ids[3], UserState::PairedWithEntra, false).await.unwrap();
+    store
+        .users()
+        .set_state(&ids[3], UserState::PairedWithEntra, false)
+        .await
+        .unwrap();
     assert_eq!(
         store.users().count_by_state(&integ).await.unwrap(),
-        StateCounts { pending: 6, paired_with_keybridge: 3, paired_with_entra: 1 }
+        StateCounts {
+            pending: 6,
+            paired_with_keybridge: 3,
+            paired_with_entra: 1
+        }
     );
 }
 
@@ -107,11 +178,19 @@ async fn keyset_pages_cover_every_user_once_in_every_order(store: Store) {
     let ids = users(&store, &integ, 130).await;
     for (i, id) in ids.iter().enumerate() {
         if i % 3 == 0 {
-            store.users().set_state(id, UserState::PairedWithEntra, false).await.unwrap();
+            store
+                .users()
+                .set_state(id, UserState::PairedWithEntra, false)
+                .await
+                .unwrap();
         }
         // Ties on last_active (many share a value) exercise the id tie-breaker.
         if i % 2 == 0 {
-            store.users().set_last_active(id, Timestamp::from_unix_millis(1_000 + (i % 7) as i64)).await.unwrap();
+            store
+                .users()
+                .set_last_active(id, Timestamp::from_unix_millis(1_000 + (i % 7) as i64))
+                .await
+                .unwrap();
         }
     }
     for sort in [UserSort::Upn, UserSort::DisplayName, UserSort::LastActive] {
@@ -136,68 +215,156 @@ async fn keyset_pages_cover_every_user_once_in_every_order(store: Store) {
     q.limit = 5;
     let first = store.users().list(&q).await.unwrap();
     let upns: Vec<&str> = first.items.iter().map(|i| i.user.upn.as_str()).collect();
-    assert_eq!(upns, vec![
-        "user00000@contoso.example", "user00001@contoso.example", "user00002@contoso.example",
-        "user00003@contoso.example", "user00004@contoso.example",
-    ]);
+    assert_eq!(
+        upns,
+        vec![
+            "user00000@contoso.example",
+            "user00001@contoso.example",
+            "user00002@contoso.example",
+            "user00003@contoso.example",
+            "user00004@contoso.example",
+        ]
+    );
     let mut q = UserQuery::new(&integ, None);
     q.descending = true;
     q.limit = 1;
-    assert_eq!(store.users().list(&q).await.unwrap().items[0].user.upn, "user00129@contoso.example");
+    assert_eq!(
+        store.users().list(&q).await.unwrap().items[0].user.upn,
+        "user00129@contoso.example"
+    );
 }
 
 async fn search_matches_upn_mail_and_name_case_insensitively(store: Store) {
     let integ = integration(&store, "Contoso").await;
     let mut people = vec![
-        DirectoryUser { entra_object_id: "o1".into(), upn: "ada@contoso.example".into(), email: Some("a.lovelace@mail.example".into()), display_name: "Ada Lovelace".into(), account_enabled: true },
-        DirectoryUser { entra_object_id: "o2".into(), upn: "alan@contoso.example".into(), email: None, display_name: "Alan Turing".into(), account_enabled: true },
-        DirectoryUser { entra_object_id: "o3".into(), upn: "grace_h@contoso.example".into(), email: None, display_name: "Grace 100% Hopper".into(), account_enabled: true },
+        DirectoryUser {
+            entra_object_id: "o1".into(),
+            upn: "ada@contoso.example".into(),
+            email: Some("a.lovelace@mail.example".into()),
+            display_name: "Ada Lovelace".into(),
+            account_enabled: true,
+        },
+        DirectoryUser {
+            entra_object_id: "o2".into(),
+            upn: "alan@contoso.example".into(),
+            email: None,
+            display_name: "Alan Turing".into(),
+            account_enabled: true,
+        },
+        DirectoryUser {
+            entra_object_id: "o3".into(),
+            upn: "grace_h@contoso.example".into(),
+            email: None,
+            display_name: "Grace 100% Hopper".into(),
+            account_enabled: true,
+        },
     ];
     people.extend((10..20).map(directory_user));
-    store.users().upsert_from_directory(&integ, &people).await.unwrap();
+    store
+        .users()
+        .upsert_from_directory(&integ, &people)
+        .await
+        .unwrap();
     let search = |s: &str| {
         let mut q = UserQuery::new(&integ, None);
         q.search = Some(s.to_string());
         q
     };
-    let names = |page: keybridge_store::UserPage| page.items.into_iter().map(|i| i.user.display_name).collect::<Vec<_>>();
-    assert_eq!(names(store.users().list(&search("LOVELACE")).await.unwrap()), vec!["Ada Lovelace"]);
-    assert_eq!(names(store.users().list(&search("turing")).await.unwrap()), vec!["Alan Turing"]);
-    assert_eq!(names(store.users().list(&search("mail.example")).await.unwrap()), vec!["Ada Lovelace"]);
+    let names = |page: keybridge_store::UserPage| {
+        page.items
+            .into_iter()
+            .map(|i| i.user.display_name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.users().list(&search("LOVELACE")).await.unwrap()),
+        vec!["Ada Lovelace"]
+    );
+    assert_eq!(
+        names(store.users().list(&search("turing")).await.unwrap()),
+        vec!["Alan Turing"]
+    );
+    assert_eq!(
+        names(store.users().list(&search("mail.example")).await.unwrap()),
+        vec!["Ada Lovelace"]
+    );
     // Wildcards are literal.
-    assert_eq!(names(store.users().list(&search("100%")).await.unwrap()), vec!["Grace 100% Hopper"]);
-    assert_eq!(names(store.users().list(&search("_h@")).await.unwrap()), vec!["Grace 100% Hopper"]);
-    assert_eq!(names(store.users().list(&search("%")).await.unwrap()), vec!["Grace 100% Hopper"]);
-    assert!(store.users().list(&search("nobody")).await.unwrap().items.is_empty());
-    assert_eq!(store.users().list(&search("   ")).await.unwrap().items.len(), 13);
+    assert_eq!(
+        names(store.users().list(&search("100%")).await.unwrap()),
+        vec!["Grace 100% Hopper"]
+    );
+    assert_eq!(
+        names(store.users().list(&search("_h@")).await.unwrap()),
+        vec!["Grace 100% Hopper"]
+    );
+    assert_eq!(
+        names(store.users().list(&search("%")).await.unwrap()),
+        vec!["Grace 100% Hopper"]
+    );
+    assert!(
+        store
+            .users()
+            .list(&search("nobody"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .users()
+            .list(&search("   "))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        13
+    );
 }
 
 async fn list_shows_device_counts_and_refuses_bad_paging(store: Store) {
     let integ = integration(&store, "Contoso").await;
     let ids = users(&store, &integ, 2).await;
     for n in 0..2 {
-        store.phones().create(NewPhone {
-            user_id: ids[0].clone(),
-            device_key: format!("key-{n}"),
-            name: "Pixel".into(),
-            model: "Pixel 9".into(),
-            os: "Android 16".into(),
-        }).await.unwrap();
+        store
+            .phones()
+            .create(NewPhone {
+                user_id: ids[0].clone(),
+                device_key: format!("key-{n}"),
+                name: "Pixel".into(),
+                model: "Pixel 9".into(),
+                os: "Android 16".into(),
+            })
+            .await
+            .unwrap();
     }
-    let page = store.users().list(&UserQuery::new(&integ, None)).await.unwrap();
+    let page = store
+        .users()
+        .list(&UserQuery::new(&integ, None))
+        .await
+        .unwrap();
     let counts: Vec<i64> = page.items.iter().map(|i| i.device_count).collect();
     assert_eq!(counts, vec![2, 0]);
     assert!(page.next.is_none());
 
     let mut q = UserQuery::new(&integ, None);
     q.limit = 0;
-    assert!(matches!(store.users().list(&q).await.unwrap_err(), StoreError::Invalid { field: "limit", .. }));
+    assert!(matches!(
+        store.users().list(&q).await.unwrap_err(),
+        StoreError::Invalid { field: "limit", .. }
+    ));
     let mut q = UserQuery::new(&integ, None);
     q.limit = 1;
     let next = store.users().list(&q).await.unwrap().next.unwrap();
     q.after = Some(next);
     q.sort = UserSort::LastActive;
-    assert!(matches!(store.users().list(&q).await.unwrap_err(), StoreError::Invalid { field: "cursor", .. }));
+    assert!(matches!(
+        store.users().list(&q).await.unwrap_err(),
+        StoreError::Invalid {
+            field: "cursor",
+            ..
+        }
+    ));
     assert!("garbage".parse::<UserCursor>().is_err());
 }
 

@@ -50,7 +50,11 @@ fn config(queue: &str) -> WorkerConfig {
         lease: Duration::from_secs(5),
         heartbeat: Duration::from_millis(200),
         poll_interval: Duration::from_millis(20),
-        backoff: Backoff { base: Duration::from_millis(10), cap: Duration::from_millis(50), jitter: 0.1 },
+        backoff: Backoff {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(50),
+            jitter: 0.1,
+        },
         ..WorkerConfig::new(queue)
     }
 }
@@ -74,12 +78,30 @@ async fn wait_until_settled(store: &Store, ids: &[String]) {
 
 async fn handlers_run_retry_fail_and_survive_panics(store: Store) {
     let recorder = Recorder::default();
-    let workers = WorkerPool::new(store.clone(), config("q")).register(recorder.clone()).start();
+    let workers = WorkerPool::new(store.clone(), config("q"))
+        .register(recorder.clone())
+        .start();
     let mut ids = Vec::new();
     for mode in ["ok", "fail-once", "permanent", "panic-once"] {
-        ids.push(store.jobs().enqueue(NewJob::new("q", "record", json!({"mode": mode}))).await.unwrap().id().to_string());
+        ids.push(
+            store
+                .jobs()
+                .enqueue(NewJob::new("q", "record", json!({"mode": mode})))
+                .await
+                .unwrap()
+                .id()
+                .to_string(),
+        );
     }
-    ids.push(store.jobs().enqueue(NewJob::new("q", "no-such-kind", json!({}))).await.unwrap().id().to_string());
+    ids.push(
+        store
+            .jobs()
+            .enqueue(NewJob::new("q", "no-such-kind", json!({})))
+            .await
+            .unwrap()
+            .id()
+            .to_string(),
+    );
     wait_until_settled(&store, &ids).await;
     workers.shutdown(Duration::from_secs(5)).await;
 
@@ -91,25 +113,51 @@ async fn handlers_run_retry_fail_and_survive_panics(store: Store) {
         async move { store.jobs().get(&id).await.unwrap() }
     };
     let ok = state(0).await;
-    assert_eq!((ok.state, ok.attempts, runs[&job(0)]), (JobState::Succeeded, 1, 1));
+    assert_eq!(
+        (ok.state, ok.attempts, runs[&job(0)]),
+        (JobState::Succeeded, 1, 1)
+    );
     let retried = state(1).await;
-    assert_eq!((retried.state, retried.attempts, runs[&job(1)]), (JobState::Succeeded, 2, 2));
+    assert_eq!(
+        (retried.state, retried.attempts, runs[&job(1)]),
+        (JobState::Succeeded, 2, 2)
+    );
     assert_eq!(retried.last_error.as_deref(), Some("transient"));
     let permanent = state(2).await;
     assert_eq!((permanent.state, permanent.attempts), (JobState::Dead, 1));
-    assert_eq!(permanent.last_error.as_deref(), Some("user no longer exists"));
+    assert_eq!(
+        permanent.last_error.as_deref(),
+        Some("user no longer exists")
+    );
     let panicked = state(3).await;
-    assert_eq!((panicked.state, panicked.attempts), (JobState::Succeeded, 2));
-    assert_eq!(panicked.last_error.as_deref(), Some("the job handler panicked"));
+    assert_eq!(
+        (panicked.state, panicked.attempts),
+        (JobState::Succeeded, 2)
+    );
+    assert_eq!(
+        panicked.last_error.as_deref(),
+        Some("the job handler panicked")
+    );
     let unknown = state(4).await;
     assert_eq!(unknown.state, JobState::Dead);
-    assert_eq!(unknown.last_error.as_deref(), Some("no handler is registered for job kind \"no-such-kind\""));
+    assert_eq!(
+        unknown.last_error.as_deref(),
+        Some("no handler is registered for job kind \"no-such-kind\"")
+    );
 }
 
 async fn shutdown_lets_running_jobs_finish(store: Store) {
     let recorder = Recorder::default();
-    let workers = WorkerPool::new(store.clone(), config("q")).register(recorder.clone()).start();
-    let id = store.jobs().enqueue(NewJob::new("q", "record", json!({"mode": "slow"}))).await.unwrap().id().to_string();
+    let workers = WorkerPool::new(store.clone(), config("q"))
+        .register(recorder.clone())
+        .start();
+    let id = store
+        .jobs()
+        .enqueue(NewJob::new("q", "record", json!({"mode": "slow"})))
+        .await
+        .unwrap()
+        .id()
+        .to_string();
     for _ in 0..200 {
         if store.jobs().get(&id).await.unwrap().state == JobState::Running {
             break;
@@ -120,9 +168,18 @@ async fn shutdown_lets_running_jobs_finish(store: Store) {
     let job = store.jobs().get(&id).await.unwrap();
     assert_eq!((job.state, job.progress_done), (JobState::Succeeded, 1));
     // After shutdown nothing claims new work.
-    let later = store.jobs().enqueue(NewJob::new("q", "record", json!({}))).await.unwrap().id().to_string();
+    let later = store
+        .jobs()
+        .enqueue(NewJob::new("q", "record", json!({})))
+        .await
+        .unwrap()
+        .id()
+        .to_string();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(store.jobs().get(&later).await.unwrap().state, JobState::Queued);
+    assert_eq!(
+        store.jobs().get(&later).await.unwrap().state,
+        JobState::Queued
+    );
 }
 
 crate::store_tests!(
