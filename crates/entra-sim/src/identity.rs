@@ -80,6 +80,25 @@ impl Aadsts {
     }
 }
 
+/// An injected transient failure of the identity platform [I]: AADSTS90033 "A transient error
+/// has occurred", `temporarily_unavailable`, with `Retry-After` when given.
+pub(crate) fn transient_error(status: u16, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = Aadsts::new(
+        status,
+        "temporarily_unavailable",
+        90033,
+        "A transient error has occurred. Please try again.",
+    )
+    .into_response_with(None);
+    if let Some(seconds) = retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 fn no_store(headers: &mut HeaderMap) {
     headers.insert(
         header::CACHE_CONTROL,

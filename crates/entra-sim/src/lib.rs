@@ -414,11 +414,13 @@ async fn traffic(State(sim): State<Arc<sim::Sim>>, request: Request, next: Next)
         let rest = rest.split_once('/').map_or("", |(_, r)| r);
         format!("{method} /{{tenant}}/{rest}")
     };
+    let is_graph = path.starts_with("/v1.0") || path.starts_with("/beta");
     let decision = sim.traffic.decide(method.as_str(), &path);
     if decision.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(decision.delay_ms)).await;
     }
     let request_id = Uuid::new_v4().to_string();
+    let dropped = matches!(decision.outcome, Some(sim::FaultOutcome::Drop));
     let response = match decision.outcome {
         None => {
             if request
@@ -433,6 +435,13 @@ async fn traffic(State(sim): State<Arc<sim::Sim>>, request: Request, next: Next)
                 next.run(request).await
             }
         }
+        Some(sim::FaultOutcome::Throttle { retry_after }) if !is_graph => {
+            identity::transient_error(429, Some(retry_after))
+        }
+        Some(sim::FaultOutcome::Error {
+            status,
+            retry_after,
+        }) if !is_graph => identity::transient_error(status, retry_after),
         Some(sim::FaultOutcome::Throttle { retry_after }) => {
             graph::to_http(graph::GraphError::throttled(retry_after).into_graph(&request_id, None))
         }
@@ -455,11 +464,13 @@ async fn traffic(State(sim): State<Arc<sim::Sim>>, request: Request, next: Next)
             Response::new(Body::from_stream(failing))
         }
     };
-    sim.traffic
-        .counters
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .record(&label, response.status().as_u16());
+    if !dropped {
+        sim.traffic
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(&label, response.status().as_u16());
+    }
     response
 }
 

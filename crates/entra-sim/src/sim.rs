@@ -444,4 +444,35 @@ mod tests {
         // 3,500 RU at 2 RU a request: the 1,751st request is refused.
         assert_eq!(throttled_at, Some(1_750));
     }
+
+    #[test]
+    fn writes_have_their_own_budget_and_percentages_show_past_80() {
+        let mut throttle = Throttle {
+            mode: ThrottleMode::Graph,
+            ..Throttle::default()
+        };
+        // 8,000 RU for a large tenant, so 3,000 writes hit the write budget first.
+        let mut refused = None;
+        let mut warned = false;
+        for i in 0..3_001 {
+            match throttle.charge(1, true, false, 1_000) {
+                Charge::Throttled { information, .. } => {
+                    refused = Some((i, information));
+                    break;
+                }
+                Charge::Allowed { limit_percentage } => warned |= limit_percentage.is_some(),
+            }
+        }
+        assert_eq!(refused, Some((3_000, "WriteLimitExceeded")));
+        assert!(warned, "x-ms-throttle-limit-percentage past 80 %");
+        let mut off = Throttle::default();
+        for _ in 0..10_000 {
+            assert!(matches!(
+                off.charge(5, true, true, 1),
+                Charge::Allowed {
+                    limit_percentage: None
+                }
+            ));
+        }
+    }
 }

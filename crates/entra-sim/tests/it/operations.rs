@@ -202,3 +202,92 @@ async fn state_survives_a_restart() {
     assert_eq!(state["users"], 8);
     sim.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn token_endpoint_faults_use_the_aadsts_shape() {
+    let h = start(2).await;
+    h.control(Method::PUT, "/faults", Some(json!({"rules": [{"path": "/", "method": "POST", "kind": "error", "status": 503, "retryAfter": 3, "count": 1}]}))).await;
+    let info = h.sim.info();
+    let response = h
+        .http
+        .post(&info.token_endpoint)
+        .form(&[
+            ("client_id", info.client_id.to_string()),
+            ("client_secret", info.client_secret.clone()),
+            ("scope", "https://graph.microsoft.com/.default".to_owned()),
+            ("grant_type", "client_credentials".to_owned()),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "3");
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(body["error_codes"], json!([90033]));
+    // The rule is spent: the next request gets a token.
+    assert!(!h.token().await.is_empty());
+}
+
+#[tokio::test]
+async fn batch_items_are_faulted_and_throttled_alone() {
+    let h = start(3).await;
+    let token = h.token().await;
+    h.control(Method::PUT, "/faults", Some(json!({"rules": [{"path": "/groups", "kind": "throttle", "retryAfter": 11, "count": 1}]}))).await;
+    let batch = json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/groups"},
+        {"id": "2", "method": "GET", "url": "/users?$top=1"},
+    ]});
+    let (status, _, body) = h
+        .graph(Method::POST, "/v1.0/$batch", &token, Some(batch))
+        .await;
+    assert_eq!(status, 200);
+    let responses = body["responses"].as_array().expect("responses");
+    let item = |id: &str| {
+        responses
+            .iter()
+            .find(|r| r["id"] == id)
+            .expect("item")
+            .clone()
+    };
+    assert_eq!(item("1")["status"], 429);
+    assert_eq!(item("1")["headers"]["Retry-After"], "11");
+    assert_eq!(item("1")["body"]["error"]["code"], "TooManyRequests");
+    assert_eq!(item("2")["status"], 200);
+    let (_, counters) = h.control(Method::GET, "/counters", None).await;
+    assert_eq!(
+        counters["requests"]["$batch item GET /v1.0/groups"]["429"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn strict_throttling_paces_authentication_method_reads() {
+    let h = start_with(3, |c| {
+        c.throttle = keybridge_entra_sim::ThrottleMode::Strict
+    })
+    .await;
+    let token = h.token().await;
+    let (_, _, users) = h.get("/v1.0/users?$select=id&$top=1", &token).await;
+    let uid = users["value"][0]["id"].as_str().expect("id").to_owned();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let (status, headers, _) = h
+            .get(
+                &format!("/v1.0/users/{uid}/authentication/fido2Methods"),
+                &token,
+            )
+            .await;
+        statuses.push(status);
+        if status == 429 {
+            assert!(headers.contains_key("retry-after"));
+        }
+    }
+    assert_eq!(
+        statuses,
+        vec![200, 200, 200, 200, 200, 429],
+        "5 requests per 10 s"
+    );
+    // Other endpoints are not held back by that budget.
+    assert_eq!(h.get("/v1.0/groups", &token).await.0, 200);
+}

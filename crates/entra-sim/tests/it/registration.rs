@@ -38,6 +38,7 @@ pub struct Registered {
     pub method: Value,
     pub key_pem: String,
     pub credential_id: String,
+    pub alg: i64,
 }
 
 async fn options_for(h: &Harness, token: &str, uid: &str) -> Value {
@@ -91,6 +92,7 @@ pub async fn register(h: &Harness, token: &str, uid: &str, fmt: &str, alg: i64) 
         method,
         key_pem: made["key_pem"].as_str().expect("key").to_owned(),
         credential_id: made["credential_id"].as_str().expect("id").to_owned(),
+        alg,
     }
 }
 
@@ -421,7 +423,7 @@ async fn sign_in(h: &Harness, user: &str, registered: &Registered, counter: u32)
     let decoded = keybridge_webauthn::base64url::decode_lenient(challenge).expect("b64");
     assert!(decoded.starts_with(b"O."), "challenge is \"O.\" + JWT");
     let assertion = authenticator(json!({"op": "get", "challenge": challenge, "rpId": "login.microsoft.com",
-        "key_pem": registered.key_pem, "credential_id": registered.credential_id, "counter": counter})).await;
+        "key_pem": registered.key_pem, "credential_id": registered.credential_id, "counter": counter, "alg": registered.alg})).await;
     let response = h
         .http
         .post(format!("{}/finish", info.signin_url))
@@ -493,4 +495,45 @@ async fn sign_in_ceremony_checks_the_counter() {
     let (status, body) = sign_in(&h, &other, &registered, 9).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn key_restrictions_apply_again_at_sign_in() {
+    let h = start(5).await;
+    let token = h.token().await;
+    let all = users(&h, &token).await;
+    let uid = all
+        .iter()
+        .find(|u| u["userType"] == "Member" && u["accountEnabled"] == true)
+        .expect("member")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let registered = register(&h, &token, &uid, "none", -257).await;
+    assert_eq!(
+        sign_in(&h, &uid, &registered, 1).await.0,
+        200,
+        "RS256 signs in"
+    );
+    h.control(Method::PATCH, "/policy", Some(json!({"keyRestrictions": {"isEnforced": true, "enforcementType": "allow", "aaGuids": ["2fc0579f-8113-47ea-b116-bb5a8db9202a"]}}))).await;
+    let (status, body) = sign_in(&h, &uid, &registered, 2).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .expect("d")
+            .contains("error_aaguid_restricted"),
+        "{body}"
+    );
+    // A disabled account cannot sign in.
+    h.control(Method::PATCH, "/policy", Some(json!({"keyRestrictions": {"isEnforced": false, "enforcementType": "allow", "aaGuids": []}}))).await;
+    h.control(
+        Method::PATCH,
+        &format!("/users/{uid}"),
+        Some(json!({"accountEnabled": false})),
+    )
+    .await;
+    let (status, body) = sign_in(&h, &uid, &registered, 3).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error_codes"], json!([50057]));
 }
