@@ -49,7 +49,7 @@ pub(crate) fn load_metadata(blob: &Path, root: &Path) -> Result<Metadata, StartE
     Ok(Metadata { blob })
 }
 
-/// What a registration challenge binds [I]: Entra's is an opaque JWE; entra-sim's is
+/// What a registration challenge binds \[I\]: Entra's is an opaque JWE; entra-sim's is
 /// `payload ‖ HMAC-SHA256(payload)`, base64url, so it is stateless as well.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SealedChallenge {

@@ -21,7 +21,7 @@ use crate::sim::Sim;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Graph's application id, accepted as a resource name in `scope`.
 const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
-/// Allowed clock skew for client assertions (§1.3 [I]).
+/// Allowed clock skew for client assertions (§1.3 \[I\]).
 const SKEW_SECS: i64 = 300;
 
 /// An AADSTS error answer (§1.5).
@@ -80,7 +80,7 @@ impl Aadsts {
     }
 }
 
-/// An injected transient failure of the identity platform [I]: AADSTS90033 "A transient error
+/// An injected transient failure of the identity platform \[I\]: AADSTS90033 "A transient error
 /// has occurred", `temporarily_unavailable`, with `Retry-After` when given.
 pub(crate) fn transient_error(status: u16, retry_after: Option<u64>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);

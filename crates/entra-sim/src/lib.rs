@@ -13,7 +13,7 @@
 //! It shares no code with a Graph client (`keybridge-graph`) and none with the authenticator
 //! (`keybridge-authenticator`): it is an independent reading of the documents, so that a
 //! misreading on one side cannot hide the same misreading on the other. WebAuthn verification
-//! is `keybridge-webauthn`'s. Where the documents are silent, the behaviour is marked `[I]`
+//! is `keybridge-webauthn`'s. Where the documents are silent, the behaviour is marked `\[I\]`
 //! in the code and in docs/entra-sim.md.
 //!
 //! ## Main types

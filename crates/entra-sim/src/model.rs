@@ -112,7 +112,7 @@ pub struct User {
     pub deleted_date_time: Option<OffsetDateTime>,
     /// Change sequence number of the last change (delta query).
     pub change_seq: u64,
-    /// WebAuthn user handle (base64url, 48 bytes), stable per user [I].
+    /// WebAuthn user handle (base64url, 48 bytes), stable per user \[I\].
     pub webauthn_user_id: String,
     /// The user's FIDO2 methods.
     pub fido2_methods: Vec<Fido2Method>,
@@ -277,7 +277,7 @@ pub struct SignInRecord {
 }
 
 impl Default for Fido2Policy {
-    /// The policy of entra-sim's new tenant [I]: enabled for all users, self-service on,
+    /// The policy of entra-sim's new tenant \[I\]: enabled for all users, self-service on,
     /// attestation off, no restrictions, no profiles.
     fn default() -> Self {
         Self {

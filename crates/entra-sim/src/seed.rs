@@ -24,7 +24,7 @@ pub const INITIAL_DOMAIN: &str = "contoso.onmicrosoft.com";
 /// The verified domain UPNs and mails use.
 pub const VERIFIED_DOMAIN: &str = "contoso.com";
 
-/// Roles granted to the app in a new tenant [I]: what keybridge asks for, plus reading the policy.
+/// Roles granted to the app in a new tenant \[I\]: what keybridge asks for, plus reading the policy.
 pub const DEFAULT_ROLES: &[&str] = &[
     "User.ReadWrite.All",
     "Directory.ReadWrite.All",
@@ -187,7 +187,7 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// An Entra-looking client secret value (40 characters, with the `~` Entra puts in) [I].
+/// An Entra-looking client secret value (40 characters, with the `~` Entra puts in) \[I\].
 fn client_secret_value() -> String {
     let mut raw = random_token(30);
     raw.truncate(36);

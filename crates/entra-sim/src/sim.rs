@@ -32,7 +32,7 @@ pub(crate) struct Sim {
     pub traffic: Traffic,
     /// FIDO2 challenges already used (strict single-use mode), with their expiry.
     pub used_challenges: Mutex<HashMap<String, i64>>,
-    /// Registration challenges must be single-use (off by default, like Entra's stateless ones [I]).
+    /// Registration challenges must be single-use (off by default, like Entra's stateless ones \[I\]).
     pub strict_single_use: std::sync::atomic::AtomicBool,
     /// Pending sign-in ceremonies by challenge.
     pub sign_in_challenges: Mutex<HashMap<String, crate::signin::PendingSignIn>>,
@@ -169,7 +169,7 @@ pub enum ThrottleMode {
     Off,
     /// Graph's documented identity-and-access quotas.
     Graph,
-    /// Also the reports budget (5 requests / 10 s) on authentication-method reads [I].
+    /// Also the reports budget (5 requests / 10 s) on authentication-method reads \[I\].
     Strict,
 }
 

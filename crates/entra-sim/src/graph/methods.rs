@@ -545,7 +545,7 @@ pub(crate) fn policy_json(sim: &Sim, version: Version, policy: &Fido2Policy) -> 
     body
 }
 
-/// Applies a PATCH body to the policy (only the fields sent; collections replaced [I]).
+/// Applies a PATCH body to the policy (only the fields sent; collections replaced \[I\]).
 pub(crate) fn apply_policy_patch(
     policy: &mut Fido2Policy,
     patch: &Value,
