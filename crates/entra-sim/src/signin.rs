@@ -113,16 +113,20 @@ pub(crate) async fn start(
         .into_response_with(None);
     };
     let challenge = URL_SAFE_NO_PAD.encode(format!("O.{jwt}"));
-    sim.sign_in_challenges
+    let mut pending = sim
+        .sign_in_challenges
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            challenge.clone(),
-            PendingSignIn {
-                user_id: user.map(|u| u.id),
-                expires: now + CHALLENGE_SECS,
-            },
-        );
+        .unwrap_or_else(|p| p.into_inner());
+    // Expired challenges are of no use any more; dropping them bounds the map.
+    pending.retain(|_, p| p.expires >= now);
+    pending.insert(
+        challenge.clone(),
+        PendingSignIn {
+            user_id: user.map(|u| u.id),
+            expires: now + CHALLENGE_SECS,
+        },
+    );
+    drop(pending);
     let allow: Vec<Value> = user
         .map(|u| {
             u.fido2_methods

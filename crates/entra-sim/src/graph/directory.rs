@@ -234,6 +234,12 @@ fn list_rules(
             "$count is not currently supported.",
         ));
     }
+    if options.other.contains_key("$skip") {
+        return Err(GraphError::bad_request(
+            "Request_BadRequest",
+            "'$skip' is not supported by the service.",
+        ));
+    }
     if options.search.is_some() && !eventual {
         return Err(GraphError::bad_request(
             "Request_UnsupportedQuery",
