@@ -80,6 +80,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router<Arc<Sim>> {
         .route("/_control/policy", get(get_policy).patch(patch_policy))
         .route("/_control/challenges", put(put_challenges))
         .route("/_control/sign-ins", get(sign_ins))
+        .route("/_control/clock", get(get_clock).put(put_clock))
         .route_layer(middleware::from_fn_with_state(sim, guard))
 }
 
@@ -599,4 +600,29 @@ async fn put_challenges(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) ->
 async fn sign_ins(State(sim): State<Arc<Sim>>) -> Response {
     let t = sim.read();
     axum::Json(json!({"value": t.sign_ins})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Clock {
+    offset_seconds: i64,
+}
+
+async fn get_clock(State(sim): State<Arc<Sim>>) -> Response {
+    axum::Json(json!({
+        "offsetSeconds": sim.clock_offset_secs.load(Ordering::Relaxed),
+        "now": graph_time(sim.now()),
+    }))
+    .into_response()
+}
+
+async fn put_clock(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let clock: Clock = match parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    sim.clock_offset_secs
+        .store(clock.offset_seconds, Ordering::Relaxed);
+    axum::Json(json!({"offsetSeconds": clock.offset_seconds, "now": graph_time(sim.now())}))
+        .into_response()
 }

@@ -342,11 +342,11 @@ fn issue_token(
                     "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
                 )
             })?;
-        check_secret(&app, &secret)?;
+        check_secret(&app, &secret, sim.now())?;
         "1"
     };
 
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = sim.now().unix_timestamp();
     let roles = (!app.granted_roles.is_empty()).then(|| app.granted_roles.clone());
     let claims = AccessClaims {
         aud: audience.to_owned(),
@@ -463,8 +463,11 @@ fn graph_audience(scope: &str) -> Result<&'static str, Aadsts> {
     }
 }
 
-fn check_secret(app: &crate::model::AppRegistration, secret: &str) -> Result<(), Aadsts> {
-    let now = OffsetDateTime::now_utc();
+fn check_secret(
+    app: &crate::model::AppRegistration,
+    secret: &str,
+    now: OffsetDateTime,
+) -> Result<(), Aadsts> {
     let mut expired = false;
     for registered in &app.secrets {
         let matches: bool =
@@ -576,7 +579,7 @@ fn check_assertion(
             ),
         ));
     };
-    let now = OffsetDateTime::now_utc();
+    let now = sim.now();
     let (_, parsed) = x509_parser::parse_x509_certificate(certificate).map_err(|_| {
         Aadsts::new(
             StatusCode::UNAUTHORIZED,

@@ -321,6 +321,7 @@ impl EntraSim {
             strict_single_use: Default::default(),
             sign_in_challenges: Default::default(),
             metadata,
+            clock_offset_secs: Default::default(),
         });
         let app = router(Arc::clone(&sim));
         let handle = axum_server::Handle::new();

@@ -93,7 +93,7 @@ pub(crate) async fn start(
             }
         },
     };
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = sim.now().unix_timestamp();
     let claims = ChallengeClaims {
         aud: "urn:microsoft:fido:challenge".to_owned(),
         iss: "https://login.microsoft.com".to_owned(),
@@ -177,7 +177,7 @@ pub(crate) async fn finish(
 }
 
 fn finish_inner(sim: &Sim, tenant: &str, body: &[u8]) -> Result<Response, Aadsts> {
-    let now = OffsetDateTime::now_utc();
+    let now = sim.now();
     if !sim.read().is_tenant(tenant) {
         return Err(error(
             StatusCode::BAD_REQUEST,

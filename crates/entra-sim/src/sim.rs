@@ -38,9 +38,19 @@ pub(crate) struct Sim {
     pub sign_in_challenges: Mutex<HashMap<String, crate::signin::PendingSignIn>>,
     /// Loaded FIDO metadata, when `--mds-blob` was given.
     pub metadata: Option<crate::fido2::Metadata>,
+    /// Seconds added to the real clock (control API), to test expiry without waiting.
+    pub clock_offset_secs: std::sync::atomic::AtomicI64,
 }
 
 impl Sim {
+    /// The emulator's clock: real time plus the offset set through the control API.
+    pub fn now(&self) -> time::OffsetDateTime {
+        let offset = self
+            .clock_offset_secs
+            .load(std::sync::atomic::Ordering::Relaxed);
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(offset)
+    }
+
     /// Notes that the tenant changed.
     pub fn changed(&self) {
         self.dirty.notify_one();

@@ -11,7 +11,7 @@ use keybridge_webauthn::{
     UnsupportedFormats,
 };
 use serde_json::{Map, Value, json};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 use uuid::Uuid;
 
 use super::query::Options;
@@ -268,7 +268,7 @@ pub(crate) fn creation_options(
             "Self-service setup of FIDO2 security keys is not allowed by the authentication methods policy.",
         ));
     }
-    let expires = OffsetDateTime::now_utc() + Duration::minutes(minutes);
+    let expires = sim.now() + Duration::minutes(minutes);
     let challenge = fido2::seal_challenge(
         &tenant.challenge_key,
         &SealedChallenge {
@@ -318,7 +318,7 @@ pub(crate) fn register_fido2(
     caller: &Caller,
     uid: &str,
 ) -> Result<GraphResponse, GraphError> {
-    let now = OffsetDateTime::now_utc();
+    let now = sim.now();
     // 1. Token, roles, the user.
     let (user_id, tenant_id, challenge_key) = {
         let tenant = sim.read();

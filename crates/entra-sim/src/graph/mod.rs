@@ -269,7 +269,7 @@ pub(crate) fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<Caller, Gra
             _ => GraphError::unauthorized("CompactToken parsing failed with error code: 80049217"),
         })?;
     let claims = data.claims;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = sim.now().unix_timestamp();
     if claims.exp < now || claims.nbf > now + 300 {
         return Err(GraphError::unauthorized(
             "Access token has expired or is not yet valid.",

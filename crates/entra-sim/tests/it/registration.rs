@@ -537,3 +537,75 @@ async fn key_restrictions_apply_again_at_sign_in() {
     assert_eq!(status, 400);
     assert_eq!(body["error_codes"], json!([50057]));
 }
+
+#[tokio::test]
+async fn expiry_of_tokens_and_challenges() {
+    let h = start(5).await;
+    let token = h.token().await;
+    let all = users(&h, &token).await;
+    let uid = all
+        .iter()
+        .find(|u| u["userType"] == "Member" && u["accountEnabled"] == true)
+        .expect("member")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let registered = register(&h, &token, &uid, "packed-self", -7).await;
+    let options = options_for(&h, &token, &uid).await;
+    let info = h.sim.info().clone();
+    let started: Value = h
+        .http
+        .post(format!("{}/start", info.signin_url))
+        .json(&json!({"user": uid}))
+        .send()
+        .await
+        .expect("start")
+        .json()
+        .await
+        .expect("json");
+
+    // Six minutes later: the registration challenge (5 min) and the sign-in challenge (300 s)
+    // have expired; the access token (3599 s) has not.
+    let (status, _) = h
+        .control(Method::PUT, "/clock", Some(json!({"offsetSeconds": 360})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body, _) = post(
+        &h,
+        &token,
+        &uid,
+        json!({"op": "create", "options": options, "fmt": "none"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(sub_code(&body), "error_invalid_challenge");
+    let assertion = authenticator(
+        json!({"op": "get", "challenge": started["challenge"], "rpId": "login.microsoft.com",
+        "key_pem": registered.key_pem, "credential_id": registered.credential_id, "counter": 1}),
+    )
+    .await;
+    let response = h
+        .http
+        .post(format!("{}/finish", info.signin_url))
+        .json(&json!({"credential": assertion["credential"]}))
+        .send()
+        .await
+        .expect("finish");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error_codes"], json!([135018]));
+
+    // Two hours later the access token has expired.
+    h.control(Method::PUT, "/clock", Some(json!({"offsetSeconds": 7200})))
+        .await;
+    let (status, headers, body) = h.get("/v1.0/users", &token).await;
+    assert_eq!(status, 401);
+    assert!(headers.contains_key("www-authenticate"));
+    assert_eq!(
+        body["error"]["message"],
+        "Access token has expired or is not yet valid."
+    );
+    // A new token works at the new time.
+    let fresh = h.token().await;
+    assert_eq!(h.get("/v1.0/users", &fresh).await.0, 200);
+}
