@@ -15,6 +15,29 @@
 //! Main types: [`GraphClient`] (built from a [`GraphConfig`]), [`ClientCredential`] /
 //! [`CertificateCredential`], [`Cloud`], [`GraphError`], [`RateLimits`], [`RetryPolicy`],
 //! [`Clock`].
+//!
+//! ```no_run
+//! use keybridge_graph::{ClientCredential, GraphClient, GraphConfig, TenantSize, DEFAULT_USER_SELECT};
+//!
+//! # async fn demo(secret: String) -> Result<(), keybridge_graph::GraphError> {
+//! let credential = ClientCredential::secret(secret)?;
+//! let client = GraphClient::new(GraphConfig::new("contoso.onmicrosoft.com", "00000000-0000-0000-0000-000000000001", credential))?;
+//! for line in client.check_permissions().await?.messages() {
+//!     eprintln!("{line}");
+//! }
+//! client.set_tenant_size(TenantSize::Large);
+//! let mut pages = client.list_users(DEFAULT_USER_SELECT, 999)?;
+//! while let Some(users) = pages.next_page().await? {
+//!     println!("{} users", users.len());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Retries: reads, PATCH and DELETE are retried after 5xx, timeouts and broken connections
+//! (exponential backoff, full jitter); every request is retried after a 429 once its
+//! `Retry-After` has passed (the whole client pauses). A 401 `InvalidAuthenticationToken`
+//! fetches a new token once. Creating a group or a passkey is never blindly repeated: the
+//! client looks for the result first.
 
 pub mod batch;
 pub mod clock;

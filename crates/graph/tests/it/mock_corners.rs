@@ -499,3 +499,48 @@ async fn with_a_fake_clock_waits_are_recorded_not_slept() {
     );
     assert!(sleeps[1..].iter().all(|s| *s <= max_ceiling), "{sleeps:?}");
 }
+
+#[tokio::test]
+async fn a_refused_ps256_assertion_falls_back_to_rs256_with_x5t() {
+    use base64::Engine as _;
+    let key = include_str!("../../src/testdata/rsa-pkcs8.pem");
+    let key_pair = rcgen::KeyPair::from_pem_and_sign_algo(key, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["app.test".into()]).unwrap();
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(90);
+    let certificate = params.self_signed(&key_pair).unwrap().pem();
+    let server = MockServer::start(|seen| {
+        if !is_token(seen) {
+            return Answer::json(200, user_json(USER));
+        }
+        let form = seen.form();
+        let assertion = &form.iter().find(|(k, _)| k == "client_assertion").unwrap().1;
+        let header = assertion.split('.').next().unwrap();
+        let header: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap(),
+        )
+        .unwrap();
+        if header["alg"] == "RS256" && header["x5t"].is_string() {
+            Answer::token("t", 3599)
+        } else {
+            Answer::json(401, serde_json::json!({"error":"invalid_client",
+                "error_description":"AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.",
+                "error_codes":[700027]}))
+        }
+    })
+    .await;
+    let credential = ClientCredential::certificate_pem(&format!("{certificate}{key}")).unwrap();
+    let config = GraphConfig::new(TENANT, "client-1", credential)
+        .with_cloud(Cloud::custom(&server.base(), &server.base()).unwrap())
+        .with_rate_limits(RateLimits::unlimited());
+    let client = GraphClient::new(config).unwrap();
+    client.get_user(USER, &[]).await.unwrap();
+    let token_requests: Vec<Seen> = server.seen().into_iter().filter(is_token).collect();
+    assert_eq!(token_requests.len(), 2, "PS256 first, then RS256");
+    let form = token_requests[0].form();
+    assert!(form.contains(&(
+        "client_assertion_type".into(),
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()
+    )));
+    assert!(!form.iter().any(|(k, _)| k == "client_secret"));
+}
