@@ -81,6 +81,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router<Arc<Sim>> {
         .route("/_control/challenges", put(put_challenges))
         .route("/_control/sign-ins", get(sign_ins))
         .route("/_control/clock", get(get_clock).put(put_clock))
+        .route("/_control/origins", get(get_origins).put(put_origins))
         .route_layer(middleware::from_fn_with_state(sim, guard))
 }
 
@@ -625,4 +626,40 @@ async fn put_clock(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Resp
         .store(clock.offset_seconds, Ordering::Relaxed);
     axum::Json(json!({"offsetSeconds": clock.offset_seconds, "now": graph_time(sim.now())}))
         .into_response()
+}
+
+async fn get_origins(State(sim): State<Arc<Sim>>) -> Response {
+    let origins = sim
+        .registration_origins
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    axum::Json(json!({"registration": origins})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Origins {
+    registration: Vec<String>,
+}
+
+async fn put_origins(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let origins: Origins = match parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if origins
+        .registration
+        .iter()
+        .any(|o| url::Url::parse(o).is_err())
+    {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "every origin must be a URL like https://login.microsoft.com",
+        );
+    }
+    *sim.registration_origins
+        .write()
+        .unwrap_or_else(|p| p.into_inner()) = origins.registration.clone();
+    axum::Json(json!({"registration": origins.registration})).into_response()
 }

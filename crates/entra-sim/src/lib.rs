@@ -222,7 +222,19 @@ impl EntraSim {
                 detail: e.to_string(),
             })??;
         let tenant = match persist::load(&config.data_dir)? {
-            Some(t) => t,
+            Some(mut t) => {
+                // A certificate credential recreated in DIR (files deleted or expired) is
+                // registered on the app, as an admin would upload the new one.
+                use base64::Engine as _;
+                let der = base64::engine::general_purpose::STANDARD.encode(&pki.client_cert_der);
+                if !t.app.certificates.iter().any(|c| c.der_base64 == der) {
+                    t.app.certificates.push(model::CertificateCredential {
+                        key_id: Uuid::new_v4(),
+                        der_base64: der,
+                    });
+                }
+                t
+            }
             None => {
                 let t =
                     seed::new_tenant(config.users, config.seed.as_deref(), &pki.client_cert_der)?;
@@ -322,6 +334,12 @@ impl EntraSim {
             sign_in_challenges: Default::default(),
             metadata,
             clock_offset_secs: Default::default(),
+            registration_origins: std::sync::RwLock::new(
+                keybridge_webauthn::relying_party::ENTRA_ORIGINS
+                    .iter()
+                    .map(|o| (*o).to_owned())
+                    .collect(),
+            ),
         });
         let app = router(Arc::clone(&sim));
         let handle = axum_server::Handle::new();
@@ -377,6 +395,7 @@ fn router(sim: Arc<sim::Sim>) -> Router {
         )
         .route("/{tenant}/discovery/v2.0/keys", get(identity::jwks))
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .route("/.well-known/webauthn", get(signin::related_origins))
         .route("/{tenant}/fido/signin/start", post(signin::start))
         .route("/{tenant}/fido/signin/finish", post(signin::finish))
         .route("/v1.0", any(graph::http_entry))

@@ -198,7 +198,10 @@ pub(crate) fn load_or_create(dir: &Path) -> Result<Pki, StartError> {
 
     let client_cert_path = dir.join(CLIENT_CERT);
     let client_key_path = dir.join(CLIENT_KEY);
-    if !(client_cert_path.exists() && client_key_path.exists()) {
+    if !(client_cert_path.exists()
+        && client_key_path.exists()
+        && still_valid(&read(&client_cert_path)?))
+    {
         let pair = self_signed_rsa("keybridge entra-sim app credential", 365)?;
         write_public(&client_cert_path, &pair.0)?;
         write_private(&client_key_path, &pair.1)?;

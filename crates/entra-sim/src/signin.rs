@@ -36,6 +36,12 @@ const SIGN_IN_ORIGINS: [&str; 3] = [
     "https://login.microsoft.com",
 ];
 
+/// `GET /.well-known/webauthn`: the related origins of `login.microsoft.com` (§7).
+pub(crate) async fn related_origins() -> Response {
+    axum::Json(json!({"origins": ["https://login.live.com", "https://login.microsoftonline.com"]}))
+        .into_response()
+}
+
 /// A sign-in that was started and not yet expired.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingSignIn {

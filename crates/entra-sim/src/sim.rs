@@ -38,6 +38,8 @@ pub(crate) struct Sim {
     pub sign_in_challenges: Mutex<HashMap<String, crate::signin::PendingSignIn>>,
     /// Loaded FIDO metadata, when `--mds-blob` was given.
     pub metadata: Option<crate::fido2::Metadata>,
+    /// Origins a registration's clientDataJSON may name (default: Entra's three, §0 \[I\]).
+    pub registration_origins: RwLock<Vec<String>>,
     /// Seconds added to the real clock (control API), to test expiry without waiting.
     pub clock_offset_secs: std::sync::atomic::AtomicI64,
 }

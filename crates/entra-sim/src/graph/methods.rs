@@ -419,7 +419,12 @@ pub(crate) fn register_fido2(
             sim.metadata.is_some(),
         )
     };
-    let relying_party = RelyingParty::entra();
+    let origins = sim
+        .registration_origins
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let relying_party = RelyingParty::new(keybridge_webauthn::relying_party::ENTRA_RP_ID, origins);
     let mut expectations = RegistrationExpectations::new(&relying_party, &challenge_bytes, now);
     expectations.unsupported_formats = if attestation_wanted {
         UnsupportedFormats::Refuse

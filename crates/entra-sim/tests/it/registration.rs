@@ -609,3 +609,47 @@ async fn expiry_of_tokens_and_challenges() {
     let fresh = h.token().await;
     assert_eq!(h.get("/v1.0/users", &fresh).await.0, 200);
 }
+
+#[tokio::test]
+async fn registration_origins_are_configurable() {
+    let h = start(5).await;
+    let token = h.token().await;
+    let all = users(&h, &token).await;
+    let uid = all
+        .iter()
+        .find(|u| u["userType"] == "Member")
+        .expect("member")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, _) = h
+        .control(
+            Method::PUT,
+            "/origins",
+            Some(json!({"registration": ["https://login.microsoftonline.com"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let options = options_for(&h, &token, &uid).await;
+    let (status, body, _) = post(&h, &token, &uid, json!({"op": "create", "options": options, "fmt": "none", "origin": "https://login.microsoft.com"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(sub_code(&body), "error_invalid_client_data");
+    let (status, _, _) = post(&h, &token, &uid, json!({"op": "create", "options": options, "fmt": "none", "origin": "https://login.microsoftonline.com"})).await;
+    assert_eq!(status, 201);
+    let related: Value = h
+        .http
+        .get(format!("{}/.well-known/webauthn", h.sim.info().base_url))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        related["origins"],
+        json!([
+            "https://login.live.com",
+            "https://login.microsoftonline.com"
+        ])
+    );
+}
