@@ -73,7 +73,22 @@ pub(crate) async fn start(
     Path(tenant): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let request: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    let request: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    900144,
+                    format!("The body must be JSON like {{\"user\": \"<UPN or id>\"}}: {e}"),
+                )
+                .into_response_with(None);
+            }
+        }
+    };
     let t = sim.read();
     if !t.is_tenant(&tenant) {
         return error(
