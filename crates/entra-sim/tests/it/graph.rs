@@ -704,3 +704,74 @@ async fn batch_runs_items_with_depends_on_and_424() {
         400
     );
 }
+
+#[tokio::test]
+async fn malformed_requests_never_get_a_server_error() {
+    let h = start(10).await;
+    let token = h.token().await;
+    let long = "a".repeat(3000);
+    let paths = [
+        "/users?$filter=(".to_owned(),
+        "/users?$filter='".to_owned(),
+        "/users?$filter=not%20not".to_owned(),
+        "/users?$filter=id%20in%20()".to_owned(),
+        "/users?$filter=accountEnabled%20eq%20'x'".to_owned(),
+        "/users?$filter=a%20eq%20b%20eq%20c".to_owned(),
+        "/users?$top=-1".to_owned(),
+        "/users?$top=99999999999999999999".to_owned(),
+        "/users?$skiptoken=abc".to_owned(),
+        format!("/users?$skiptoken={long}"),
+        "/users/delta?$deltatoken=zzz".to_owned(),
+        "/users/%ZZ".to_owned(),
+        format!("/users/{long}"),
+        "/groups/%00/members".to_owned(),
+        "/groups/x/members/$ref".to_owned(),
+        "/users/x/authentication/fido2Methods/creationOptions(".to_owned(),
+        "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations('".to_owned(),
+        "/users?$select=,,,".to_owned(),
+        "/users?$count=maybe".to_owned(),
+        "/$batch".to_owned(),
+    ];
+    let bodies = [
+        None,
+        Some("{"),
+        Some("[]"),
+        Some("null"),
+        Some(r#"{"requests":[{"id":"1","method":"GET","url":"http://x"}]}"#),
+        Some(r#"{"requests":"x"}"#),
+        Some(r#"{"@odata.id":5}"#),
+        Some(r#"{"members@odata.bind":["x","y"]}"#),
+    ];
+    let mut checked = 0;
+    for path in &paths {
+        for method in [Method::GET, Method::POST, Method::PATCH, Method::DELETE] {
+            for body in bodies {
+                let mut request = h
+                    .http
+                    .request(
+                        method.clone(),
+                        format!("{}/v1.0{path}", h.sim.info().base_url),
+                    )
+                    .bearer_auth(&token);
+                if let Some(body) = body {
+                    request = request
+                        .header("content-type", "application/json")
+                        .body(body);
+                }
+                let response = request.send().await.expect("request");
+                let status = response.status().as_u16();
+                let text = response.text().await.expect("text");
+                assert!(status < 500, "{method} {path} {body:?}: {status} {text}");
+                if status != 204 {
+                    let parsed: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|_| panic!("JSON for {method} {path}: {text}"));
+                    if status >= 400 {
+                        graph_error(&parsed);
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, paths.len() * 4 * bodies.len());
+}
