@@ -345,15 +345,17 @@ impl RateLimiter {
         }
     }
 
-    /// Feeds back Graph's `x-ms-throttle-limit-percentage` (e.g. `0.9` = 90 % of a limit used):
-    /// above 0.9 the ceiling shrinks in proportion.
+    /// Feeds back Graph's `x-ms-throttle-limit-percentage` (e.g. `0.9` = 90 % of a limit used).
+    /// Up to the target fraction that is this limiter's own doing; above it someone else
+    /// (another instance, another tool using the same app) spends the budget too, and the
+    /// ceiling shrinks in proportion.
     pub fn observe_throttle_percentage(&self, fraction_used: f64) {
-        if !fraction_used.is_finite() || fraction_used <= 0.9 {
-            return;
-        }
         let now = self.clock.now();
         let mut state = self.lock();
-        let factor = (0.9 / fraction_used).clamp(0.5, 1.0);
+        if !fraction_used.is_finite() || fraction_used <= state.target_fraction {
+            return;
+        }
+        let factor = (state.target_fraction / fraction_used).clamp(0.5, 1.0);
         state.pressure = (state.pressure * factor).max(MIN_PRESSURE);
         state.last_recovery = now;
     }
@@ -541,9 +543,17 @@ mod tests {
             target_fraction: 1.0,
         });
         limiter.observe_throttle_percentage(0.85);
-        assert_eq!(limiter.pressure(), 1.0, "below 90 % nothing changes");
-        limiter.observe_throttle_percentage(1.2);
-        assert!((limiter.pressure() - 0.75).abs() < 1e-9);
+        assert_eq!(
+            limiter.pressure(),
+            1.0,
+            "within our own target nothing changes"
+        );
+        limiter.observe_throttle_percentage(1.25);
+        assert!(
+            (limiter.pressure() - 0.8).abs() < 1e-9,
+            "{}",
+            limiter.pressure()
+        );
         let one = RequestCost {
             resource_units: 1,
             ..Default::default()
@@ -551,7 +561,7 @@ mod tests {
         let admitted = (0..1_000)
             .take_while(|_| limiter.try_acquire(one).is_zero())
             .count();
-        assert_eq!(admitted, 750);
+        assert_eq!(admitted, 800);
         for _ in 0..10 {
             limiter.observe_throttle_percentage(1.8);
         }
@@ -563,6 +573,18 @@ mod tests {
         );
         clock.advance(Duration::from_secs(1_000));
         assert_eq!(limiter.pressure(), 1.0);
+    }
+
+    #[test]
+    fn our_own_target_share_does_not_slow_us_down() {
+        let (_clock, limiter) = limiter(RateLimits::documented(TenantSize::Large));
+        limiter.observe_throttle_percentage(0.95);
+        assert_eq!(limiter.pressure(), 1.0);
+        limiter.observe_throttle_percentage(1.9);
+        assert!(
+            (limiter.pressure() - 0.5).abs() < 1e-9,
+            "halved at most per answer"
+        );
     }
 
     #[tokio::test]

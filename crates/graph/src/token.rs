@@ -181,7 +181,9 @@ impl TokenProvider {
             let transient = match &outcome {
                 Err(GraphError::Transport { .. }) => true,
                 Err(GraphError::Service(detail)) => {
-                    matches!(detail.status, 500 | 502 | 503 | 504 | 429)
+                    detail.status >= 500
+                        || detail.status == 429
+                        || detail.code == "temporarily_unavailable"
                 }
                 Err(GraphError::Throttled { .. }) => true,
                 _ => false,
@@ -287,6 +289,29 @@ impl TokenProvider {
                 &body,
                 ids,
             ))));
+        }
+        if status.is_server_error()
+            || status.as_u16() == 429
+            || matches!(
+                error.error.as_str(),
+                "temporarily_unavailable" | "server_error"
+            )
+        {
+            // An outage, not a verdict on the credential: retried like any transient failure.
+            let message = error
+                .error_description
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            return Err(GraphError::Service(Box::new(ServiceError {
+                status: status.as_u16(),
+                code: error.error,
+                message,
+                sub_code: None,
+                ids,
+            })));
         }
         let aadsts = error
             .error_codes

@@ -544,3 +544,50 @@ async fn a_refused_ps256_assertion_falls_back_to_rs256_with_x5t() {
     )));
     assert!(!form.iter().any(|(k, _)| k == "client_secret"));
 }
+
+#[tokio::test]
+async fn when_method_ids_are_not_derived_from_the_credential_the_new_one_is_found_by_aaguid_and_time()
+ {
+    let aaguid = uuid::Uuid::parse_str("9c835346-796b-4c27-8898-d6032f515cc5").unwrap();
+    let created = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let created = created.clone();
+        MockServer::start(move |seen| {
+            if is_token(seen) {
+                return Answer::token("t", 3599);
+            }
+            match seen.method.as_str() {
+                "POST" => {
+                    created.fetch_add(1, Ordering::SeqCst);
+                    Answer::Drop
+                }
+                "GET" => {
+                    let now = time::OffsetDateTime::now_utc()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap();
+                    let mut value = vec![serde_json::json!({"id": "11111111-1111-1111-1111-111111111111",
+                        "displayName": "keybridge phone", "createdDateTime": "2020-01-01T00:00:00Z",
+                        "aaGuid": aaguid.to_string()})];
+                    if created.load(Ordering::SeqCst) > 0 {
+                        value.push(serde_json::json!({"id": "22222222-2222-2222-2222-222222222222",
+                            "displayName": "keybridge phone", "createdDateTime": now, "aaGuid": aaguid.to_string()}));
+                    }
+                    Answer::json(200, serde_json::json!({"value": value}))
+                }
+                _ => Answer::empty(405),
+            }
+        })
+        .await
+    };
+    let mut method = new_method(&[5u8; 32]);
+    method.aaguid = Some(aaguid);
+    let found = client(&server)
+        .create_fido2_method(USER, &method)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.id, "22222222-2222-2222-2222-222222222222",
+        "the new one, not the old one"
+    );
+    assert_eq!(created.load(Ordering::SeqCst), 1);
+}

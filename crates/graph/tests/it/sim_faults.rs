@@ -175,3 +175,31 @@ fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[tokio::test]
+async fn documented_pacing_keeps_authentication_calls_under_the_strict_budget() {
+    let sim = sim::start_with(sim::Options {
+        throttle: keybridge_entra_sim::ThrottleMode::Strict,
+        ..Default::default()
+    })
+    .await;
+    let user = first_user(&sim).await;
+    let config =
+        sim.config(sim.secret())
+            .with_rate_limits(keybridge_graph::RateLimits::documented(
+                keybridge_graph::TenantSize::Small,
+            ));
+    let client = keybridge_graph::GraphClient::new(config).unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..6 {
+        client.list_fido2_methods(&user).await.unwrap();
+    }
+    // 5 per 10 s at 95 % leaves 4 per window: the last two calls wait for the next window.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.stats().throttled, 0);
+    assert_eq!(sim.counters().await["throttled"], 0);
+}
