@@ -291,3 +291,28 @@ async fn strict_throttling_paces_authentication_method_reads() {
     // Other endpoints are not held back by that budget.
     assert_eq!(h.get("/v1.0/groups", &token).await.0, 200);
 }
+
+#[tokio::test]
+async fn changes_reach_the_snapshot_without_a_shutdown() {
+    // What a `kill -9` would leave behind: the debounced snapshot.
+    let h = start(3).await;
+    let (status, _) = h
+        .control(Method::POST, "/users", Some(json!({"userPrincipalName": "snapshot.check@contoso.com", "displayName": "Snapshot Check"})))
+        .await;
+    assert_eq!(status, 201);
+    let path = h._dir.path().join("state.json");
+    let mut found = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let text = std::fs::read_to_string(&path).expect("snapshot");
+        if text.contains("snapshot.check@contoso.com") {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "the change was written within 3 s");
+    assert!(
+        !h._dir.path().join("state.json.tmp").exists(),
+        "no temporary file left"
+    );
+}
