@@ -6,7 +6,7 @@ use serde_json::Value;
 pub struct Harness {
     pub sim: RunningSim,
     pub http: reqwest::Client,
-    pub _dir: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
 }
 
 pub fn client_for(ca_pem: &std::path::Path) -> reqwest::Client {
@@ -28,7 +28,7 @@ pub async fn start_with(users: usize, tweak: impl FnOnce(&mut SimConfig)) -> Har
     Harness {
         sim,
         http,
-        _dir: dir,
+        data_dir: dir,
     }
 }
 

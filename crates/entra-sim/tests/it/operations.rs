@@ -300,7 +300,7 @@ async fn changes_reach_the_snapshot_without_a_shutdown() {
         .control(Method::POST, "/users", Some(json!({"userPrincipalName": "snapshot.check@contoso.com", "displayName": "Snapshot Check"})))
         .await;
     assert_eq!(status, 201);
-    let path = h._dir.path().join("state.json");
+    let path = h.data_dir.path().join("state.json");
     let mut found = false;
     for _ in 0..30 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -312,7 +312,7 @@ async fn changes_reach_the_snapshot_without_a_shutdown() {
     }
     assert!(found, "the change was written within 3 s");
     assert!(
-        !h._dir.path().join("state.json.tmp").exists(),
+        !h.data_dir.path().join("state.json.tmp").exists(),
         "no temporary file left"
     );
 }
