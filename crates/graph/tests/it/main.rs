@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may fail loudly
 
+mod interop;
 mod mock;
 mod mock_corners;
 mod passkey;
