@@ -316,3 +316,90 @@ async fn changes_reach_the_snapshot_without_a_shutdown() {
         "no temporary file left"
     );
 }
+
+#[tokio::test]
+async fn seed_file_adds_users_groups_and_grants() {
+    let files = tempfile::tempdir().expect("dir");
+    let seed = files.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        json!({
+            "grantedRoles": ["User.Read.All", "GroupMember.Read.All"],
+            "users": [{"userPrincipalName": "ana@contoso.com", "displayName": "Ana Lima", "mail": "ana@contoso.com",
+                       "fido2Methods": [{"aaGuid": "cb69481e-8ff7-4039-93ec-0a2729a154a8", "model": "YubiKey 5 Series"}]},
+                      {"userPrincipalName": "guest_x.example#EXT#@contoso.onmicrosoft.com", "displayName": "Guest", "userType": "Guest", "accountEnabled": false}],
+            "groups": [{"displayName": "Pilot", "members": ["ana@contoso.com"]}]
+        })
+        .to_string(),
+    )
+    .expect("write seed");
+    let h = start_with(0, |c| c.seed = Some(seed.clone())).await;
+    let token = h.token().await;
+    let (status, _, ana) = h
+        .get(
+            "/v1.0/users/ana@contoso.com?$select=id,mail,accountEnabled",
+            &token,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(ana["mail"], "ana@contoso.com");
+    let (_, _, all) = h.get("/v1.0/users?$select=id", &token).await;
+    assert_eq!(all["value"].as_array().expect("v").len(), 2);
+    let filter =
+        url::form_urlencoded::byte_serialize(b"displayName eq 'Pilot'").collect::<String>();
+    let (_, _, groups) = h
+        .get(&format!("/v1.0/groups?$filter={filter}"), &token)
+        .await;
+    let gid = groups["value"][0]["id"].as_str().expect("group").to_owned();
+    let (_, _, members) = h
+        .get(&format!("/v1.0/groups/{gid}/members?$select=id"), &token)
+        .await;
+    assert_eq!(members["value"][0]["id"], ana["id"]);
+    // Only the seeded grants: methods cannot be read.
+    let (status, _, _) = h
+        .get(
+            "/v1.0/users/ana@contoso.com/authentication/fido2Methods",
+            &token,
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let broken = files.path().join("broken.json");
+    std::fs::write(&broken, r#"{"users": [{"displayName": "no UPN"}]}"#).expect("write");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = keybridge_entra_sim::SimConfig::new(dir.path().to_path_buf());
+    config.seed = Some(broken);
+    let error = keybridge_entra_sim::EntraSim::start(config)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, keybridge_entra_sim::StartError::Seed { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("userPrincipalName"), "{error}");
+}
+
+#[tokio::test]
+async fn plain_http_only_on_loopback() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = keybridge_entra_sim::SimConfig::new(dir.path().to_path_buf());
+    config.plain_http = true;
+    config.listen = "0.0.0.0:0".parse().expect("addr");
+    let error = keybridge_entra_sim::EntraSim::start(config.clone())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, keybridge_entra_sim::StartError::Listen { .. }),
+        "{error}"
+    );
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    let sim = keybridge_entra_sim::EntraSim::start(config)
+        .await
+        .expect("loopback");
+    assert!(sim.info().token_endpoint.starts_with("http://localhost:"));
+    let response = reqwest::get(&sim.info().openid_configuration)
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200);
+    sim.shutdown().await.expect("shutdown");
+}
