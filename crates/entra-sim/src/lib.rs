@@ -175,6 +175,54 @@ impl RunningSim {
         &self.info
     }
 
+    /// Replaces the fault rules (as `PUT /_control/faults` does).
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        *self
+            .sim
+            .traffic
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = rules;
+    }
+
+    /// Sets the throttling mode and restarts the budgets (as `PUT /_control/throttle` does).
+    pub fn set_throttle(&self, mode: ThrottleMode) {
+        *self
+            .sim
+            .traffic
+            .throttle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = sim::Throttle {
+            mode,
+            ..sim::Throttle::default()
+        };
+    }
+
+    /// Sets latency added to every request (as `PUT /_control/latency` does).
+    pub fn set_latency(&self, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.sim
+            .traffic
+            .latency_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Replaces the app's granted application permissions (as `PUT /_control/roles` does).
+    pub fn set_granted_roles(&self, roles: &[&str]) {
+        self.sim.write().app.granted_roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        self.sim.changed();
+    }
+
+    /// A copy of the request counters (as `GET /_control/counters` answers).
+    pub fn counters(&self) -> Counters {
+        self.sim
+            .traffic
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Stops accepting, lets requests in flight finish (up to 5 s), and saves the state.
     ///
     /// # Errors

@@ -308,7 +308,7 @@ impl Throttle {
 }
 
 /// Request counters for benchmarks.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Counters {
     /// Requests by endpoint (`GET /v1.0/users/{id}`) then status code.

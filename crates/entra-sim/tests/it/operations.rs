@@ -403,3 +403,25 @@ async fn plain_http_only_on_loopback() {
     assert_eq!(response.status(), 200);
     sim.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn in_process_controls_match_the_control_api() {
+    let h = start(3).await;
+    h.sim.set_granted_roles(&["Group.Read.All"]);
+    let token = h.token().await;
+    assert_eq!(h.get("/v1.0/users", &token).await.0, 403);
+    assert_eq!(h.get("/v1.0/groups", &token).await.0, 200);
+    h.sim.set_faults(vec![
+        serde_json::from_value(json!({"path": "/groups", "kind": "error", "status": 504}))
+            .expect("rule"),
+    ]);
+    assert_eq!(h.get("/v1.0/groups", &token).await.0, 504);
+    h.sim.set_faults(Vec::new());
+    h.sim.set_latency(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    assert_eq!(h.get("/v1.0/groups", &token).await.0, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    let counters = h.sim.counters();
+    assert_eq!(counters.requests["GET /v1.0/groups"][&504], 1);
+    assert_eq!(counters.requests["GET /v1.0/groups"][&200], 2);
+}
