@@ -560,4 +560,40 @@ mod tests {
         let tampered = URL_SAFE_NO_PAD.encode("kb1:00:u:abd");
         assert!(decode_token(&tampered).is_none());
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_filter_text_parses_or_fails_cleanly(text in ".{0,200}") {
+            let _ = parse_filter(&text, USER, "User");
+        }
+
+        #[test]
+        fn filter_shaped_text_parses_or_fails_cleanly(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "(", ")", " and ", " or ", "not ", " eq ", " ne ", " in ", "startswith(",
+                    "endswith(", ",", "'x'", "''''", "'", "displayName", "accountEnabled", "id",
+                    "true", "null", "'é€'",
+                ]),
+                0..20,
+            )
+        ) {
+            let text = parts.concat();
+            if let Ok(filter) = parse_filter(&text, USER, "User") {
+                let _ = filter.matches(&|_| Value::Text("x"));
+            }
+        }
+
+        #[test]
+        fn any_token_text_decodes_or_is_refused(text in ".{0,300}") {
+            let _ = decode_token(&text);
+        }
+
+        #[test]
+        fn tokens_round_trip(text in "[a-z0-9:,-]{0,100}") {
+            prop_assert_eq!(decode_token(&encode_token(&text)), Some(text));
+        }
+    }
 }
