@@ -334,6 +334,26 @@ impl GraphError {
         }
     }
 
+    /// Whether the same request may succeed later (throttling, outages, network trouble), so
+    /// that a job should be rescheduled rather than failed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Throttled { .. } | Self::Transport { .. } => true,
+            Self::Service(detail) => {
+                detail.status >= 500 || detail.code == "temporarily_unavailable"
+            }
+            _ => false,
+        }
+    }
+
+    /// How long Graph asked to wait, for a throttled request.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// Graph's answer, for errors that carry one.
     pub fn service_error(&self) -> Option<&ServiceError> {
         match self {
@@ -426,6 +446,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("admin consent"), "{text}");
+    }
+
+    #[test]
+    fn transient_errors_are_told_apart() {
+        let detail = |status| ServiceError::from_body(status, b"{}", RequestIds::default());
+        assert!(GraphError::from_service(detail(503), None).is_transient());
+        assert!(
+            GraphError::Throttled {
+                retry_after: Some(Duration::from_secs(3)),
+                detail: Box::new(detail(429))
+            }
+            .is_transient()
+        );
+        assert!(!GraphError::from_service(detail(404), None).is_transient());
+        assert!(!GraphError::from_service(detail(400), None).is_transient());
+        assert!(!GraphError::InvalidArgument("x".into()).is_transient());
     }
 
     #[test]
