@@ -116,7 +116,10 @@ fn main() {
             .expect("connect");
             let seeding = Instant::now();
             let integration = seed(&store, users).await;
-            eprintln!("{backend:?}: seeded {users} users in {:?}", seeding.elapsed());
+            eprintln!(
+                "{backend:?}: seeded {users} users in {:?}",
+                seeding.elapsed()
+            );
 
             let first = UserQuery::new(&integration, Some(UserState::Pending));
             // A cursor deep into the tab: walk to the middle once.

@@ -30,15 +30,23 @@ struct EmbeddedMigration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[EmbeddedMigration] = &[EmbeddedMigration {
-    version: 1,
-    description: "initial",
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[EmbeddedMigration] = &[
+    EmbeddedMigration {
+        version: 1,
+        description: "initial",
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "user search index",
+        sqlite: include_str!("../migrations/sqlite/0002_user_search_index.sql"),
+        postgres: include_str!("../migrations/postgres/0002_user_search_index.sql"),
+    },
+];
 
 /// The highest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How to connect.
 #[derive(Debug, Clone)]

@@ -182,7 +182,69 @@ async fn shutdown_lets_running_jobs_finish(store: Store) {
     );
 }
 
+/// Works until told that its lease is gone.
+#[derive(Clone, Default)]
+struct Patient {
+    saw_lease_lost: Arc<Mutex<bool>>,
+}
+
+impl JobHandler for Patient {
+    fn kind(&self) -> &str {
+        "patient"
+    }
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(async move {
+            for _ in 0..500 {
+                if ctx.lease_lost() {
+                    *self.saw_lease_lost.lock().unwrap() = true;
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(JobError::Retry("never told".into()))
+        })
+    }
+}
+
+async fn a_cancelled_running_job_tells_its_handler_and_stays_cancelled(store: Store) {
+    let handler = Patient::default();
+    let workers = WorkerPool::new(store.clone(), config("q"))
+        .register(handler.clone())
+        .start();
+    let id = store
+        .jobs()
+        .enqueue(NewJob::new("q", "patient", json!({})))
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    for _ in 0..200 {
+        if store.jobs().get(&id).await.unwrap().state == JobState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    store.jobs().cancel(&id).await.unwrap();
+    for _ in 0..200 {
+        if *handler.saw_lease_lost.lock().unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        *handler.saw_lease_lost.lock().unwrap(),
+        "the handler was told"
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+    // Its Ok(()) after losing the lease did not overwrite the cancellation.
+    assert_eq!(
+        store.jobs().get(&id).await.unwrap().state,
+        JobState::Cancelled
+    );
+}
+
 crate::store_tests!(
     handlers_run_retry_fail_and_survive_panics,
     shutdown_lets_running_jobs_finish,
+    a_cancelled_running_job_tells_its_handler_and_stays_cancelled,
 );
