@@ -71,7 +71,7 @@ pub enum UserSort {
     LastActive,
 }
 
-/// Where the next page starts. Opaque: pass [`UserCursor::to_string`] to clients and parse
+/// Where the next page starts. Opaque: pass its text form (`to_string()`) to clients and parse
 /// it back with `str::parse`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserCursor {
