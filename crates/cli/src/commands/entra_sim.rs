@@ -26,7 +26,7 @@ pub struct EntraSimArgs {
     /// Latency added to every request, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub latency_ms: u64,
-    /// Throttling: off, or Graph's documented quotas.
+    /// Throttling: off, Graph's documented quotas, or strict (also the reports budget).
     #[arg(long, value_enum, default_value_t = Throttle::Off)]
     pub throttle: Throttle,
     /// FIDO MDS3 BLOB (JWS) for attestation checks; needs --mds-root.
@@ -82,7 +82,10 @@ async fn serve(args: EntraSimArgs) -> anyhow::Result<ExitCode> {
         .context("entra-sim could not start")?;
     let info = running.info();
     if args.json {
-        println!("{}", serde_json::to_string(info).context("cannot print the start JSON")?);
+        println!(
+            "{}",
+            serde_json::to_string(info).context("cannot print the start JSON")?
+        );
     } else {
         println!(
             "entra-sim is running\n  authority:      {}\n  token endpoint: {}\n  graph:          {}\n  tenant:         {} ({})\n  client id:      {}\n  client secret:  {}\n  CA:             {}\n  control:        {}\nStop with Ctrl-C.",
@@ -108,13 +111,14 @@ async fn serve(args: EntraSimArgs) -> anyhow::Result<ExitCode> {
 async fn wait_for_stop() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
