@@ -167,7 +167,16 @@ impl Store {
 
         // One direct connection first: a single attempt gives the real cause at once, where
         // the pool would retry until its timeout.
-        let mut first = connect_options.connect().await.map_err(unreachable)?;
+        let mut first = tokio::time::timeout(options.acquire_timeout, connect_options.connect())
+            .await
+            .map_err(|_| StoreError::Unreachable {
+                target: target.clone(),
+                reason: format!(
+                    "no answer within {} s (check the host, port and firewall)",
+                    options.acquire_timeout.as_secs()
+                ),
+            })?
+            .map_err(unreachable)?;
         if dialect == Dialect::Sqlite {
             sqlite_pragmas(&mut first).await.map_err(unreachable)?;
         }

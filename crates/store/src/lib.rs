@@ -32,37 +32,41 @@
 //! both engines. SQLite runs in WAL mode with foreign keys on and a 5 s busy timeout on
 //! every connection; write transactions start with `BEGIN IMMEDIATE`.
 
-pub mod access;
+pub mod admins;
+pub mod api_tokens;
 pub mod audit;
+pub mod credentials;
 mod db;
-pub mod devices;
 mod error;
 pub mod integrations;
+pub mod invites;
 pub mod jobs;
+pub mod pairing;
+pub mod phones;
 mod rows;
 pub mod secrets;
 mod timestamp;
 pub mod users;
 pub mod worker;
+pub mod workstations;
 
-pub use access::{
-    Admin, AdminLoginLink, AdminPasskey, AdminSession, Admins, ApiToken, ApiTokens, Invite,
-    Invites, NewAdminPasskey, NewPairingSession, PairingKind, PairingSession, PairingSessions,
-    Role,
+pub use admins::{
+    Admin, AdminLoginLink, AdminPasskey, AdminSession, Admins, NewAdminPasskey, Role,
 };
+pub use api_tokens::{API_TOKEN_PREFIX, ApiToken, ApiTokens};
 pub use audit::{
     AuditEvent, AuditFilter, AuditLog, ChainBreak, ExportFormat, NewAuditEvent, VerifyReport,
 };
+pub use credentials::{Credential, CredentialStatus, Credentials, NewCredential};
 pub use db::{Dialect, SCHEMA_VERSION, Store, StoreOptions, StoreTx};
-pub use devices::{
-    Credential, CredentialStatus, Credentials, NewCredential, NewPhone, Phone, Phones, Workstation,
-    WorkstationStatus, Workstations,
-};
 pub use error::{Result, StoreError};
 pub use integrations::{
     Integration, IntegrationCredential, IntegrationGroups, Integrations, NewIntegration,
 };
+pub use invites::{Invite, Invites};
 pub use jobs::{Backoff, Enqueued, FailOutcome, Job, JobCounts, JobFilter, JobState, Jobs, NewJob};
+pub use pairing::{NewPairingSession, PairingKind, PairingSession, PairingSessions};
+pub use phones::{NewPhone, Phone, Phones};
 pub use rows::hash_token;
 pub use secrets::{
     KeyRing, RotationReport, SecretError, SecretKey, SecretString, load_or_create_key_file,
@@ -75,6 +79,7 @@ pub use users::{
 pub use worker::{
     JobContext, JobError, JobFuture, JobHandler, RunningWorkers, WorkerConfig, WorkerPool,
 };
+pub use workstations::{Workstation, WorkstationStatus, Workstations};
 
 macro_rules! repositories {
     ($($(#[$doc:meta])* $name:ident -> $ty:ident;)*) => {

@@ -75,3 +75,12 @@ pub(crate) fn corrupt(table: &'static str, column: &'static str, value: &str) ->
         value: value.to_string(),
     }
 }
+
+/// `NotFound` when an update or delete touched no row.
+pub(crate) fn found_one(rows: u64, entity: &'static str, id: &str) -> Result<()> {
+    if rows == 0 {
+        Err(StoreError::not_found(entity, id))
+    } else {
+        Ok(())
+    }
+}
