@@ -82,6 +82,7 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router<Arc<Sim>> {
         .route("/_control/sign-ins", get(sign_ins))
         .route("/_control/clock", get(get_clock).put(put_clock))
         .route("/_control/origins", get(get_origins).put(put_origins))
+        .route("/_control/replication", put(put_replication))
         .route_layer(middleware::from_fn_with_state(sim, guard))
 }
 
@@ -662,4 +663,20 @@ async fn put_origins(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Re
         .write()
         .unwrap_or_else(|p| p.into_inner()) = origins.registration.clone();
     axum::Json(json!({"registration": origins.registration})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Replication {
+    group_delay_ms: u64,
+}
+
+async fn put_replication(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    let replication: Replication = match parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    sim.group_replication_ms
+        .store(replication.group_delay_ms, Ordering::Relaxed);
+    axum::Json(json!({"groupDelayMs": replication.group_delay_ms})).into_response()
 }

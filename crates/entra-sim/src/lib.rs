@@ -382,6 +382,7 @@ impl EntraSim {
             sign_in_challenges: Default::default(),
             metadata,
             clock_offset_secs: Default::default(),
+            group_replication_ms: Default::default(),
             registration_origins: std::sync::RwLock::new(
                 keybridge_webauthn::relying_party::ENTRA_ORIGINS
                     .iter()

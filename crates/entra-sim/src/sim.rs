@@ -40,6 +40,8 @@ pub(crate) struct Sim {
     pub metadata: Option<crate::fido2::Metadata>,
     /// Origins a registration's clientDataJSON may name (default: Entra's three, §0 \[I\]).
     pub registration_origins: RwLock<Vec<String>>,
+    /// How long a new group answers member writes with 404 (ms; control API).
+    pub group_replication_ms: std::sync::atomic::AtomicU64,
     /// Seconds added to the real clock (control API), to test expiry without waiting.
     pub clock_offset_secs: std::sync::atomic::AtomicI64,
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::http::{StatusCode, header};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::query::{self, Filter, Options, decode_token, encode_token};
@@ -806,6 +805,19 @@ pub(crate) fn get_group(
     Ok(GraphResponse::ok(Value::Object(body)))
 }
 
+/// A new group answers member writes with 404 until it has "replicated" \[O\]; the delay is 0
+/// unless set through the control API.
+fn replicated(sim: &Sim, group: &Group, gid: &str) -> Result<(), GraphError> {
+    let delay = sim
+        .group_replication_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let age = sim.now() - group.created_date_time;
+    if delay > 0 && age < time::Duration::milliseconds(i64::try_from(delay).unwrap_or(i64::MAX)) {
+        return Err(GraphError::not_found(gid));
+    }
+    Ok(())
+}
+
 fn invalid_property(name: &str) -> GraphError {
     GraphError::bad_request(
         "Request_BadRequest",
@@ -970,7 +982,7 @@ pub(crate) fn create_group(
             .and_then(Value::as_str)
             .map(str::to_owned),
         security_identifier: format!("S-1-12-1-{}-{}-{}-{}", part(0), part(4), part(8), part(12)),
-        created_date_time: OffsetDateTime::now_utc(),
+        created_date_time: sim.now(),
         members: members.into_iter().collect::<BTreeSet<_>>(),
     };
     let mut json_body = group_json(&group, None);
@@ -1016,6 +1028,9 @@ pub(crate) fn patch_group(
     }
     let mut tenant = sim.write();
     let group = find_group(&tenant, gid)?.clone();
+    if fields.contains_key("members@odata.bind") {
+        replicated(sim, &group, gid)?;
+    }
     let mut updated = group.clone();
     for (key, value) in fields {
         match key.as_str() {
@@ -1173,6 +1188,7 @@ pub(crate) fn add_member(
     })?;
     let mut tenant = sim.write();
     let group_id = find_group(&tenant, gid)?.id;
+    replicated(sim, find_group(&tenant, gid)?, gid)?;
     if tenant
         .users
         .get(&member)
@@ -1202,6 +1218,7 @@ pub(crate) fn remove_member(
     require(caller, roles::MEMBERS_WRITE)?;
     let mut tenant = sim.write();
     let group_id = find_group(&tenant, gid)?.id;
+    replicated(sim, find_group(&tenant, gid)?, gid)?;
     let member_id = Uuid::parse_str(member).map_err(|_| GraphError::not_found(member))?;
     let group = tenant
         .groups

@@ -132,7 +132,10 @@ async fn graph_throttling_follows_the_documented_quota() {
         }
     }
     let (at, headers) = throttled.expect("throttled within the budget");
-    assert!((3_450..=3_550).contains(&at), "throttled after {at} requests");
+    assert!(
+        (3_450..=3_550).contains(&at),
+        "throttled after {at} requests"
+    );
     assert!(
         headers["retry-after"]
             .to_str()
@@ -426,4 +429,46 @@ async fn in_process_controls_match_the_control_api() {
     let counters = h.sim.counters();
     assert_eq!(counters.requests["GET /v1.0/groups"][&504], 1);
     assert_eq!(counters.requests["GET /v1.0/groups"][&200], 2);
+}
+
+#[tokio::test]
+async fn new_groups_can_lag_behind_like_replication() {
+    let h = start(3).await;
+    let token = h.token().await;
+    let (status, _) = h
+        .control(
+            Method::PUT,
+            "/replication",
+            Some(json!({"groupDelayMs": 600})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, _, group) = h
+        .graph(Method::POST, "/v1.0/groups", &token, Some(json!({"displayName": "Fresh", "mailEnabled": false, "mailNickname": "fresh", "securityEnabled": true})))
+        .await;
+    let gid = group["id"].as_str().expect("id").to_owned();
+    let (_, _, users) = h.get("/v1.0/users?$select=id&$top=1", &token).await;
+    let uid = users["value"][0]["id"].as_str().expect("id").to_owned();
+    let reference =
+        json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{uid}")});
+    let (status, _, body) = h
+        .graph(
+            Method::POST,
+            &format!("/v1.0/groups/{gid}/members/$ref"),
+            &token,
+            Some(reference.clone()),
+        )
+        .await;
+    assert_eq!(status, 404, "not replicated yet");
+    assert_eq!(graph_error(&body), "Request_ResourceNotFound");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let (status, _, _) = h
+        .graph(
+            Method::POST,
+            &format!("/v1.0/groups/{gid}/members/$ref"),
+            &token,
+            Some(reference),
+        )
+        .await;
+    assert_eq!(status, 204);
 }
