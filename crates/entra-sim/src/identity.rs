@@ -237,7 +237,7 @@ pub(crate) fn sign(sim: &Sim, claims: &AccessClaims) -> Option<String> {
 }
 
 /// Body of a token request (form fields; unknown ones ignored).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub(crate) struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
@@ -285,7 +285,7 @@ fn issue_token(
     };
     // Entra reads the body as a form whatever the content type says; a body that is not a form
     // simply has none of the required parameters.
-    let form: TokenForm = serde_urlencoded_lenient(body);
+    let form: TokenForm = parse_form(body);
     let basic = basic_credentials(headers);
 
     let grant_type = form
@@ -393,7 +393,7 @@ fn issue_token(
 }
 
 /// Parses a form body; fields that do not decode are treated as absent.
-fn serde_urlencoded_lenient(body: &[u8]) -> TokenForm {
+fn parse_form(body: &[u8]) -> TokenForm {
     let mut form = TokenForm::default();
     for (key, value) in url::form_urlencoded::parse(body) {
         let value = Some(value.into_owned());
