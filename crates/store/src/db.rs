@@ -43,10 +43,16 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_user_search_index.sql"),
         postgres: include_str!("../migrations/postgres/0002_user_search_index.sql"),
     },
+    EmbeddedMigration {
+        version: 3,
+        description: "device requests and install tokens",
+        sqlite: include_str!("../migrations/sqlite/0003_device_requests_install_tokens.sql"),
+        postgres: include_str!("../migrations/postgres/0003_device_requests_install_tokens.sql"),
+    },
 ];
 
 /// The highest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How to connect.
 #[derive(Debug, Clone)]

@@ -15,8 +15,9 @@
 //!   ([`Store::users`], [`Store::jobs`], …); [`Store::begin`] gives a [`StoreTx`] whose
 //!   repositories share one transaction.
 //! - Repositories: [`Integrations`], [`Users`] (keyset-paged [`UserQuery`]), [`Phones`],
-//!   [`Credentials`], [`Workstations`], [`Invites`], [`PairingSessions`], [`Admins`] (with
-//!   passkeys, login links and console sessions), [`ApiTokens`], [`AuditLog`], [`Jobs`].
+//!   [`Credentials`], [`Workstations`], [`InstallTokens`], [`DeviceRequests`] (the phones'
+//!   inbox), [`Invites`], [`PairingSessions`], [`Admins`] (with passkeys, login links and
+//!   console sessions), [`ApiTokens`], [`AuditLog`], [`Jobs`].
 //! - [`KeyRing`] / [`SecretKey`] / [`SecretString`]: AES-256-GCM secrets at rest bound to
 //!   their row; [`Store::rotate_secrets`] re-encrypts under a new key
 //!   (see [`secrets`] for the format and the rotation procedure).
@@ -37,7 +38,9 @@ pub mod api_tokens;
 pub mod audit;
 pub mod credentials;
 mod db;
+pub mod device_requests;
 mod error;
+pub mod install_tokens;
 pub mod integrations;
 pub mod invites;
 pub mod jobs;
@@ -59,7 +62,11 @@ pub use audit::{
 };
 pub use credentials::{Credential, CredentialStatus, Credentials, NewCredential};
 pub use db::{Dialect, SCHEMA_VERSION, Store, StoreOptions, StoreTx};
+pub use device_requests::{
+    DeviceRequest, DeviceRequestKind, DeviceRequestStatus, DeviceRequests, NewDeviceRequest,
+};
 pub use error::{Result, StoreError};
+pub use install_tokens::{INSTALL_TOKEN_PREFIX, InstallToken, InstallTokens};
 pub use integrations::{
     Integration, IntegrationCredential, IntegrationGroups, Integrations, NewIntegration,
 };
@@ -70,6 +77,7 @@ pub use phones::{NewPhone, Phone, Phones};
 pub use rows::hash_token;
 pub use secrets::{
     KeyRing, RotationReport, SecretError, SecretKey, SecretString, load_or_create_key_file,
+    read_key_file,
 };
 pub use timestamp::Timestamp;
 pub use users::{
@@ -113,6 +121,10 @@ repositories! {
     credentials -> Credentials;
     /// Workstations and recovery PINs.
     workstations -> Workstations;
+    /// Install tokens of the desktop-client download.
+    install_tokens -> InstallTokens;
+    /// The phones' inbox.
+    device_requests -> DeviceRequests;
     /// Invite links.
     invites -> Invites;
     /// QR / short-code pairing sessions.

@@ -404,7 +404,9 @@ pub fn load_or_create_key_file(path: &Path) -> Result<SecretKey> {
     }
 }
 
-fn read_key_file(path: &Path) -> Result<SecretKey> {
+/// Reads an existing key file (refusing one readable by other users); never creates one.
+/// Used for previous keys during a rotation, which must already exist.
+pub fn read_key_file(path: &Path) -> Result<SecretKey> {
     let key_file_error = |reason: String| StoreError::KeyFile {
         path: path.to_path_buf(),
         reason,

@@ -11,6 +11,7 @@ mod audit;
 mod concurrency;
 mod crash;
 mod devices;
+mod inbox;
 mod integrations;
 mod jobs;
 mod migrations;
