@@ -6,9 +6,14 @@ pub mod attestation;
 pub mod config;
 pub mod device;
 
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::CommandFactory;
+use keybridge_config::{Config, SecretKeySource};
+use keybridge_store::{KeyRing, SecretKey, Store, StoreOptions};
 
 use crate::cli::{Cli, Command};
 
@@ -50,6 +55,66 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Loads the configuration, turning the list of problems into one error that shows them all.
+pub fn load_config(file: Option<&Path>) -> anyhow::Result<Config> {
+    Config::load(file).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!(
+            "the configuration is not valid (`keybridge config check` explains):\n{}",
+            lines.join("\n")
+        )
+    })
+}
+
+/// A tokio runtime for commands that talk to the database or the network.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Opens the configured database with its secrets key ring; creates the data directory
+/// (mode 0700) and the key file on first use.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    ensure_private_dir(&config.data_dir)?;
+    let current = match &config.secrets.current {
+        SecretKeySource::Inline(bytes) => {
+            let bytes: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .context("secrets.key must be 32 bytes")?;
+            SecretKey::from_bytes(bytes)
+        }
+        SecretKeySource::File(path) => keybridge_store::load_or_create_key_file(path)?,
+    };
+    let previous = config
+        .secrets
+        .previous_key_files
+        .iter()
+        .map(|path| keybridge_store::read_key_file(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = StoreOptions::new(KeyRing::new(current, previous))
+        .max_connections(config.database.max_connections);
+    Ok(Store::connect(&config.database.url, options).await?)
+}
+
+fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| {
+            format!(
+                "cannot create the data directory {} (set data_dir or KEYBRIDGE_DATA_DIR to a writable place)",
+                dir.display()
+            )
+        })
 }
 
 /// Says plainly that a command is not part of this build and exits non-zero.

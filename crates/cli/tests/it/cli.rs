@@ -5,7 +5,7 @@ fn keybridge(args: &[&str]) -> Output {
     keybridge_with_env(args, &[])
 }
 
-fn keybridge_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn keybridge_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keybridge"));
     command.args(args);
     // A clean slate: no stray settings from the developer's shell.
@@ -23,11 +23,11 @@ fn keybridge_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run keybridge")
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

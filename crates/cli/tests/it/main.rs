@@ -1,4 +1,5 @@
 //! Tests of the `keybridge` binary as a user runs it.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers may fail loudly
 
+mod admin;
 mod cli;
