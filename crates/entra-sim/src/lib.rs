@@ -88,6 +88,9 @@ pub struct SimConfig {
     pub plain_http: bool,
     /// Access-token lifetime in seconds (Entra: 3599 for app tokens).
     pub token_lifetime_secs: i64,
+    /// Registration challenges usable once (Entra's are stateless and reusable until they
+    /// expire \[I\]; also switchable through the control API).
+    pub single_use_challenges: bool,
 }
 
 impl SimConfig {
@@ -104,6 +107,7 @@ impl SimConfig {
             mds_root: None,
             plain_http: false,
             token_lifetime_secs: 3599,
+            single_use_challenges: false,
         }
     }
 }
@@ -378,7 +382,7 @@ impl EntraSim {
             seen_assertion_ids: Default::default(),
             traffic,
             used_challenges: Default::default(),
-            strict_single_use: Default::default(),
+            strict_single_use: std::sync::atomic::AtomicBool::new(config.single_use_challenges),
             sign_in_challenges: Default::default(),
             metadata,
             clock_offset_secs: Default::default(),
