@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{admin, attestation, config, device};
+use crate::commands::{admin, attestation, config, device, entra_sim};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -39,7 +39,7 @@ pub enum Command {
     /// Run a complete local sandbox: entra-sim with a seeded tenant and the server on SQLite.
     Sandbox,
     /// Run entra-sim, a local emulator of the part of Entra ID and Microsoft Graph keybridge uses.
-    EntraSim,
+    EntraSim(entra_sim::EntraSimArgs),
     /// The phone: a device-bound FIDO2 authenticator with its own key store.
     Device(device::DeviceArgs),
     /// The workstation client: pair with a phone and sign in through it.

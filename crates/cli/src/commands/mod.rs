@@ -5,6 +5,7 @@ pub mod admin;
 pub mod attestation;
 pub mod config;
 pub mod device;
+pub mod entra_sim;
 
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
@@ -33,10 +34,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             "sandbox",
             "the sandbox needs the server and entra-sim, which are not built yet",
         )),
-        Command::EntraSim => Ok(not_built(
-            "entra-sim",
-            "the Entra emulator is not built yet",
-        )),
+        Command::EntraSim(args) => entra_sim::run(args),
         Command::Workstation => Ok(not_built(
             "workstation",
             "the workstation client is not built yet",
