@@ -444,7 +444,7 @@ async fn new_groups_can_lag_behind_like_replication() {
         .control(
             Method::PUT,
             "/replication",
-            Some(json!({"groupDelayMs": 600})),
+            Some(json!({"groupDelayMs": 60_000})),
         )
         .await;
     assert_eq!(status, 200);
@@ -466,7 +466,10 @@ async fn new_groups_can_lag_behind_like_replication() {
         .await;
     assert_eq!(status, 404, "not replicated yet");
     assert_eq!(graph_error(&body), "Request_ResourceNotFound");
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // A minute later (on entra-sim's clock) the group has replicated.
+    h.control(Method::PUT, "/clock", Some(json!({"offsetSeconds": 61})))
+        .await;
+    let token = h.token().await;
     let (status, _, _) = h
         .graph(
             Method::POST,
