@@ -6,7 +6,9 @@
 use keybridge_core::{EntraStatus, UserState};
 use sqlx::any::AnyRow;
 
-use crate::db::Db;
+use std::collections::{HashMap, HashSet};
+
+use crate::db::{Db, Dialect};
 use crate::error::{Result, StoreError};
 use crate::rows::{bool_int, corrupt, flag, int, new_id, opt_text, opt_ts, require, text, ts};
 use crate::timestamp::Timestamp;
@@ -278,6 +280,36 @@ const LIST_BY_UPN: [&str; 8] = list_variants!("u.upn");
 const LIST_BY_NAME: [&str; 8] = list_variants!("u.display_name_sort");
 const LIST_BY_ACTIVE: [&str; 8] = list_variants!("u.last_active_at");
 
+const UPSERT_BATCH: usize = 500;
+
+macro_rules! upsert_sql {
+    ($select:literal) => {
+        concat!(
+            "INSERT INTO users (id, integration_id, entra_object_id, upn, email, display_name, ",
+            "display_name_sort, search_text, state, entra_status, created_at, updated_at) ",
+            $select,
+            " ON CONFLICT (integration_id, entra_object_id) DO UPDATE SET upn = excluded.upn, ",
+            "email = excluded.email, display_name = excluded.display_name, ",
+            "display_name_sort = excluded.display_name_sort, search_text = excluded.search_text, ",
+            "entra_status = excluded.entra_status, updated_at = excluded.updated_at RETURNING id"
+        )
+    };
+}
+
+// `WHERE true`: SQLite needs it to tell an upsert's ON CONFLICT from a join constraint.
+const UPSERT_SQLITE: &str = upsert_sql!(
+    "SELECT json_extract(j.value, '$.id'), $1, json_extract(j.value, '$.oid'), \
+     json_extract(j.value, '$.upn'), json_extract(j.value, '$.email'), \
+     json_extract(j.value, '$.name'), json_extract(j.value, '$.sort'), \
+     json_extract(j.value, '$.search'), 'pending', json_extract(j.value, '$.status'), $2, $2 \
+     FROM json_each($3) AS j WHERE true"
+);
+const UPSERT_POSTGRES: &str = upsert_sql!(
+    "SELECT r.id, $1, r.oid, r.upn, r.email, r.name, r.sort, r.search, 'pending', r.status, $2, $2 \
+     FROM json_to_recordset($3::json) AS r(id text, oid text, upn text, email text, name text, \
+     sort text, search text, status text)"
+);
+
 const SELECT_BY_ID: &str = concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1");
 const SELECT_BY_UPN: &str = concat!(
     "SELECT ",
@@ -348,49 +380,69 @@ fn like_pattern(search: &str) -> String {
 impl Users<'_> {
     /// Inserts or refreshes directory users of one integration in one transaction. New users
     /// start Pending; known users keep their state and get their directory fields and
-    /// `entra_status` (active or disabled) refreshed.
+    /// `entra_status` (active or disabled) refreshed. A user listed twice counts once (the
+    /// last entry wins).
+    ///
+    /// Rows go in batches of 500 per statement, passed as one JSON parameter and expanded by
+    /// the database (`json_each` / `json_to_recordset`), so the SQL stays constant.
     pub async fn upsert_from_directory(
         &mut self,
         integration_id: &str,
         users: &[DirectoryUser],
     ) -> Result<UpsertSummary> {
         let now = Timestamp::now().unix_millis();
-        let mut summary = UpsertSummary::default();
-        let mut tx = self.db.begin().await?;
+        let mut latest: HashMap<&str, &DirectoryUser> = HashMap::with_capacity(users.len());
+        let mut order: Vec<&str> = Vec::with_capacity(users.len());
         for u in users {
             require("Entra object id", &u.entra_object_id)?;
             require("UPN", &u.upn)?;
-            let status = if u.account_enabled {
-                EntraStatus::Active
-            } else {
-                EntraStatus::Disabled
-            };
-            let inserted: i64 = sqlx::query_scalar(
-                "INSERT INTO users (id, integration_id, entra_object_id, upn, email, display_name, \
-                 display_name_sort, search_text, state, entra_status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $10) \
-                 ON CONFLICT (integration_id, entra_object_id) DO UPDATE SET upn = excluded.upn, \
-                 email = excluded.email, display_name = excluded.display_name, \
-                 display_name_sort = excluded.display_name_sort, search_text = excluded.search_text, \
-                 entra_status = excluded.entra_status, updated_at = excluded.updated_at \
-                 RETURNING CASE WHEN id = $1 THEN 1 ELSE 0 END",
-            )
-            .bind(new_id())
-            .bind(integration_id)
-            .bind(&u.entra_object_id)
-            .bind(&u.upn)
-            .bind(&u.email)
-            .bind(&u.display_name)
-            .bind(u.display_name.to_lowercase())
-            .bind(search_text(&u.upn, u.email.as_deref(), &u.display_name))
-            .bind(status.as_str())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            if inserted == 1 {
-                summary.inserted += 1;
-            } else {
-                summary.updated += 1;
+            if latest.insert(&u.entra_object_id, u).is_none() {
+                order.push(&u.entra_object_id);
+            }
+        }
+        let sql = match self.db.dialect() {
+            Dialect::Sqlite => UPSERT_SQLITE,
+            Dialect::Postgres => UPSERT_POSTGRES,
+        };
+        let mut summary = UpsertSummary::default();
+        let mut tx = self.db.begin().await?;
+        for chunk in order.chunks(UPSERT_BATCH) {
+            let mut new_ids = HashSet::with_capacity(chunk.len());
+            let rows: Vec<serde_json::Value> = chunk
+                .iter()
+                .filter_map(|oid| latest.get(oid))
+                .map(|u| {
+                    let id = new_id();
+                    new_ids.insert(id.clone());
+                    let status = if u.account_enabled {
+                        EntraStatus::Active
+                    } else {
+                        EntraStatus::Disabled
+                    };
+                    serde_json::json!({
+                        "id": id,
+                        "oid": u.entra_object_id,
+                        "upn": u.upn,
+                        "email": u.email,
+                        "name": u.display_name,
+                        "sort": u.display_name.to_lowercase(),
+                        "search": search_text(&u.upn, u.email.as_deref(), &u.display_name),
+                        "status": status.as_str(),
+                    })
+                })
+                .collect();
+            let returned: Vec<String> = sqlx::query_scalar(sql)
+                .bind(integration_id)
+                .bind(now)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+            for id in returned {
+                if new_ids.contains(&id) {
+                    summary.inserted += 1;
+                } else {
+                    summary.updated += 1;
+                }
             }
         }
         tx.commit().await?;

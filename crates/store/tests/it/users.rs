@@ -62,6 +62,52 @@ async fn upsert_inserts_then_refreshes(store: Store) {
         .unwrap();
     assert_eq!(by_upn, u);
 
+    // Listed twice in one batch: one user, the last entry wins.
+    let mut twice = directory_user(7);
+    let first_entry = twice.clone();
+    twice.display_name = "Second Entry".into();
+    let summary = store
+        .users()
+        .upsert_from_directory(&integ, &[first_entry, twice])
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        UpsertSummary {
+            inserted: 1,
+            updated: 0
+        }
+    );
+    assert_eq!(
+        store
+            .users()
+            .find_by_upn(&integ, &directory_user(7).upn)
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "Second Entry"
+    );
+    // Non-ASCII and quotes travel intact through the JSON batch.
+    let mut odd = directory_user(6);
+    odd.display_name = "Zoë \"Q\" O'Brien – 李".into();
+    odd.email = None;
+    store
+        .users()
+        .upsert_from_directory(&integ, &[odd.clone()])
+        .await
+        .unwrap();
+    let stored = store
+        .users()
+        .find_by_upn(&integ, &odd.upn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.display_name.as_str(), stored.email.as_deref()),
+        (odd.display_name.as_str(), None)
+    );
+
     let mut bad = directory_user(9);
     bad.upn = String::new();
     let err = store
