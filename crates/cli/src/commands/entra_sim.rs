@@ -38,6 +38,10 @@ pub struct EntraSimArgs {
     /// Serve plain HTTP instead of HTTPS (loopback addresses only).
     #[arg(long)]
     pub plain_http: bool,
+    /// Accept each registration challenge once only. Entra's challenges are stateless and
+    /// reusable until they expire, so this is off by default.
+    #[arg(long)]
+    pub single_use_challenges: bool,
     /// Print one JSON line with URLs and credentials when ready (otherwise a readable summary).
     #[arg(long)]
     pub json: bool,
@@ -77,6 +81,7 @@ async fn serve(args: EntraSimArgs) -> anyhow::Result<ExitCode> {
     config.mds_blob = args.mds_blob;
     config.mds_root = args.mds_root;
     config.plain_http = args.plain_http;
+    config.single_use_challenges = args.single_use_challenges;
     let running = EntraSim::start(config)
         .await
         .context("entra-sim could not start")?;
