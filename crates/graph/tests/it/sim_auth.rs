@@ -196,3 +196,19 @@ async fn an_expired_token_is_replaced_after_graph_refuses_it() {
     assert_eq!(user.id, first[0].id);
     assert_eq!(client.stats().token_fetches, 2);
 }
+
+#[tokio::test]
+async fn concurrent_first_calls_share_one_token() {
+    let sim = sim::start().await;
+    let client = GraphClient::new(sim.config(sim.certificate())).unwrap();
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.list_users(&["id"], 3).unwrap().next_page().await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().unwrap().len(), 3);
+    }
+    assert_eq!(client.stats().token_fetches, 1);
+}
