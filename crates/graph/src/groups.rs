@@ -187,7 +187,9 @@ impl GraphClient {
 
     /// Adds members, 20 per `PATCH members@odata.bind`. A batch refused because one member is
     /// already in is redone item by item through `$batch`, where "already a member" counts as
-    /// done. Errors other than per-member ones abort.
+    /// done. A group that does not exist (yet: new groups can take seconds to replicate) is
+    /// waited for with backoff, then reported as one [`GraphError::NotFound`]. Errors other
+    /// than per-member ones abort.
     pub async fn add_group_members(
         &self,
         group_id: &str,
@@ -207,15 +209,34 @@ impl GraphClient {
             let call = Call::new(Method::PATCH, group_url.clone())
                 .body(&body)
                 .permission(DIRECTORY_READ_WRITE_ALL);
-            match self.send(&call).await {
-                Ok(_) => change.applied.extend(chunk.iter().cloned()),
-                Err(error)
-                    if is_already_member(&error) || matches!(error, GraphError::NotFound(_)) =>
-                {
-                    self.add_members_one_by_one(group_id, chunk, &mut change)
-                        .await?;
+            let mut tries = 0u32;
+            loop {
+                match self.send(&call).await {
+                    Ok(_) => change.applied.extend(chunk.iter().cloned()),
+                    Err(error) if is_already_member(&error) => {
+                        self.add_members_one_by_one(group_id, chunk, &mut change)
+                            .await?;
+                    }
+                    Err(GraphError::NotFound(detail)) => {
+                        // Either a member or the group is unknown. A group created moments ago
+                        // can 404 while it replicates: wait for it a little before giving up.
+                        if self.group_exists(group_id).await? {
+                            self.add_members_one_by_one(group_id, chunk, &mut change)
+                                .await?;
+                        } else if tries + 1 < self.inner.retry.max_attempts {
+                            self.inner
+                                .clock
+                                .sleep(self.inner.retry.random_backoff(tries))
+                                .await;
+                            tries += 1;
+                            continue;
+                        } else {
+                            return Err(GraphError::NotFound(detail));
+                        }
+                    }
+                    Err(error) => return Err(error),
                 }
-                Err(error) => return Err(error),
+                break;
             }
         }
         Ok(change)
@@ -296,6 +317,18 @@ impl GraphClient {
             }
         }
         Ok(change)
+    }
+
+    async fn group_exists(&self, group_id: &str) -> Result<bool, GraphError> {
+        let url = self.url(ApiVersion::V1, &["groups", group_id], &[("$select", "id")]);
+        match self
+            .get_json::<serde_json::Value>(url, DIRECTORY_READ_WRITE_ALL, "reading a group")
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(GraphError::NotFound(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     fn directory_object_url(&self, id: &str) -> String {

@@ -266,6 +266,12 @@ async fn members_are_added_and_removed_in_batches_of_twenty() {
         "{:?}",
         change.failed[0].error
     );
+    // An unknown group is one error, not one failure per member.
+    let error = client
+        .add_group_members(&uuid::Uuid::new_v4().to_string(), &ids[..3])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, GraphError::NotFound(_)), "{error:?}");
 }
 
 #[tokio::test]
