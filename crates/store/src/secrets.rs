@@ -654,4 +654,19 @@ mod tests {
         let missing_dir = dir.path().join("nope/secret.key");
         assert!(load_or_create_key_file(&missing_dir).is_err());
     }
+
+    #[test]
+    fn racing_first_starts_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        let ids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| load_or_create_key_file(&path).unwrap().id().to_string()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        // No temporary files left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }

@@ -498,4 +498,23 @@ mod tests {
             "postgres://h:1/t_3"
         );
     }
+
+    #[test]
+    fn a_missing_postgres_names_the_package_to_install() {
+        let message = TestkitError::PostgresNotInstalled.to_string();
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(message.contains(DATABASE_URL_ENV), "{message}");
+    }
+
+    #[test]
+    fn sqlite_databases_are_files_that_vanish_on_drop() {
+        let db = TestDatabase::sqlite();
+        let path = db.sqlite_path().unwrap();
+        assert!(db.url().starts_with("sqlite://") && db.url().ends_with("test.db?mode=rwc"));
+        assert_eq!(db.backend(), Backend::Sqlite);
+        let dir = path.parent().unwrap().to_path_buf();
+        assert!(dir.is_dir());
+        drop(db);
+        assert!(!dir.exists());
+    }
 }
