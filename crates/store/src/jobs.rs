@@ -4,7 +4,8 @@
 //! `available_at`), then `succeeded`, `dead` (out of attempts, last error kept) or `cancelled`.
 //! A running job whose lease ran out (its worker died) is claimable again: the claim query
 //! treats `queued` and `running` alike once `available_at` has passed, so one partial index
-//! serves both.
+//! serves both. A job whose worker died on its last allowed attempt is not handed out again;
+//! [`Jobs::reap_expired`] marks it dead.
 //!
 //! Claiming is one statement:
 //! `UPDATE jobs SET … WHERE id = (SELECT id … ORDER BY available_at, id LIMIT 1 [FOR UPDATE SKIP
@@ -278,7 +279,8 @@ macro_rules! claim_sql {
             "UPDATE jobs SET state = 'running', lease_owner = $1, available_at = $2, ",
             "attempts = attempts + 1, started_at = $3, updated_at = $3 ",
             "WHERE id = (SELECT id FROM jobs WHERE queue = $4 AND state IN ('queued', 'running') ",
-            "AND available_at <= $3 ORDER BY available_at, id LIMIT 1",
+            "AND available_at <= $3 AND (state = 'queued' OR attempts < max_attempts) ",
+            "ORDER BY available_at, id LIMIT 1",
             $lock,
             ") RETURNING ",
             job_cols!()
@@ -436,6 +438,25 @@ impl Jobs<'_> {
             .fetch_optional(&mut *conn)
             .await?;
         row.as_ref().map(decode).transpose()
+    }
+
+    /// Marks dead the running jobs of `queue` whose lease ended after their last allowed
+    /// attempt: their worker stopped (crashed, killed) on every attempt, so the job is not
+    /// handed out again (a job that kills its worker must not do so forever). Returns how
+    /// many. The worker runtime calls this when its queue is idle.
+    pub async fn reap_expired(&mut self, queue: &str) -> Result<u64> {
+        let now = Timestamp::now().unix_millis();
+        let mut conn = self.db.conn().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'dead', lease_owner = NULL, finished_at = $1, updated_at = $1, \
+             last_error = 'the worker running it stopped responding (lease expired) on the last allowed attempt' \
+             WHERE queue = $2 AND state = 'running' AND available_at <= $1 AND attempts >= max_attempts",
+        )
+        .bind(now)
+        .bind(queue)
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Extends the lease; only the current owner can. `Err(LeaseLost)` tells the worker to

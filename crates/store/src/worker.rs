@@ -234,6 +234,9 @@ impl Worker {
             {
                 Ok(Some(job)) => self.run_one(job).await,
                 Ok(None) => {
+                    if let Err(e) = self.store.jobs().reap_expired(&self.config.queue).await {
+                        tracing::warn!(worker = %self.owner, error = %e, "reaping expired jobs failed");
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
                         _ = stop.changed() => {}

@@ -523,7 +523,50 @@ async fn progress_listing_and_counts(store: Store) {
     assert!(store.jobs().get(&id).await.unwrap_err().is_not_found());
 }
 
+async fn a_job_whose_worker_died_on_its_last_attempt_goes_dead(store: Store) {
+    let id = store
+        .jobs()
+        .enqueue(job("poison").max_attempts(2))
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    for attempt in 1..=2 {
+        let j = store
+            .jobs()
+            .claim(
+                "default",
+                &format!("w{attempt}"),
+                Duration::from_millis(100),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(j.attempts, attempt);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Both workers died mid-job: not handed out a third time.
+    assert!(
+        store
+            .jobs()
+            .claim("default", "w3", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.jobs().reap_expired("other-queue").await.unwrap(), 0);
+    assert_eq!(store.jobs().reap_expired("default").await.unwrap(), 1);
+    let dead = store.jobs().get(&id).await.unwrap();
+    assert_eq!(
+        (dead.state, dead.attempts, dead.lease_owner),
+        (JobState::Dead, 2, None)
+    );
+    assert!(dead.last_error.unwrap().contains("lease expired"));
+    assert_eq!(store.jobs().reap_expired("default").await.unwrap(), 0);
+}
+
 crate::store_tests!(
+    a_job_whose_worker_died_on_its_last_attempt_goes_dead,
     enqueue_dedupes_live_jobs_only,
     claim_leases_one_job_to_one_worker,
     an_expired_lease_makes_the_job_claimable_again,
