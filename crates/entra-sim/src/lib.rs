@@ -493,21 +493,8 @@ async fn traffic(State(sim): State<Arc<sim::Sim>>, request: Request, next: Next)
         tokio::time::sleep(Duration::from_millis(decision.delay_ms)).await;
     }
     let request_id = Uuid::new_v4().to_string();
-    let dropped = matches!(decision.outcome, Some(sim::FaultOutcome::Drop));
     let response = match decision.outcome {
-        None => {
-            if request
-                .headers()
-                .get(axum::http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok())
-                .is_some_and(|n| n > MAX_BODY_BYTES)
-            {
-                too_large(&request_id)
-            } else {
-                next.run(request).await
-            }
-        }
+        None => handle_in_limits(request, next, &request_id).await,
         Some(sim::FaultOutcome::Throttle { retry_after }) if !is_graph => {
             identity::transient_error(429, Some(retry_after))
         }
@@ -522,29 +509,50 @@ async fn traffic(State(sim): State<Arc<sim::Sim>>, request: Request, next: Next)
             status,
             retry_after,
         }) => graph::to_http(graph::fault_error(status, retry_after).into_graph(&request_id, None)),
-        Some(sim::FaultOutcome::Drop) => {
-            sim.traffic
-                .counters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .dropped += 1;
-            // A body that fails makes the server abort the connection without a full answer.
-            let failing = futures_util::stream::once(async {
-                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
-                    "connection dropped by entra-sim",
-                ))
-            });
-            Response::new(Body::from_stream(failing))
+        Some(sim::FaultOutcome::Drop) => return dropped_connection(&sim),
+        Some(sim::FaultOutcome::DropAfter) => {
+            // The handler runs to the end (its writes are made), and its answer is thrown away.
+            drop(handle_in_limits(request, next, &request_id).await);
+            return dropped_connection(&sim);
         }
     };
-    if !dropped {
-        sim.traffic
-            .counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(&label, response.status().as_u16());
-    }
+    sim.traffic
+        .counters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .record(&label, response.status().as_u16());
     response
+}
+
+/// Runs the handler, unless the declared body is over the limit.
+async fn handle_in_limits(request: Request, next: Next, request_id: &str) -> Response {
+    let too_big = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES);
+    if too_big {
+        too_large(request_id)
+    } else {
+        next.run(request).await
+    }
+}
+
+/// An answer that never completes: counted as dropped, not as an answered request.
+fn dropped_connection(sim: &sim::Sim) -> Response {
+    sim.traffic
+        .counters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .dropped += 1;
+    // A body that fails makes the server abort the connection without a full answer.
+    let failing = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+            "connection dropped by entra-sim",
+        ))
+    });
+    Response::new(Body::from_stream(failing))
 }
 
 fn too_large(request_id: &str) -> Response {

@@ -134,8 +134,11 @@ pub enum FaultKind {
         #[serde(default = "two")]
         retry_after: u64,
     },
-    /// Close the connection without an answer.
+    /// Close the connection without an answer, before the request is handled (no effect).
     Drop,
+    /// Handle the request (its effect happens), then close the connection without sending the
+    /// answer: a write the service made while the client saw only a broken connection.
+    DropAfter,
     /// Answer after a delay.
     Slow {
         /// Delay in milliseconds.
@@ -349,7 +352,7 @@ pub(crate) struct FaultDecision {
     pub outcome: Option<FaultOutcome>,
 }
 
-/// What a fault does instead of the handler.
+/// What a fault does instead of (or, for `DropAfter`, after) the handler.
 #[derive(Debug)]
 pub(crate) enum FaultOutcome {
     Error {
@@ -360,10 +363,38 @@ pub(crate) enum FaultOutcome {
         retry_after: u64,
     },
     Drop,
+    /// Run the handler, then drop its answer.
+    DropAfter,
+}
+
+impl FaultKind {
+    /// What the kind does to the answer; `None` for `slow`, which only delays it.
+    fn outcome(&self) -> Option<FaultOutcome> {
+        match self {
+            FaultKind::Slow { .. } => None,
+            FaultKind::Error {
+                status,
+                retry_after,
+            } => Some(FaultOutcome::Error {
+                status: *status,
+                retry_after: *retry_after,
+            }),
+            FaultKind::Throttle { retry_after } => Some(FaultOutcome::Throttle {
+                retry_after: *retry_after,
+            }),
+            FaultKind::Drop => Some(FaultOutcome::Drop),
+            FaultKind::DropAfter => Some(FaultOutcome::DropAfter),
+        }
+    }
 }
 
 impl Traffic {
     /// Applies latency and the fault rules to a request.
+    ///
+    /// Rules are read in order. Every matching `slow` rule that fires adds its delay; of the
+    /// other kinds the first matching rule that fires decides the answer, and the later ones
+    /// are left untouched. Only a rule that fires spends one of its `count`, so several rules
+    /// on one path take turns instead of being used up by the first.
     pub fn decide(&self, method: &str, path: &str) -> FaultDecision {
         let mut decision = FaultDecision {
             delay_ms: self.latency_ms.load(std::sync::atomic::Ordering::Relaxed),
@@ -377,31 +408,20 @@ impl Traffic {
             if rule.count == Some(0) || !rule.matches(method, path) {
                 continue;
             }
+            let outcome = rule.kind.outcome();
+            if outcome.is_some() && decision.outcome.is_some() {
+                // The answer is already decided: this rule neither fires nor spends its count.
+                continue;
+            }
             if rule.fraction < 1.0 && rand::random::<f64>() >= rule.fraction {
                 continue;
             }
             if let Some(count) = rule.count.as_mut() {
                 *count -= 1;
             }
-            match &rule.kind {
-                FaultKind::Slow { delay_ms } => decision.delay_ms += delay_ms,
-                FaultKind::Error {
-                    status,
-                    retry_after,
-                } => {
-                    decision.outcome.get_or_insert(FaultOutcome::Error {
-                        status: *status,
-                        retry_after: *retry_after,
-                    });
-                }
-                FaultKind::Throttle { retry_after } => {
-                    decision.outcome.get_or_insert(FaultOutcome::Throttle {
-                        retry_after: *retry_after,
-                    });
-                }
-                FaultKind::Drop => {
-                    decision.outcome.get_or_insert(FaultOutcome::Drop);
-                }
+            match (&rule.kind, outcome) {
+                (FaultKind::Slow { delay_ms }, _) => decision.delay_ms += delay_ms,
+                (_, outcome) => decision.outcome = outcome,
             }
         }
         if decision.outcome.is_some() {
@@ -436,6 +456,78 @@ mod tests {
             ));
         }
         assert!(traffic.decide("GET", "/v1.0/users").outcome.is_none());
+    }
+
+    fn rules(json: serde_json::Value) -> Traffic {
+        let rules: Vec<FaultRule> = serde_json::from_value(json).expect("rules");
+        let traffic = Traffic::default();
+        *traffic.faults.lock().expect("lock") = rules;
+        traffic
+    }
+
+    fn outcome_name(decision: &FaultDecision) -> &'static str {
+        match decision.outcome {
+            None => "none",
+            Some(FaultOutcome::Error { .. }) => "error",
+            Some(FaultOutcome::Throttle { .. }) => "throttle",
+            Some(FaultOutcome::Drop) => "drop",
+            Some(FaultOutcome::DropAfter) => "dropAfter",
+        }
+    }
+
+    #[test]
+    fn several_rules_on_one_path_take_turns() {
+        let traffic = rules(serde_json::json!([
+            {"path": "/users", "kind": "error", "count": 1},
+            {"path": "/users", "kind": "throttle", "count": 2},
+            {"path": "/users", "kind": "dropAfter", "count": 1},
+        ]));
+        let seen: Vec<_> = (0..5)
+            .map(|_| outcome_name(&traffic.decide("POST", "/v1.0/users")))
+            .collect();
+        assert_eq!(seen, ["error", "throttle", "throttle", "dropAfter", "none"]);
+        assert_eq!(
+            traffic.counters.lock().expect("lock").faults_injected,
+            4,
+            "one fault per faulted request"
+        );
+    }
+
+    #[test]
+    fn the_first_rule_matching_the_method_fires() {
+        let traffic = rules(serde_json::json!([
+            {"path": "/users", "method": "GET", "kind": "error", "status": 502},
+            {"path": "/users", "method": "POST", "kind": "dropAfter"},
+            {"path": "/users", "kind": "throttle"},
+        ]));
+        assert!(matches!(
+            traffic.decide("GET", "/v1.0/users").outcome,
+            Some(FaultOutcome::Error { status: 502, .. })
+        ));
+        assert_eq!(
+            outcome_name(&traffic.decide("post", "/users/x")),
+            "dropAfter"
+        );
+        assert_eq!(
+            outcome_name(&traffic.decide("PATCH", "/beta/users/x")),
+            "throttle"
+        );
+    }
+
+    #[test]
+    fn slow_rules_add_up_and_a_rule_that_does_not_fire_leaves_the_next_one() {
+        let traffic = rules(serde_json::json!([
+            {"path": "/groups", "kind": "slow", "delayMs": 30, "count": 1},
+            {"path": "/groups", "kind": "drop", "fraction": 0.0},
+            {"path": "", "kind": "slow", "delayMs": 5},
+            {"path": "/groups", "kind": "error", "count": 1},
+        ]));
+        let first = traffic.decide("GET", "/v1.0/groups");
+        assert_eq!(first.delay_ms, 35);
+        assert_eq!(outcome_name(&first), "error");
+        let second = traffic.decide("GET", "/v1.0/groups");
+        assert_eq!(second.delay_ms, 5);
+        assert_eq!(outcome_name(&second), "none");
     }
 
     #[test]

@@ -903,12 +903,15 @@ async fn run_batch_item(
         }) => {
             fault_error(status, retry_after).into_graph(&request_id, client_request_id.as_deref())
         }
-        Some(crate::sim::FaultOutcome::Drop) => GraphError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "GatewayTimeout",
-            "The request timed out.",
-        )
-        .into_graph(&request_id, client_request_id.as_deref()),
+        Some(crate::sim::FaultOutcome::Drop) => {
+            lost_item_answer(&request_id, client_request_id.as_deref())
+        }
+        Some(crate::sim::FaultOutcome::DropAfter) => {
+            // An item has no connection of its own: it is handled, and its answer is lost as a
+            // gateway timeout would lose it.
+            drop(Box::pin(handle(sim, inner)).await);
+            lost_item_answer(&request_id, client_request_id.as_deref())
+        }
         None => Box::pin(handle(sim, inner)).await,
     };
     sim.traffic
@@ -917,6 +920,16 @@ async fn run_batch_item(
         .unwrap_or_else(|p| p.into_inner())
         .record(&format!("$batch item {label}"), answer.status.as_u16());
     answer
+}
+
+/// A `$batch` item whose connection-level fault has no connection to drop.
+fn lost_item_answer(request_id: &str, client_request_id: Option<&str>) -> GraphResponse {
+    GraphError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "GatewayTimeout",
+        "The request timed out.",
+    )
+    .into_graph(request_id, client_request_id)
 }
 
 /// The Graph error an injected server fault answers with.

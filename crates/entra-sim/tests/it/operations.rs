@@ -70,6 +70,197 @@ async fn faults_throttle_bursts_errors_drops_and_counters() {
     assert_eq!(counters["requests"]["GET /v1.0/groups"]["503"], 1);
 }
 
+/// POSTs a fresh credential for `uid` through Graph; `None` when the connection broke.
+async fn post_new_credential(
+    h: &crate::common::Harness,
+    token: &str,
+    uid: &str,
+) -> (String, Option<u16>) {
+    let (status, _, options) = h
+        .get(
+            &format!("/v1.0/users/{uid}/authentication/fido2Methods/creationOptions"),
+            token,
+        )
+        .await;
+    assert_eq!(status, 200, "{options}");
+    let made = crate::registration::authenticator(json!({"op": "create",
+        "options": options["publicKey"], "fmt": "packed-self", "alg": -7,
+        "aaguid": "cb69481e-8ff7-4039-93ec-0a2729a154a8"}))
+    .await;
+    let credential_id = made["credential_id"].as_str().expect("id").to_owned();
+    let sent = h
+        .http
+        .post(format!(
+            "{}/users/{uid}/authentication/fido2Methods",
+            h.sim.info().graph_url
+        ))
+        .bearer_auth(token)
+        .json(&json!({"displayName": "phone", "publicKeyCredential": made["credential"]}))
+        .send()
+        .await;
+    let status = match sent {
+        Err(_) => None,
+        Ok(response) => {
+            let status = response.status().as_u16();
+            response.bytes().await.ok().map(|_| status)
+        }
+    };
+    (credential_id, status)
+}
+
+/// Ids of the user's FIDO2 methods as Graph lists them.
+async fn fido2_method_ids(h: &crate::common::Harness, token: &str, uid: &str) -> Vec<String> {
+    let (status, _, body) = h
+        .get(
+            &format!("/v1.0/users/{uid}/authentication/fido2Methods"),
+            token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn drop_loses_the_request_and_drop_after_loses_only_the_answer() {
+    let h = start(3).await;
+    let token = h.token().await;
+    let (_, _, users) = h.get("/v1.0/users?$select=id,userType", &token).await;
+    let uid = users["value"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["userType"] == "Member")
+        .expect("a member")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/users/{uid}/authentication/fido2Methods");
+    let before = fido2_method_ids(&h, &token, &uid).await;
+
+    h.control(
+        Method::PUT,
+        "/faults",
+        Some(json!({"rules": [
+            {"path": path, "method": "POST", "kind": "drop", "count": 1},
+        ]})),
+    )
+    .await;
+    let (lost, status) = post_new_credential(&h, &token, &uid).await;
+    assert_eq!(status, None, "the connection was dropped");
+    assert!(
+        !fido2_method_ids(&h, &token, &uid)
+            .await
+            .iter()
+            .any(|id| id.starts_with(&lost)),
+        "drop: the request was never handled"
+    );
+
+    h.control(
+        Method::PUT,
+        "/faults",
+        Some(json!({"rules": [
+            {"path": path, "method": "POST", "kind": "dropAfter", "count": 1},
+        ]})),
+    )
+    .await;
+    let (made, status) = post_new_credential(&h, &token, &uid).await;
+    assert_eq!(status, None, "the answer never came");
+    let after = fido2_method_ids(&h, &token, &uid).await;
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    assert_eq!(
+        after.iter().filter(|id| id.starts_with(&made)).count(),
+        1,
+        "dropAfter: the method was registered once"
+    );
+
+    let (_, counters) = h.control(Method::GET, "/counters", None).await;
+    assert_eq!(counters["dropped"], 2);
+    assert_eq!(counters["faultsInjected"], 2);
+    assert!(
+        counters["requests"]
+            .as_object()
+            .expect("requests")
+            .keys()
+            .all(|endpoint| !endpoint.starts_with("POST /v1.0")),
+        "dropped requests are not counted as answered: {counters}"
+    );
+}
+
+#[tokio::test]
+async fn drop_after_in_a_batch_item_makes_the_write_and_answers_504() {
+    let h = start(3).await;
+    let token = h.token().await;
+    h.control(
+        Method::PUT,
+        "/faults",
+        Some(json!({"rules": [
+            {"path": "/groups", "method": "POST", "kind": "dropAfter", "count": 1},
+        ]})),
+    )
+    .await;
+    let batch = json!({"requests": [{"id": "1", "method": "POST", "url": "/groups",
+        "headers": {"Content-Type": "application/json"},
+        "body": {"displayName": "Lost answer", "mailEnabled": false, "mailNickname": "lost-answer",
+                 "securityEnabled": true}}]});
+    let (status, _, body) = h
+        .graph(Method::POST, "/v1.0/$batch", &token, Some(batch))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let item = &body["responses"][0];
+    assert_eq!(item["status"], 504, "{body}");
+    assert_eq!(item["body"]["error"]["code"], "GatewayTimeout");
+    let filter = "displayName%20eq%20%27Lost%20answer%27";
+    let (_, _, found) = h
+        .get(&format!("/v1.0/groups?$filter={filter}"), &token)
+        .await;
+    assert_eq!(
+        found["value"].as_array().expect("value").len(),
+        1,
+        "{found}"
+    );
+}
+
+#[tokio::test]
+async fn several_rules_on_one_path_each_apply_in_order() {
+    let h = start(3).await;
+    let token = h.token().await;
+    let (status, _) = h
+        .control(Method::PUT, "/faults", Some(json!({"rules": [
+            {"path": "/groups", "method": "POST", "kind": "error", "status": 502, "count": 1},
+            {"path": "/groups", "method": "GET", "kind": "throttle", "retryAfter": 4, "count": 1},
+            {"path": "/groups", "kind": "error", "status": 503, "count": 1},
+        ]})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, headers, _) = h.get("/v1.0/groups", &token).await;
+    assert_eq!(status, 429, "the first rule for GET");
+    assert_eq!(headers["retry-after"], "4");
+    assert_eq!(
+        h.get("/v1.0/groups", &token).await.0,
+        503,
+        "the next rule that matches GET, not spent by the first"
+    );
+    assert_eq!(h.get("/v1.0/groups", &token).await.0, 200, "all spent");
+    let group = json!({"displayName": "Turns", "mailEnabled": false, "mailNickname": "turns",
+                       "securityEnabled": true});
+    let post = |body: serde_json::Value| h.graph(Method::POST, "/v1.0/groups", &token, Some(body));
+    assert_eq!(post(group.clone()).await.0, 502, "the rule for POST");
+    assert_eq!(post(group).await.0, 201);
+    let (_, rules) = h.control(Method::GET, "/faults", None).await;
+    let counts: Vec<_> = rules["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r["count"].clone())
+        .collect();
+    assert_eq!(counts, [json!(0), json!(0), json!(0)]);
+}
+
 #[tokio::test]
 async fn slow_responses_and_latency() {
     let h = start(2).await;
