@@ -93,6 +93,10 @@ struct Inner {
     dialect: Dialect,
     keyring: KeyRing,
     target: String,
+    /// The URL as given (it may hold a password: never displayed), for listener connections.
+    url: String,
+    /// In-process notifications (SQLite).
+    local: tokio::sync::broadcast::Sender<crate::notify::Notification>,
 }
 
 impl std::fmt::Debug for Store {
@@ -206,6 +210,8 @@ impl Store {
                 dialect,
                 keyring: options.keyring,
                 target,
+                url: url.to_string(),
+                local: tokio::sync::broadcast::channel(1024).0,
             }),
         })
     }
@@ -264,6 +270,16 @@ impl Store {
             conn: None,
         }
     }
+
+    pub(crate) fn connect_url(&self) -> &str {
+        &self.inner.url
+    }
+
+    pub(crate) fn local_notifications(
+        &self,
+    ) -> &tokio::sync::broadcast::Sender<crate::notify::Notification> {
+        &self.inner.local
+    }
 }
 
 /// A transaction spanning several repository calls.
@@ -279,6 +295,11 @@ impl std::fmt::Debug for StoreTx {
 }
 
 impl StoreTx {
+    /// Sends a notification; on PostgreSQL it is delivered when this transaction commits.
+    pub async fn notify(&mut self, channel: crate::notify::Channel, payload: &str) -> Result<()> {
+        crate::notify::notify_on(&mut self.db(), channel, payload).await
+    }
+
     /// Commits everything done through this transaction.
     pub async fn commit(self) -> Result<()> {
         Ok(self.tx.commit().await?)

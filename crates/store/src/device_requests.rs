@@ -186,10 +186,19 @@ impl DeviceRequests<'_> {
         .bind(&new.phone_id)
         .fetch_optional(&mut *conn)
         .await?;
-        row.as_ref()
+        drop(conn);
+        let request = row
+            .as_ref()
             .map(decode)
             .transpose()?
-            .ok_or_else(|| StoreError::not_found("phone", new.phone_id))
+            .ok_or_else(|| StoreError::not_found("phone", new.phone_id))?;
+        crate::notify::notify_on(
+            &mut self.db,
+            crate::notify::Channel::DeviceInbox,
+            &request.device_key,
+        )
+        .await?;
+        Ok(request)
     }
 
     /// One request.

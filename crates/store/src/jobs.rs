@@ -367,6 +367,9 @@ impl Jobs<'_> {
             .fetch_optional(&mut *conn)
             .await?;
             if let Some(id) = inserted {
+                drop(conn);
+                crate::notify::notify_on(&mut self.db, crate::notify::Channel::Jobs, &job.queue)
+                    .await?;
                 return Ok(Enqueued::Created(id));
             }
             let existing: Option<String> = sqlx::query_scalar(
@@ -413,6 +416,12 @@ impl Jobs<'_> {
             ids.push(id);
         }
         tx.commit().await?;
+        let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        for queue in queues {
+            crate::notify::notify_on(&mut self.db, crate::notify::Channel::Jobs, queue).await?;
+        }
         Ok(ids)
     }
 
@@ -579,16 +588,17 @@ impl Jobs<'_> {
     pub async fn retry(&mut self, id: &str) -> Result<()> {
         let now = Timestamp::now().unix_millis();
         let mut conn = self.db.conn().await?;
-        let done = sqlx::query(
+        let queue: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'queued', attempts = 0, available_at = $1, finished_at = NULL, \
-             updated_at = $1 WHERE id = $2 AND state IN ('dead', 'cancelled')",
+             updated_at = $1 WHERE id = $2 AND state IN ('dead', 'cancelled') RETURNING queue",
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
         drop(conn);
-        if done.rows_affected() == 1 {
+        if let Some(queue) = queue {
+            crate::notify::notify_on(&mut self.db, crate::notify::Channel::Jobs, &queue).await?;
             return Ok(());
         }
         let job = self.get(id).await?;

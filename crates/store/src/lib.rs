@@ -24,6 +24,8 @@
 //! - [`AuditLog::verify`] and [`AuditLog::export`]: the chain check and JSON lines / CSV.
 //! - [`WorkerPool`] / [`JobHandler`]: workers over [`Jobs`] with leases, heartbeats, backoff
 //!   and graceful shutdown.
+//! - [`Store::notify`] / [`Store::listen`]: wake-ups between instances (PostgreSQL
+//!   `LISTEN`/`NOTIFY`, in-process on SQLite) for new jobs and device requests.
 //! - [`StoreError`]: every failure, with messages that say what to do.
 //!
 //! ## Storage conventions
@@ -44,6 +46,7 @@ pub mod install_tokens;
 pub mod integrations;
 pub mod invites;
 pub mod jobs;
+pub mod notify;
 pub mod pairing;
 pub mod phones;
 mod rows;
@@ -72,6 +75,7 @@ pub use integrations::{
 };
 pub use invites::{Invite, Invites};
 pub use jobs::{Backoff, Enqueued, FailOutcome, Job, JobCounts, JobFilter, JobState, Jobs, NewJob};
+pub use notify::{Channel, Listener, Notification};
 pub use pairing::{NewPairingSession, PairingKind, PairingSession, PairingSessions};
 pub use phones::{NewPhone, Phone, Phones};
 pub use rows::hash_token;

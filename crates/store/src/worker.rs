@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use crate::db::Store;
 use crate::error::StoreError;
 use crate::jobs::{Backoff, FailOutcome, Job};
+use crate::notify::Channel;
 
 /// How a handler failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,7 +105,7 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// Heartbeat period (well under the lease).
     pub heartbeat: Duration,
-    /// Sleep when the queue is empty.
+    /// Longest sleep when the queue is empty (new jobs wake workers earlier).
     pub poll_interval: Duration,
     /// Retry delays.
     pub backoff: Backoff,
@@ -156,6 +157,35 @@ impl WorkerPool {
         let (stop_tx, stop_rx) = watch::channel(false);
         let handlers = Arc::new(self.handlers);
         let config = Arc::new(self.config);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        // New jobs wake idle workers at once (LISTEN/NOTIFY on PostgreSQL); polling stays as
+        // the fallback for lost notifications.
+        let listener = {
+            let store = self.store.clone();
+            let wake = wake.clone();
+            let queue = config.queue.clone();
+            tokio::spawn(async move {
+                let mut listener = match store.listen(&[Channel::Jobs]).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for new jobs; polling only");
+                        return;
+                    }
+                };
+                loop {
+                    match listener.recv().await {
+                        Ok(n) if n.payload == queue || n.payload.is_empty() => {
+                            wake.notify_waiters()
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "listening for new jobs failed; polling only");
+                            return;
+                        }
+                    }
+                }
+            })
+        };
         let run = uuid::Uuid::new_v4().simple().to_string();
         let tasks = (0..config.concurrency.max(1))
             .map(|i| {
@@ -163,6 +193,7 @@ impl WorkerPool {
                     store: self.store.clone(),
                     config: config.clone(),
                     handlers: handlers.clone(),
+                    wake: wake.clone(),
                     owner: format!("{}-{}-{i}", config.name, &run[..8]),
                 };
                 tokio::spawn(worker.run(stop_rx.clone()))
@@ -171,6 +202,7 @@ impl WorkerPool {
         RunningWorkers {
             stop: stop_tx,
             tasks,
+            listener: AbortOnDrop(listener.abort_handle()),
         }
     }
 }
@@ -179,6 +211,9 @@ impl WorkerPool {
 pub struct RunningWorkers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Stops the job listener when the workers go.
+    #[allow(dead_code)]
+    listener: AbortOnDrop,
 }
 
 impl RunningWorkers {
@@ -217,6 +252,7 @@ struct Worker {
     store: Store,
     config: Arc<WorkerConfig>,
     handlers: Arc<HashMap<String, Arc<dyn JobHandler>>>,
+    wake: Arc<tokio::sync::Notify>,
     owner: String,
 }
 
@@ -239,6 +275,7 @@ impl Worker {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = self.wake.notified() => {}
                         _ = stop.changed() => {}
                     }
                 }

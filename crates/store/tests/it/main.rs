@@ -15,6 +15,7 @@ mod inbox;
 mod integrations;
 mod jobs;
 mod migrations;
+mod notify;
 mod secrets;
 mod users;
 mod worker;
