@@ -145,35 +145,42 @@ async fn a_post_processed_before_the_connection_dropped_is_not_sent_again() {
         AAGUID.parse().unwrap(),
         "phone",
     );
-    // The service registered the credential (as if the first POST went through), and the
-    // connection of the next POST drops: the client must find the passkey, not post again.
-    let credential_b64 = base64_url(&credential.credential_id);
-    sim.control(
-        Method::POST,
-        &format!("/users/{user}/fido2Methods"),
-        Some(json!({"aaGuid": AAGUID, "displayName": "phone", "credentialId": credential_b64})),
+    let expected_id = fido2_method_id(&credential.credential_id);
+    // entra-sim registers the passkey, then drops the connection instead of answering: the
+    // client must find the passkey, not post again.
+    sim.faults(
+        json!([{"path": format!("/users/{user}/authentication/fido2Methods"),
+        "method": "POST", "kind": "dropAfter", "count": 1}]),
     )
     .await;
-    sim.faults(json!([{"path": "/users", "method": "POST", "kind": "drop", "count": 1}]))
-        .await;
     let before = client.stats().requests;
-    let found = client
+    let returned = client
         .create_fido2_method(&user, &credential)
         .await
         .unwrap();
-    assert_eq!(found.id, fido2_method_id(&credential.credential_id));
     assert_eq!(
         client.stats().requests - before,
         2,
-        "one POST (dropped) and one list, no second POST"
+        "one POST (dropped after it was handled) and one list, no second POST"
     );
-    let methods = client.list_fido2_methods(&user).await.unwrap();
-    assert_eq!(methods.iter().filter(|m| m.id == found.id).count(), 1);
-}
-
-fn base64_url(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    assert_eq!(sim.counters().await["dropped"], 1);
+    // What entra-sim holds, read through its control API rather than through the client.
+    let held = sim
+        .control(Method::GET, &format!("/users/{user}"), None)
+        .await;
+    let ours: Vec<_> = held["fido2Methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["id"] == expected_id.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1, "exactly one passkey registered: {held}");
+    assert_eq!(returned.id, expected_id, "the client returned that passkey");
+    assert_eq!(
+        ours[0]["displayName"],
+        returned.display_name.as_deref().unwrap()
+    );
+    assert_eq!(ours[0]["aaGuid"], AAGUID);
 }
 
 #[tokio::test]
