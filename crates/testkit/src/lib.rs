@@ -420,9 +420,9 @@ fn start_or_reuse_cluster() -> Result<String, TestkitError> {
             });
         }
     }
-    if !data.join("PG_VERSION").is_file() {
+    let init = || -> Result<(), TestkitError> {
         if data.exists() {
-            fs::remove_dir_all(&data).map_err(io_err("remove a half-made cluster at", &data))?;
+            fs::remove_dir_all(&data).map_err(io_err("remove the old cluster at", &data))?;
         }
         pg_tool(
             &bin,
@@ -440,7 +440,32 @@ fn start_or_reuse_cluster() -> Result<String, TestkitError> {
                 "--locale=C",
             ],
             as_root,
-        )?;
+        )
+    };
+    let start = |port: u16| -> Result<(), TestkitError> {
+        let log = root.join("log").display().to_string();
+        let server_options = format!(
+            "-F -p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400",
+            root.display()
+        );
+        pg_tool(
+            &bin,
+            "pg_ctl",
+            &[
+                "-D",
+                &data_s,
+                "-l",
+                &log,
+                "-w",
+                "-o",
+                &server_options,
+                "start",
+            ],
+            as_root,
+        )
+    };
+    if !data.join("PG_VERSION").is_file() {
+        init()?;
     }
     // A stale server (e.g. its port was taken) is stopped before starting on a new port.
     let _ = pg_tool(
@@ -450,26 +475,12 @@ fn start_or_reuse_cluster() -> Result<String, TestkitError> {
         as_root,
     );
     let port = free_port()?;
-    let log = root.join("log").display().to_string();
-    let server_options = format!(
-        "-F -p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400",
-        root.display()
-    );
-    pg_tool(
-        &bin,
-        "pg_ctl",
-        &[
-            "-D",
-            &data_s,
-            "-l",
-            &log,
-            "-w",
-            "-o",
-            &server_options,
-            "start",
-        ],
-        as_root,
-    )?;
+    if start(port).is_err() {
+        // A cluster from another PostgreSQL version or a damaged one: it only ever holds
+        // throwaway test databases, so make a new one.
+        init()?;
+        start(port)?;
+    }
     let mut f = File::create(&port_file).map_err(io_err("write", &port_file))?;
     writeln!(f, "{port}").map_err(io_err("write", &port_file))?;
     Ok(admin_url(port))
