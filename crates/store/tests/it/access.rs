@@ -449,7 +449,93 @@ async fn admins_passkeys_links_and_sessions(store: Store) {
     );
     assert!(store.admins().session(&c2, now).await.unwrap().is_none());
 
+    let second = store
+        .admins()
+        .create("grace", "Grace Hopper", Role::Auditor)
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .admins()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.username)
+        .collect();
+    assert_eq!(names, vec!["ada", "grace"]);
+    assert_eq!(
+        store.admins().get(&second.id).await.unwrap().role,
+        Role::Auditor
+    );
+    let extra = store
+        .admins()
+        .add_passkey(NewAdminPasskey {
+            admin_id: second.id.clone(),
+            credential_id: "cred-2".into(),
+            public_key: vec![1],
+            sign_count: 0,
+            aaguid: "a".into(),
+            name: "Phone".into(),
+        })
+        .await
+        .unwrap();
+    // Counter-less authenticators (always 0) are accepted.
+    assert!(
+        store
+            .admins()
+            .record_passkey_use(&extra.id, 0, now)
+            .await
+            .unwrap()
+    );
+    store.admins().delete_passkey(&extra.id).await.unwrap();
+    assert!(
+        store
+            .admins()
+            .find_passkey("cred-2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .admins()
+            .delete_passkey(&extra.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let err = store
+        .admins()
+        .add_passkey(NewAdminPasskey {
+            admin_id: second.id.clone(),
+            credential_id: "cred-1".into(),
+            public_key: vec![1],
+            sign_count: 0,
+            aaguid: "a".into(),
+            name: "dup".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Duplicate {
+                field: "credential id",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
     store.admins().delete(&admin.id).await.unwrap();
+    assert!(
+        store
+            .admins()
+            .get(&admin.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
     assert!(
         store
             .admins()

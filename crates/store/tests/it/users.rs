@@ -414,7 +414,75 @@ async fn list_shows_device_counts_and_refuses_bad_paging(store: Store) {
     assert!("garbage".parse::<UserCursor>().is_err());
 }
 
+async fn users_a_full_sync_did_not_see_are_flagged_not_found(store: Store) {
+    let integ = integration(&store, "Contoso").await;
+    let other = integration(&store, "Other").await;
+    users(&store, &integ, 5).await;
+    users(&store, &other, 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let sync_started = Timestamp::now();
+    // The next full sync sees users 0..3 only.
+    let seen: Vec<DirectoryUser> = (0..3).map(directory_user).collect();
+    store
+        .users()
+        .upsert_from_directory(&integ, &seen)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .users()
+            .mark_unseen_not_found(&integ, sync_started)
+            .await
+            .unwrap(),
+        2
+    );
+    for n in 0..5 {
+        let u = store
+            .users()
+            .find_by_object_id(&integ, &directory_user(n).entra_object_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let expected = if n < 3 {
+            EntraStatus::Active
+        } else {
+            EntraStatus::NotFound
+        };
+        assert_eq!(u.entra_status, expected, "user {n}");
+    }
+    // Other integrations are untouched, and a second pass changes nothing.
+    let o = store
+        .users()
+        .find_by_object_id(&other, &directory_user(0).entra_object_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(o.entra_status, EntraStatus::Active);
+    assert_eq!(
+        store
+            .users()
+            .mark_unseen_not_found(&integ, sync_started)
+            .await
+            .unwrap(),
+        0
+    );
+    // Seen again later: active again.
+    store
+        .users()
+        .upsert_from_directory(&integ, &[directory_user(4)])
+        .await
+        .unwrap();
+    let back = store
+        .users()
+        .find_by_object_id(&integ, &directory_user(4).entra_object_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.entra_status, EntraStatus::Active);
+}
+
 crate::store_tests!(
+    users_a_full_sync_did_not_see_are_flagged_not_found,
     upsert_inserts_then_refreshes,
     state_status_activity_and_delete,
     counts_by_state,
