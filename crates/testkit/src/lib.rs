@@ -202,7 +202,7 @@ where
 /// Generates, for each `name => body`, a module `name` with two tests, `sqlite` and
 /// `postgres`, each calling `body(TestDatabase)` on a fresh database of that backend.
 ///
-/// ```ignore
+/// ```text
 /// async fn creates_user(db: keybridge_testkit::TestDatabase) { /* ... */ }
 /// keybridge_testkit::both_databases! { creates_user => creates_user; }
 /// ```
