@@ -1,0 +1,24 @@
+//! The admin API under `/api/v1`. Every endpoint takes an [`crate::auth::AdminAuth`].
+
+pub mod integrations;
+pub mod jobs;
+pub mod tokens;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::get;
+
+use crate::app::App;
+
+/// The `/api/v1` routes (nested under `/api/v1` by [`crate::router`]).
+pub fn router() -> Router<App> {
+    Router::new()
+        .merge(tokens::router())
+        .merge(integrations::router())
+        .merge(jobs::router())
+        .route("/openapi.json", get(openapi))
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}

@@ -1,0 +1,174 @@
+//! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, kept by hand next to the
+//! routes. The integration tests call every operation it lists and fail when one is not
+//! routed, so the document cannot promise an endpoint that does not exist.
+
+use serde_json::{Value, json};
+
+/// Every documented operation: (method, path as in the document).
+pub const OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/tokens"),
+    ("post", "/api/v1/tokens"),
+    ("delete", "/api/v1/tokens/{id}"),
+    ("get", "/api/v1/integrations"),
+    ("post", "/api/v1/integrations"),
+    ("get", "/api/v1/integrations/{id}"),
+    ("patch", "/api/v1/integrations/{id}"),
+    ("delete", "/api/v1/integrations/{id}"),
+    ("post", "/api/v1/integrations/{id}/credential"),
+    ("put", "/api/v1/integrations/{id}/native-login"),
+    ("put", "/api/v1/integrations/{id}/restrict-domains"),
+    ("post", "/api/v1/integrations/{id}/preflight"),
+    ("post", "/api/v1/integrations/{id}/sync"),
+    ("get", "/api/v1/jobs/{id}"),
+];
+
+fn op(summary: &str, role: Option<&str>, body: Option<&str>, ok: (&str, Option<&str>)) -> Value {
+    let mut operation = json!({
+        "summary": summary,
+        "responses": {
+            ok.0: match ok.1 {
+                Some(schema) => json!({"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}),
+                None => json!({"description": "success"}),
+            },
+            "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}},
+        }
+    });
+    if let Some(role) = role {
+        operation["security"] = json!([{"bearer": []}]);
+        operation["description"] = Value::from(format!("Role: {role}."));
+    }
+    if let Some(body) = body {
+        operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+    }
+    operation
+}
+
+/// The document.
+pub fn document() -> Value {
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let mut paths = json!({
+        "/healthz": {"get": op("The process is up", None, None, ("200", Some("Health")))},
+        "/readyz": {"get": op("The database is reachable and migrated", None, None, ("200", Some("Health")))},
+        "/metrics": {"get": {"summary": "Prometheus text exposition", "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}}}},
+        "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/api/v1/tokens": {
+            "get": op("List API tokens (never their secrets)", Some("admin"), None, ("200", Some("TokenList"))),
+            "post": op("Create an API token; the token text is in the answer only", Some("admin"), Some("CreateToken"), ("201", Some("CreatedToken"))),
+        },
+        "/api/v1/tokens/{id}": {"delete": op("Revoke an API token", Some("admin"), None, ("204", None))},
+        "/api/v1/integrations": {
+            "get": op("List integrations (never their secrets)", Some("any"), None, ("200", Some("IntegrationList"))),
+            "post": op("Connect a tenant: token, permission self-test, pre-flight checks, groups, first sync", Some("admin"), Some("CreateIntegration"), ("201", Some("CreatedIntegration"))),
+        },
+        "/api/v1/integrations/{id}": {
+            "get": op("One integration", Some("any"), None, ("200", Some("Integration"))),
+            "patch": op("Change the support e-mail; name, tenant_id and client_id cannot change", Some("admin"), Some("PatchIntegration"), ("200", Some("Integration"))),
+            "delete": op("Delete the integration with its users and devices", Some("admin"), None, ("204", None)),
+        },
+        "/api/v1/integrations/{id}/credential": {"post": op("Rotate the credential (verified with a token first)", Some("admin"), Some("Credential"), ("200", Some("Integration")))},
+        "/api/v1/integrations/{id}/native-login": {"put": op("Enable or disable the native Entra login experience", Some("admin"), Some("NativeLogin"), ("200", Some("NativeLoginResult")))},
+        "/api/v1/integrations/{id}/restrict-domains": {"put": op("Save the restrict-domains list", Some("admin"), Some("RestrictDomains"), ("200", Some("RestrictDomainsSaved")))},
+        "/api/v1/integrations/{id}/preflight": {"post": op("Run the pre-flight checks of the tenant's FIDO2 policy again", Some("admin"), None, ("200", Some("Preflight")))},
+        "/api/v1/integrations/{id}/sync": {"post": op("Queue a directory sync", Some("admin"), None, ("202", Some("SyncQueued")))},
+        "/api/v1/jobs/{id}": {"get": op("A job's state and progress", Some("any"), None, ("200", Some("Job")))},
+    });
+    if let Some(map) = paths.as_object_mut() {
+        for (path, item) in map.iter_mut() {
+            if path.contains("{id}") {
+                item["parameters"] = id.clone();
+            }
+        }
+    }
+    let string = json!({"type": "string"});
+    let opt_string = json!({"type": ["string", "null"]});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "keybridge admin API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "See docs/api.md for authentication, the error envelope and examples."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token (kbt_...)."}},
+            "schemas": {
+                "ErrorEnvelope": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message", "request_id"],
+                    "properties": {"code": string, "message": string, "field": string, "request_id": string,
+                        "details": {"type": "array", "items": {"type": "object", "properties": {"field": string, "message": string}}}}}}},
+                "Health": {"type": "object", "properties": {"status": {"enum": ["ok", "unavailable"]}, "reason": string}},
+                "CreateToken": {"type": "object", "required": ["name", "role"], "additionalProperties": false, "properties": {
+                    "name": string, "role": {"enum": ["admin", "helpdesk", "auditor"]}, "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650}}},
+                "Token": {"type": "object", "properties": {"id": string, "name": string, "prefix": string, "role": string, "created_by": string,
+                    "created_at": string, "expires_at": opt_string, "revoked_at": opt_string, "last_used_at": opt_string}},
+                "TokenList": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}},
+                "CreatedToken": {"type": "object", "properties": {"token": string, "api_token": {"$ref": "#/components/schemas/Token"}}},
+                "Credential": {"type": "object", "additionalProperties": false, "description": "client_secret, or certificate_pem with private_key_pem",
+                    "properties": {"client_secret": string, "certificate_pem": string, "private_key_pem": string}},
+                "CreateIntegration": {"type": "object", "required": ["name", "tenant_id", "client_id"], "additionalProperties": false, "properties": {
+                    "name": {"type": "string", "description": "letters, digits, spaces, hyphens, underscores; at most 23 characters without spaces"},
+                    "tenant_id": {"type": "string", "format": "uuid"}, "client_id": {"type": "string", "format": "uuid"},
+                    "client_secret": string, "certificate_pem": string, "private_key_pem": string, "support_email": string}},
+                "PatchIntegration": {"type": "object", "additionalProperties": false, "properties": {
+                    "support_email": string, "name": string, "tenant_id": string, "client_id": string}},
+                "Integration": {"type": "object", "properties": {
+                    "id": string, "name": string, "internal_id": string, "tenant_id": string, "client_id": string,
+                    "credential": {"type": "object", "properties": {"kind": {"enum": ["client_secret", "certificate"]},
+                        "certificate_subject": string, "certificate_not_after": string, "certificate_thumbprint": string}},
+                    "native_login_enabled": {"type": "boolean"}, "restrict_domains": {"type": "array", "items": string},
+                    "support_email": opt_string,
+                    "groups": {"type": "object", "properties": {"eligible_for_pairing": opt_string, "paired_with_keybridge": opt_string,
+                        "paired_with_entra": opt_string, "not_yet_enrolled": opt_string}},
+                    "last_sync_at": opt_string, "created_at": string, "updated_at": string}},
+                "IntegrationList": {"type": "array", "items": {"$ref": "#/components/schemas/Integration"}},
+                "PreflightCheck": {"type": "object", "properties": {"check": string, "status": {"enum": ["ok", "warning", "blocking"]},
+                    "message": string, "fix": string}},
+                "Preflight": {"type": "object", "properties": {"preflight": {"type": "array", "items": {"$ref": "#/components/schemas/PreflightCheck"}}}},
+                "CreatedIntegration": {"type": "object", "properties": {
+                    "integration": {"$ref": "#/components/schemas/Integration"},
+                    "permissions": {"type": "object", "properties": {"granted": {"type": "array", "items": string},
+                        "missing_optional": {"type": "array", "items": string}, "known": {"type": "boolean"}}},
+                    "preflight": {"type": "array", "items": {"$ref": "#/components/schemas/PreflightCheck"}},
+                    "sync_job_id": string}},
+                "NativeLogin": {"type": "object", "required": ["enabled"], "additionalProperties": false, "properties": {"enabled": {"type": "boolean"}}},
+                "NativeLoginResult": {"type": "object", "properties": {"native_login_enabled": {"type": "boolean"}, "provisioning_job_id": string, "message": string}},
+                "RestrictDomains": {"type": "object", "required": ["domains"], "additionalProperties": false, "properties": {"domains": {"type": "array", "items": string}}},
+                "RestrictDomainsSaved": {"type": "object", "properties": {"message": {"const": "Restrict domains saved successfully"}, "domains": {"type": "array", "items": string}}},
+                "SyncQueued": {"type": "object", "properties": {"job_id": string}},
+                "Job": {"type": "object", "properties": {"id": string, "kind": string, "state": {"enum": ["queued", "running", "succeeded", "dead", "cancelled"]},
+                    "attempts": {"type": "integer"}, "max_attempts": {"type": "integer"}, "progress_done": {"type": "integer"},
+                    "progress_failed": {"type": "integer"}, "progress_total": {"type": "integer"}, "last_error": opt_string,
+                    "created_at": string, "finished_at": opt_string}},
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_list_matches_the_document() {
+        let document = document();
+        let paths = document["paths"].as_object().expect("paths");
+        let mut documented: Vec<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .into_iter()
+                    .flat_map(|ops| ops.keys())
+                    .filter(|k| *k != "parameters")
+                    .map(move |method| (method.clone(), path.clone()))
+            })
+            .collect();
+        documented.sort();
+        let mut listed: Vec<(String, String)> = OPERATIONS
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        listed.sort();
+        assert_eq!(documented, listed);
+    }
+}

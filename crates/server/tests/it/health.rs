@@ -1,0 +1,202 @@
+//! Health, readiness, metrics, request ids, TLS and shutdown.
+
+use std::time::Duration;
+
+use keybridge_server::{Server, openapi};
+use keybridge_testkit::Backend;
+use reqwest::Method;
+
+use crate::support::{self, assert_error};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_ready_metrics_and_request_ids() {
+    let h = support::start(Backend::Sqlite).await;
+
+    let response = h.http.get(h.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(response.status(), 200);
+    let generated = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("a request id is generated");
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    assert_eq!(
+        response.json::<serde_json::Value>().await.expect("json")["status"],
+        "ok"
+    );
+
+    let response = h.http.get(h.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(response.status(), 200);
+
+    // A caller's request id is kept, echoed, and written into error envelopes.
+    let response = h
+        .http
+        .get(h.url("/no/such/thing"))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["x-request-id"], "trace-me-123");
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["request_id"], "trace-me-123");
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let metrics = h
+        .http
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let healthz_line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("keybridge_http_requests_total{")
+                && l.contains("route=\"/healthz\"")
+                && l.contains("status=\"200\"")
+        })
+        .unwrap_or_else(|| panic!("no request count for /healthz in:\n{metrics}"));
+    let count: f64 = healthz_line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a count");
+    assert!(count >= 1.0, "{healthz_line}");
+    assert!(
+        metrics.contains("keybridge_http_request_duration_seconds_bucket"),
+        "latency histogram missing:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("keybridge_jobs{state=\"queued\"}"),
+        "job counts missing:\n{metrics}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_is_routed() {
+    let h = support::start(Backend::Sqlite).await;
+    let (status, document) = h.call(Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(document["openapi"], "3.1.0");
+    for (method, path) in openapi::OPERATIONS {
+        let concrete = path.replace("{id}", "00000000-0000-4000-8000-000000000000");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        // Without a token: /api/v1 operations answer 401, the open ones 200 — never the
+        // fallback's 404 or a 405.
+        let response = h
+            .http
+            .request(method.clone(), h.url(&concrete))
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status().as_u16();
+        if path.starts_with("/api/v1/") && *path != "/api/v1/openapi.json" {
+            assert_eq!(status, 401, "{method} {path}");
+            assert!(
+                response.headers().contains_key("www-authenticate"),
+                "{method} {path}"
+            );
+        } else {
+            assert_eq!(status, 200, "{method} {path}");
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_and_pin_survive_a_restart_and_shutdown_is_clean() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = keybridge_testkit::TestDatabase::sqlite();
+    let config = support::config(dir.path(), db.url());
+    let store = support::connect_store(db.url()).await;
+
+    let first = Server::start(config.clone(), store.clone(), Default::default())
+        .await
+        .expect("first start");
+    let ca = first.ca_file.clone().expect("self-made");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&ca).expect("CA")).expect("PEM"),
+        )
+        .tls_info(true)
+        .build()
+        .expect("client");
+    let response = http
+        .get(format!("{}/healthz", first.base_url))
+        .send()
+        .await
+        .expect("served");
+    let served = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("peer certificate")
+        .to_vec();
+    assert_eq!(
+        keybridge_server::tls::pin_of_der(&served).expect("pin"),
+        first.tls_pin,
+        "the pin is the served certificate's"
+    );
+    assert!(first.tls_pin.starts_with("sha256/"), "{}", first.tls_pin);
+    let first_pin = first.tls_pin.clone();
+    let first_addr = first.addr;
+
+    let stopped = tokio::time::timeout(Duration::from_secs(10), first.shutdown()).await;
+    assert!(matches!(stopped, Ok(Ok(()))), "shutdown: {stopped:?}");
+    let after = http
+        .get(format!("https://{first_addr}/healthz"))
+        .send()
+        .await;
+    assert!(after.is_err(), "still serving after shutdown");
+
+    let second = Server::start(config, store.clone(), Default::default())
+        .await
+        .expect("second start");
+    assert_eq!(
+        second.tls_pin, first_pin,
+        "the self-made certificate is reused"
+    );
+    let response = http
+        .get(format!("{}/readyz", second.base_url))
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(response.status(), 200, "the same CA still verifies");
+    second.shutdown().await.expect("clean shutdown");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_and_bad_json_are_refused_with_the_envelope() {
+    let h = support::start(Backend::Sqlite).await;
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(serde_json::json!({"name": "x", "role": "admin", "rol": "typo"})),
+        )
+        .await;
+    assert_error(status, &body, 422, "invalid_input", Some("body"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("rol")),
+        "{body}"
+    );
+    let response = h
+        .http
+        .post(h.url("/api/v1/tokens"))
+        .bearer_auth(&h.admin_token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+    h.stop().await;
+}

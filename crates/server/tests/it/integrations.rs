@@ -1,0 +1,497 @@
+//! Integrations against entra-sim: the lifecycle (on SQLite and PostgreSQL) and every bad
+//! input.
+
+use keybridge_store::Role;
+use keybridge_testkit::Backend;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{self, Harness, assert_error};
+
+fn message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or_default()
+}
+
+async fn integration_lifecycle(backend: Backend) {
+    let h = support::start(backend).await;
+    let info = h.sim.info().clone();
+
+    // Create with the client secret.
+    let (status, created) = h
+        .call(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(h.integration_body("Contoso Passkeys")),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let integration = &created["integration"];
+    let id = integration["id"].as_str().expect("id").to_owned();
+    assert_eq!(integration["internal_id"], "ContosoPasskeys");
+    assert_eq!(integration["tenant_id"], info.tenant_id.to_string());
+    assert_eq!(
+        integration["native_login_enabled"], false,
+        "disabled by default"
+    );
+    assert_eq!(integration["credential"]["kind"], "client_secret");
+    for group in [
+        "eligible_for_pairing",
+        "paired_with_keybridge",
+        "paired_with_entra",
+        "not_yet_enrolled",
+    ] {
+        assert!(
+            integration["groups"][group].is_string(),
+            "{group}: {integration}"
+        );
+    }
+    assert!(
+        !created.to_string().contains(&info.client_secret),
+        "the secret is never returned"
+    );
+    // entra-sim's new tenant passes every pre-flight check.
+    let checks = created["preflight"].as_array().expect("checks");
+    assert!(!checks.is_empty());
+    assert!(checks.iter().all(|c| c["status"] == "ok"), "{checks:?}");
+    assert_eq!(created["permissions"]["known"], true);
+
+    // The four groups exist in the tenant, named after the application.
+    let graph = h
+        .server
+        .app()
+        .graph()
+        .for_integration(&h.store.integrations().get(&id).await.expect("stored"))
+        .expect("client");
+    for name in [
+        "Contoso Passkeys (Eligible for Pairing)",
+        "Contoso Passkeys (Client Paired with keybridge)",
+        "Contoso Passkeys (Client Paired with Entra)",
+        "Users Not Yet Enrolled",
+    ] {
+        let found = graph.find_groups_by_name(name).await.expect("search");
+        assert_eq!(found.len(), 1, "{name}");
+    }
+
+    // The first directory sync ran: the sim's users are in the store.
+    let job = h
+        .wait_for_job(created["sync_job_id"].as_str().expect("job id"))
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert!(
+        job["progress_done"].as_i64().is_some_and(|n| n >= 20),
+        "{job}"
+    );
+    let counts = h.store.users().count_by_state(&id).await.expect("counts");
+    assert!(counts.pending >= 20, "{counts:?}");
+    let (status, shown) = h
+        .call(Method::GET, &format!("/api/v1/integrations/{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(shown["last_sync_at"].is_string(), "{shown}");
+
+    // Sync on demand.
+    let (status, queued) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let job = h
+        .wait_for_job(queued["job_id"].as_str().expect("job id"))
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    // Listing never shows secrets.
+    let (status, list) = h.call(Method::GET, "/api/v1/integrations", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert!(!list.to_string().contains(&info.client_secret));
+
+    // A duplicate name, and a name equal once spaces are removed: 409 naming the field.
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(h.integration_body("Contoso Passkeys")),
+        )
+        .await;
+    assert_error(status, &body, 409, "duplicate", Some("name"));
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(h.integration_body("ContosoPass keys")),
+        )
+        .await;
+    assert_error(status, &body, 409, "duplicate", Some("name"));
+    assert!(message(&body).contains("ContosoPasskeys"), "{body}");
+
+    // Name, tenant id and client id never change; the support e-mail does.
+    let path = format!("/api/v1/integrations/{id}");
+    for (field, value) in [
+        ("name", json!("Fabrikam")),
+        ("tenant_id", json!("11111111-2222-4333-8444-555555555555")),
+        ("client_id", json!("11111111-2222-4333-8444-555555555555")),
+    ] {
+        let (status, body) = h
+            .call(Method::PATCH, &path, Some(json!({ field: value })))
+            .await;
+        assert_error(status, &body, 422, "immutable_field", Some(field));
+        assert!(
+            message(&body).contains("cannot be changed: delete the integration and add it again"),
+            "{body}"
+        );
+    }
+    let (status, body) = h
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"tenant_id": info.tenant_id.to_string().to_uppercase(), "support_email": "help@contoso.com"})),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "the same tenant id in another case is no change: {body}"
+    );
+    assert_eq!(body["support_email"], "help@contoso.com");
+
+    // Rotation: a wrong secret is refused and the stored one kept; a good one is saved.
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("{path}/credential"),
+            Some(json!({"client_secret": "wrong-secret-value"})),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        422,
+        "credential_rejected",
+        Some("client_secret"),
+    );
+    let (status, _) = h
+        .call(Method::POST, &format!("{path}/preflight"), None)
+        .await;
+    assert_eq!(status, 200, "the old credential still works");
+    let certificate_pem = std::fs::read_to_string(&info.client_cert_pem).expect("cert");
+    let private_key_pem = std::fs::read_to_string(&info.client_key_pem).expect("key");
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("{path}/credential"),
+            Some(json!({"certificate_pem": certificate_pem, "private_key_pem": private_key_pem})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["credential"]["kind"], "certificate");
+    assert!(body["credential"]["certificate_thumbprint"].is_string());
+    assert!(!body.to_string().contains("PRIVATE KEY"));
+    let (status, body) = h
+        .call(Method::POST, &format!("{path}/preflight"), None)
+        .await;
+    assert_eq!(status, 200, "the rotated credential works: {body}");
+
+    // Restrict domains: normalised and de-duplicated, or every bad entry listed.
+    let (status, body) = h
+        .call(
+            Method::PUT,
+            &format!("{path}/restrict-domains"),
+            Some(json!({"domains": ["Contoso.COM", "fabrikam.example", "contoso.com"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Restrict domains saved successfully");
+    assert_eq!(body["domains"], json!(["contoso.com", "fabrikam.example"]));
+    let (status, body) = h
+        .call(
+            Method::PUT,
+            &format!("{path}/restrict-domains"),
+            Some(json!({"domains": ["ok.example", "https://contoso.com", "contoso.com/login"]})),
+        )
+        .await;
+    assert_error(status, &body, 422, "invalid_input", Some("domains"));
+    let details = body["error"]["details"].as_array().expect("details");
+    let fields: Vec<&str> = details.iter().filter_map(|d| d["field"].as_str()).collect();
+    assert_eq!(fields, ["domains[1]", "domains[2]"], "{body}");
+    let (_, shown) = h.call(Method::GET, &path, None).await;
+    assert_eq!(
+        shown["restrict_domains"],
+        json!(["contoso.com", "fabrikam.example"]),
+        "kept"
+    );
+
+    // Native login: enabling queues provisioning; disabling says what happens.
+    let (status, body) = h
+        .call(
+            Method::PUT,
+            &format!("{path}/native-login"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["native_login_enabled"], true);
+    let job = h
+        .wait_for_job(body["provisioning_job_id"].as_str().expect("job"))
+        .await;
+    assert_eq!(job["kind"], "provision_paired_users");
+    let (status, body) = h
+        .call(
+            Method::PUT,
+            &format!("{path}/native-login"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("stay in Entra")),
+        "{body}"
+    );
+
+    // A helpdesk token cannot change integration settings.
+    let helpdesk = h.token(Role::Helpdesk).await;
+    let (status, _) = h
+        .call_as(
+            &helpdesk,
+            Method::PUT,
+            &format!("{path}/native-login"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // Delete.
+    let (status, _) = h.call(Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+    let (status, body) = h.call(Method::GET, &path, None).await;
+    assert_error(status, &body, 404, "not_found", None);
+    let actions: Vec<String> = h
+        .store
+        .audit()
+        .list(&Default::default(), None, 100)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for action in [
+        "integration.create",
+        "integration.update",
+        "integration.credential.rotate",
+        "integration.restrict_domains",
+        "integration.native_login",
+        "integration.delete",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+    assert!(h.store.audit().verify().await.expect("verify").is_intact());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_lifecycle_sqlite() {
+    integration_lifecycle(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_lifecycle_postgres() {
+    integration_lifecycle(Backend::Postgres).await;
+}
+
+async fn create(h: &Harness, body: Value) -> (u16, Value) {
+    h.call(Method::POST, "/api/v1/integrations", Some(body))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_is_refused_and_nothing_is_half_created() {
+    let h = support::start(Backend::Sqlite).await;
+    let info = h.sim.info().clone();
+    let good = h.integration_body("Contoso");
+    let with = |key: &str, value: Value| {
+        let mut body = good.clone();
+        body[key] = value;
+        body
+    };
+
+    let (status, body) = create(&h, with("tenant_id", json!("contoso-tenant"))).await;
+    assert_error(status, &body, 422, "invalid_input", Some("tenant_id"));
+    assert!(message(&body).starts_with("tenant_id: "), "{body}");
+    let (status, body) = create(&h, with("client_id", json!("1234"))).await;
+    assert_error(status, &body, 422, "invalid_input", Some("client_id"));
+    let (status, body) = create(&h, with("name", json!("Contoso/Passkeys"))).await;
+    assert_error(status, &body, 422, "invalid_input", Some("name"));
+    assert!(message(&body).contains("letters"), "{body}");
+    let (status, body) = create(&h, with("name", json!("An Application Name Far Too Long"))).await;
+    assert_error(status, &body, 422, "invalid_input", Some("name"));
+    assert!(message(&body).contains("23"), "{body}");
+    let (status, body) = create(&h, with("support_email", json!("not an address"))).await;
+    assert_error(status, &body, 422, "invalid_input", Some("support_email"));
+
+    // A wrong secret: Entra's AADSTS7000215, with what to fix.
+    let (status, body) = create(&h, with("client_secret", json!("not-the-secret"))).await;
+    assert_error(
+        status,
+        &body,
+        422,
+        "credential_rejected",
+        Some("client_secret"),
+    );
+    assert!(
+        message(&body).contains("AADSTS7000215") && message(&body).contains("Value"),
+        "{body}"
+    );
+    // An unknown app.
+    let (status, body) = create(
+        &h,
+        with("client_id", json!("0b1c9a52-1111-4000-8000-000000000001")),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(message(&body).contains("AADSTS"), "{body}");
+
+    // Certificate problems.
+    let certificate_pem = std::fs::read_to_string(&info.client_cert_pem).expect("cert");
+    let private_key_pem = std::fs::read_to_string(&info.client_key_pem).expect("key");
+    let mut cert_body = good.clone();
+    cert_body
+        .as_object_mut()
+        .expect("object")
+        .remove("client_secret");
+    let with_cert = |cert: &str, key: &str| {
+        let mut body = cert_body.clone();
+        body["certificate_pem"] = json!(cert);
+        body["private_key_pem"] = json!(key);
+        body
+    };
+    let (status, body) = create(&h, with_cert("garbage", &private_key_pem)).await;
+    assert_error(status, &body, 422, "invalid_credential", None);
+    assert!(
+        body["error"]["field"] == "certificate_pem" || body["error"]["field"] == "private_key_pem",
+        "{body}"
+    );
+    let other_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
+        .expect("RSA key")
+        .serialize_pem();
+    let (status, body) = create(&h, with_cert(&certificate_pem, &other_key)).await;
+    assert_error(
+        status,
+        &body,
+        422,
+        "invalid_credential",
+        Some("private_key_pem"),
+    );
+    assert!(
+        message(&body).contains("does not belong to the certificate"),
+        "{body}"
+    );
+    let mut no_key = cert_body.clone();
+    no_key["certificate_pem"] = json!(certificate_pem);
+    let (status, body) = create(&h, no_key).await;
+    assert_error(status, &body, 422, "invalid_input", Some("private_key_pem"));
+    let (status, body) = create(&h, with("certificate_pem", json!(certificate_pem))).await;
+    assert_error(status, &body, 422, "invalid_input", Some("credential"));
+
+    // A missing permission, named.
+    h.sim.set_granted_roles(&[
+        "User.ReadWrite.All",
+        "Directory.ReadWrite.All",
+        "Policy.Read.AuthenticationMethod",
+    ]);
+    let (status, body) = create(&h, good.clone()).await;
+    assert_error(
+        status,
+        &body,
+        422,
+        "permission_missing",
+        Some("permissions"),
+    );
+    assert!(
+        message(&body).contains("UserAuthenticationMethod.ReadWrite.All"),
+        "{body}"
+    );
+    assert!(message(&body).contains("admin consent"), "{body}");
+
+    // Nothing was created by any of these.
+    let (_, list) = h.call(Method::GET, "/api/v1/integrations", None).await;
+    assert_eq!(list, json!([]));
+
+    // With the permission back, the certificate credential connects.
+    h.sim.set_granted_roles(keybridge_entra_sim::DEFAULT_ROLES);
+    let (status, body) = create(&h, with_cert(&certificate_pem, &private_key_pem)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["integration"]["credential"]["kind"], "certificate");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_names_the_policy_settings_that_block_keybridge() {
+    let h = support::start(Backend::Sqlite).await;
+    // Make the tenant's policy hostile, through Graph as an admin would.
+    let mut roles: Vec<&str> = keybridge_entra_sim::DEFAULT_ROLES.to_vec();
+    roles.push("Policy.ReadWrite.AuthenticationMethod");
+    h.sim.set_granted_roles(&roles);
+    let info = h.sim.info().clone();
+    let admin_client = h
+        .server
+        .app()
+        .graph()
+        .client(
+            &info.tenant_id.to_string(),
+            &info.client_id.to_string(),
+            keybridge_graph::ClientCredential::secret(info.client_secret.clone()).expect("secret"),
+        )
+        .expect("client");
+    admin_client
+        .update_fido2_policy(&keybridge_graph::Fido2PolicyPatch {
+            is_self_service_registration_allowed: Some(false),
+            is_attestation_enforced: Some(true),
+            key_restrictions: Some(keybridge_graph::KeyRestrictions {
+                aa_guids: vec![
+                    keybridge_server::services::integrations::KEYBRIDGE_AAGUID.to_uppercase(),
+                ],
+                enforcement_type: Some("block".to_owned()),
+                is_enforced: Some(true),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("policy changed");
+
+    let (status, created) = create(&h, h.integration_body("Contoso")).await;
+    assert_eq!(status, 201, "blockers are reported, not refused: {created}");
+    let checks = created["preflight"].as_array().expect("checks");
+    let status_of = |id: &str| {
+        checks
+            .iter()
+            .find(|c| c["check"] == id)
+            .map(|c| {
+                (
+                    c["status"].clone(),
+                    c["fix"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .unwrap_or_else(|| panic!("no {id} check in {checks:?}"))
+    };
+    let (status, fix) = status_of("self_service_setup");
+    assert_eq!(status, "blocking");
+    assert!(fix.contains("Allow self-service set up: Yes"), "{fix}");
+    let (status, fix) = status_of("attestation");
+    assert_eq!(status, "blocking");
+    assert!(fix.contains("Enforce attestation: No"), "{fix}");
+    let (status, fix) = status_of("key_restrictions");
+    assert_eq!(status, "blocking");
+    assert!(
+        fix.contains(keybridge_server::services::integrations::KEYBRIDGE_AAGUID),
+        "{fix}"
+    );
+    assert_eq!(status_of("method_enabled").0, "ok");
+    h.stop().await;
+}

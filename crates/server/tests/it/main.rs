@@ -1,0 +1,10 @@
+//! keybridge-server integration tests: entra-sim and the server in-process, over HTTPS,
+//! driven with real requests.
+
+// The harness and the shared test bodies are plain fns, which clippy does not see as tests.
+#![allow(clippy::expect_used)]
+
+mod health;
+mod integrations;
+mod support;
+mod tokens;
