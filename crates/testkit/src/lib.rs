@@ -20,6 +20,8 @@
 //! The cluster is left running after the run so the next run starts fast; stop it with
 //! `pg_ctl -D target/keybridge-test-pg/data stop` (as the `postgres` user when root).
 
+pub mod interop;
+
 use std::fs::{self, File};
 use std::future::Future;
 use std::io::Write;

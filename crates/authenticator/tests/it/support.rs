@@ -1,8 +1,6 @@
 //! Shared helpers: options, the Python verifier, stores, and child processes.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use keybridge_authenticator::pki::{
     OrganisationAttestation, OrganisationSettings, generate_organisation,
@@ -94,44 +92,14 @@ pub fn create_file_store(dir: &Path, attestation: Option<AttestationIdentity>) -
         .expect("store created")
 }
 
-/// The Python interpreter of the interop venv; fails (never skips) when it is missing.
-pub fn python() -> PathBuf {
-    if let Ok(path) = std::env::var("KEYBRIDGE_INTEROP_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let path = workspace_root().join("target/interop-venv/bin/python");
-    assert!(
-        path.exists(),
-        "the interop Python environment is missing at {}; run `scripts/test` (or create it: \
-         python3 -m venv target/interop-venv && target/interop-venv/bin/pip install -r tests/interop/requirements.txt)",
-        path.display()
-    );
-    path
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// Runs `tests/interop/authenticator_verify.py COMMAND` with `request` on stdin.
 /// Returns Ok(result JSON) or Err(the verifier's complaint).
 pub fn verify(command: &str, request: &Value) -> Result<Value, String> {
-    let script = workspace_root().join("tests/interop/authenticator_verify.py");
-    let mut child = Command::new(python())
-        .arg(&script)
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("request written");
-    let output = child.wait_with_output().expect("python finishes");
+    let output = keybridge_testkit::interop::run_script(
+        "authenticator_verify.py",
+        &[command],
+        request.to_string().as_bytes(),
+    );
     if output.status.success() {
         Ok(serde_json::from_slice(&output.stdout).expect("verifier prints JSON"))
     } else {

@@ -3,28 +3,15 @@
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde_json::Value;
 
-use crate::common::start;
+use keybridge_testkit::interop::{python, script};
 
-pub fn python() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("KEYBRIDGE_INTEROP_PYTHON") {
-        return p.into();
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let venv = root.join("target/interop-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the interop Python is missing at {}: run scripts/test (or create target/interop-venv from tests/interop/requirements.txt), or set KEYBRIDGE_INTEROP_PYTHON",
-        venv.display()
-    );
-    venv
-}
+use crate::common::start;
 
 #[tokio::test]
 async fn msal_and_azure_identity_get_tokens_that_verify() {
     let h = start(3).await;
     let info = h.sim.info().clone();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/interop/entra_sim_msal.py");
+    let script = script("entra_sim_msal.py");
     let start_json = serde_json::to_string(&info).expect("json");
     let output = tokio::process::Command::new(python())
         .arg(&script)

@@ -6,12 +6,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::{Harness, graph_error, start, start_with};
-use crate::interop::python;
+use keybridge_testkit::interop::python;
 
 pub async fn authenticator(request: Value) -> Value {
     use tokio::io::AsyncWriteExt as _;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/interop/entra_sim_authenticator.py");
+    let script = keybridge_testkit::interop::script("entra_sim_authenticator.py");
     let mut child = tokio::process::Command::new(python())
         .arg(script)
         .stdin(std::process::Stdio::piped())

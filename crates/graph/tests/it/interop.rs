@@ -1,45 +1,15 @@
 //! Client assertions checked by an independent implementation (Python, pyca/cryptography):
 //! `tests/interop/graph_assertion_verify.py`.
 
-use std::io::Write as _;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
 use keybridge_graph::{AssertionAlgorithm, CertificateCredential};
-
-fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("KEYBRIDGE_INTEROP_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let path = workspace_root().join("target/interop-venv/bin/python");
-    assert!(
-        path.exists(),
-        "the interop Python is missing at {}: run scripts/test (it creates target/interop-venv from \
-         tests/interop/requirements.txt), or set KEYBRIDGE_INTEROP_PYTHON",
-        path.display()
-    );
-    path
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use keybridge_testkit::interop;
 
 fn verify(request: serde_json::Value) -> (bool, String) {
-    let mut child = Command::new(python())
-        .arg(workspace_root().join("tests/interop/graph_assertion_verify.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = interop::run_script(
+        "graph_assertion_verify.py",
+        &[],
+        request.to_string().as_bytes(),
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

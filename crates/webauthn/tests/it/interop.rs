@@ -11,7 +11,6 @@
 //! statement valid, and fido2 rightly says so.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use ciborium::Value;
@@ -384,27 +383,12 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-fn interop_python() -> PathBuf {
-    if let Some(path) = std::env::var_os("KEYBRIDGE_INTEROP_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = root.join("target/interop-venv/bin/python");
-    assert!(
-        python.exists(),
-        "the interop Python environment is missing ({}); run scripts/test (or set KEYBRIDGE_INTEROP_PYTHON) to create it",
-        python.display()
-    );
-    python
-}
-
 #[test]
 fn keybridge_agrees_with_py_webauthn_and_python_fido2() {
     let cases = cases();
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/webauthn_verify.py");
+    let script = keybridge_testkit::interop::script("webauthn_verify.py");
     let input = json!({"cases": cases.iter().map(Case::to_json).collect::<Vec<_>>()}).to_string();
-    let mut child = Command::new(interop_python())
+    let mut child = Command::new(keybridge_testkit::interop::python())
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -546,9 +530,8 @@ fn mds_blob_verdicts_agree_with_python_fido2() {
     let input = json!({"cases": blobs.iter().map(|(name, blob, root)| json!({
         "name": name, "kind": "mds_blob", "blob": blob, "root": b64(root),
     })).collect::<Vec<_>>()});
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/webauthn_verify.py");
-    let mut child = Command::new(interop_python())
+    let script = keybridge_testkit::interop::script("webauthn_verify.py");
+    let mut child = Command::new(keybridge_testkit::interop::python())
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
