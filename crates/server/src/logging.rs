@@ -16,6 +16,7 @@ pub fn init(config: &LogConfig) -> bool {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .try_init()
             .is_ok(),
         LogFormat::Pretty => builder.try_init().is_ok(),

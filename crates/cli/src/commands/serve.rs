@@ -1,0 +1,53 @@
+//! `keybridge serve`: the HTTPS server with its job workers, until SIGTERM or Ctrl-C.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use keybridge_server::{Server, ServerOptions};
+
+use super::{load_config, open_store, runtime};
+
+/// Arguments of `keybridge serve` (everything else comes from the configuration).
+#[derive(Debug, Args)]
+pub struct ServeArgs {}
+
+/// Loads the configuration, opens and migrates the database, serves HTTPS on `server.listen`
+/// and runs the job workers; on SIGTERM or Ctrl-C stops accepting, lets requests and jobs in
+/// flight finish, and exits 0.
+pub fn run(_args: ServeArgs, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_file)?;
+    keybridge_server::logging::init(&config.log);
+    runtime()?.block_on(async move {
+        let store = open_store(&config).await?;
+        let public_url = config.server.public_url.clone();
+        let running = Server::start(config, store.clone(), ServerOptions::default())
+            .await
+            .context("the server could not start")?;
+        println!("keybridge is listening on https://{}", running.addr);
+        println!("public URL: {public_url}");
+        println!("TLS pin:    {}", running.tls_pin);
+        if let Some(ca) = &running.ca_file {
+            println!(
+                "self-made certificate: browsers and clients trust {} (phones and workstations check the pin)",
+                ca.display()
+            );
+        }
+        wait_for_stop_signal().await?;
+        eprintln!("stopping: finishing requests and jobs in flight");
+        running.shutdown().await.context("stopping the server")?;
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
