@@ -2,17 +2,16 @@
 //!
 //! | kind | payload | what it does |
 //! |---|---|---|
-//! | `directory_sync` | `{"integration_id"}` | pages through the tenant's users and upserts them; users the sync no longer sees are flagged "not found" |
+//! | `directory_sync` | `{"integration_id"}` | users delta round (a full round the first time), upserts, flags vanished and disabled accounts, then brings the four groups in step |
 //! | `provision_paired_users` | `{"integration_id"}` | queued when the native Entra login experience is enabled; registers the paired users' passkeys. Provisioning itself comes with the device protocol: until then the handler records that there is nothing it can do yet and finishes |
 //!
 //! Slow Graph work always runs here, never inside a request.
 
 use std::time::Duration;
 
-use keybridge_graph::{DEFAULT_USER_SELECT, GraphError};
+use keybridge_graph::GraphError;
 use keybridge_store::{
-    DirectoryUser, JobContext, JobError, JobFuture, JobHandler, NewJob, StoreError, Timestamp,
-    WorkerConfig, WorkerPool,
+    JobContext, JobError, JobFuture, JobHandler, NewJob, StoreError, WorkerConfig, WorkerPool,
 };
 
 use crate::app::App;
@@ -23,9 +22,6 @@ pub const QUEUE: &str = "default";
 pub const DIRECTORY_SYNC: &str = "directory_sync";
 /// Kind of the provisioning run queued when native login is enabled.
 pub const PROVISION_PAIRED_USERS: &str = "provision_paired_users";
-
-/// Users asked for per page (Graph's maximum).
-const USER_PAGE_SIZE: u16 = 999;
 
 /// A directory sync of one integration (deduplicated while one is queued or running).
 pub fn directory_sync(integration_id: &str) -> NewJob {
@@ -71,7 +67,8 @@ fn integration_id(ctx: &JobContext) -> Result<String, JobError> {
         .ok_or_else(|| JobError::Permanent("the job has no integration_id".to_owned()))
 }
 
-fn graph_failure(error: GraphError) -> JobError {
+/// A Graph failure as a job result: transient ones are retried with backoff.
+pub fn graph_failure(error: GraphError) -> JobError {
     if error.is_transient() {
         JobError::Retry(error.to_string())
     } else {
@@ -79,7 +76,8 @@ fn graph_failure(error: GraphError) -> JobError {
     }
 }
 
-fn store_failure(error: StoreError) -> JobError {
+/// A store failure as a job result: a vanished record is permanent, the rest is retried.
+pub fn store_failure(error: StoreError) -> JobError {
     if error.is_not_found() {
         JobError::Permanent(format!("{error} (deleted while the job was queued)"))
     } else {
@@ -87,7 +85,7 @@ fn store_failure(error: StoreError) -> JobError {
     }
 }
 
-/// Runs [`DIRECTORY_SYNC`].
+/// Runs [`DIRECTORY_SYNC`] through [`crate::services::directory_sync`].
 pub struct DirectorySync {
     app: App,
 }
@@ -100,55 +98,8 @@ impl JobHandler for DirectorySync {
     fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
         Box::pin(async move {
             let id = integration_id(ctx)?;
-            let store = ctx.store();
-            let integration = store.integrations().get(&id).await.map_err(store_failure)?;
-            let client = self
-                .app
-                .graph()
-                .for_integration(&integration)
-                .map_err(graph_failure)?;
-            let started = Timestamp::now();
-            let mut pages = client
-                .list_users(DEFAULT_USER_SELECT, USER_PAGE_SIZE)
-                .map_err(graph_failure)?;
-            let mut seen: i64 = 0;
-            while let Some(users) = pages.next_page().await.map_err(graph_failure)? {
-                if ctx.lease_lost() {
-                    return Err(JobError::Retry("the lease was lost mid-sync".to_owned()));
-                }
-                let batch: Vec<DirectoryUser> = users
-                    .into_iter()
-                    .filter(|u| !u.is_guest())
-                    .filter_map(|u| {
-                        let upn = u.user_principal_name?;
-                        Some(DirectoryUser {
-                            display_name: u.display_name.unwrap_or_else(|| upn.clone()),
-                            upn,
-                            email: u.mail,
-                            account_enabled: u.account_enabled.unwrap_or(true),
-                            entra_object_id: u.id,
-                        })
-                    })
-                    .collect();
-                store
-                    .users()
-                    .upsert_from_directory(&id, &batch)
-                    .await
-                    .map_err(store_failure)?;
-                seen += i64::try_from(batch.len()).unwrap_or(i64::MAX);
-                ctx.set_progress(seen, 0, seen).await?;
-            }
-            let vanished = store
-                .users()
-                .mark_unseen_not_found(&id, started)
-                .await
-                .map_err(store_failure)?;
-            store
-                .integrations()
-                .record_sync(&id, None, Timestamp::now())
-                .await
-                .map_err(store_failure)?;
-            tracing::info!(integration = %id, users = seen, vanished, "directory sync finished");
+            let report = crate::services::directory_sync::run(&self.app, &id, ctx).await?;
+            tracing::info!(integration = %id, ?report, "directory sync finished");
             Ok(())
         })
     }

@@ -1,5 +1,7 @@
-//! The work behind the handlers: each service takes parsed core types, talks to Entra through
-//! `keybridge-graph` and to the database through `keybridge-store`, and returns views.
+//! The work behind the handlers and jobs: each service takes parsed core types, talks to
+//! Entra through `keybridge-graph` and to the database through `keybridge-store`, and returns
+//! views.
 
+pub mod directory_sync;
 pub mod integrations;
 pub mod preflight;

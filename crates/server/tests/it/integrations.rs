@@ -495,3 +495,162 @@ async fn preflight_names_the_policy_settings_that_block_keybridge() {
     assert_eq!(status_of("method_enabled").0, "ok");
     h.stop().await;
 }
+
+async fn directory_sync_follows_the_tenant(backend: Backend) {
+    let h = support::start(backend).await;
+    let (status, created) = create(&h, h.integration_body("Contoso")).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["integration"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let job = h
+        .wait_for_job(created["sync_job_id"].as_str().expect("job"))
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let integration = h.store.integrations().get(&id).await.expect("stored");
+    assert!(
+        integration.delta_link.is_some(),
+        "the first round keeps a delta link"
+    );
+    let graph = h
+        .server
+        .app()
+        .graph()
+        .for_integration(&integration)
+        .expect("client");
+    let groups = integration.groups.clone();
+    let members = |group: String| {
+        let graph = graph.clone();
+        async move {
+            let mut ids: Vec<String> = graph
+                .list_group_members(&group)
+                .expect("members")
+                .collect_all()
+                .await
+                .expect("members")
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+
+    // Every synced (pending, present) user is in "Users Not Yet Enrolled", nobody elsewhere.
+    let mut stored = Vec::new();
+    let mut query = keybridge_store::UserQuery::new(&id, None);
+    query.limit = 500;
+    for item in h.store.users().list(&query).await.expect("users").items {
+        if item.user.entra_status != keybridge_core::EntraStatus::NotFound {
+            stored.push(item.user.entra_object_id.clone());
+        }
+    }
+    stored.sort();
+    assert!(stored.len() >= 20, "{}", stored.len());
+    let not_enrolled = groups.not_enrolled.clone().expect("group");
+    assert_eq!(members(not_enrolled.clone()).await, stored);
+    assert!(
+        members(groups.paired_entra.clone().expect("group"))
+            .await
+            .is_empty()
+    );
+
+    // Changes in the tenant: a stray member, a new user, a disabled and a deleted account.
+    let paired_entra = groups.paired_entra.clone().expect("group");
+    graph
+        .add_group_members(&paired_entra, &[stored[0].clone()])
+        .await
+        .expect("stray added");
+    let new_id = "0b1c9a52-7777-4000-8000-000000000001";
+    let upn = format!("newcomer@{}", h.sim.info().verified_domain);
+    assert_eq!(
+        h.control(
+            Method::POST,
+            "/users",
+            Some(json!({"id": new_id, "userPrincipalName": upn, "displayName": "New Comer"}))
+        )
+        .await,
+        201
+    );
+    let (disabled, deleted) = (stored[1].clone(), stored[2].clone());
+    assert_eq!(
+        h.control(
+            Method::PATCH,
+            &format!("/users/{disabled}"),
+            Some(json!({"accountEnabled": false}))
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        h.control(Method::DELETE, &format!("/users/{deleted}"), None)
+            .await,
+        204
+    );
+
+    let (status, queued) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let job = h
+        .wait_for_job(queued["job_id"].as_str().expect("job"))
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    let newcomer = h
+        .store
+        .users()
+        .find_by_object_id(&id, new_id)
+        .await
+        .expect("lookup")
+        .expect("the new user was synced by the delta round");
+    assert_eq!(newcomer.state, keybridge_core::UserState::Pending);
+    let status_of = |object_id: String| {
+        let store = h.store.clone();
+        let id = id.clone();
+        async move {
+            store
+                .users()
+                .find_by_object_id(&id, &object_id)
+                .await
+                .expect("lookup")
+                .expect("known")
+                .entra_status
+        }
+    };
+    assert_eq!(
+        status_of(disabled.clone()).await,
+        keybridge_core::EntraStatus::Disabled
+    );
+    assert_eq!(
+        status_of(deleted.clone()).await,
+        keybridge_core::EntraStatus::NotFound
+    );
+    assert!(
+        members(paired_entra).await.is_empty(),
+        "the stray member was removed from keybridge's group"
+    );
+    let now_not_enrolled = members(not_enrolled).await;
+    assert!(now_not_enrolled.contains(&new_id.to_owned()));
+    assert!(
+        now_not_enrolled.contains(&disabled),
+        "a disabled account keeps its groups"
+    );
+    assert!(!now_not_enrolled.contains(&deleted));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_sync_follows_the_tenant_sqlite() {
+    directory_sync_follows_the_tenant(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_sync_follows_the_tenant_postgres() {
+    directory_sync_follows_the_tenant(Backend::Postgres).await;
+}

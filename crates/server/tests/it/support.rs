@@ -102,7 +102,7 @@ pub async fn start(backend: Backend) -> Harness {
         .await
         .expect("server starts");
     let ca = server.ca_file.clone().expect("self-made certificate");
-    let http = http_client(&[&ca]);
+    let http = http_client(&[&ca, &sim.info().ca_pem]);
     let (_, admin_token) =
         keybridge_server::create_token_locally(&store, "test admin", Role::Admin, None)
             .await
@@ -160,6 +160,19 @@ impl Harness {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         (status, value)
+    }
+
+    /// Calls entra-sim's control API.
+    pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> u16 {
+        let info = self.sim.info();
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", info.control_url))
+            .bearer_auth(&info.control_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("control API").status().as_u16()
     }
 
     /// The body of a creation with the sim's client secret.
