@@ -124,3 +124,30 @@ impl JobHandler for ProvisionPairedUsers {
         })
     }
 }
+
+/// Queues a directory sync of every integration now and then every `interval` (on start and
+/// on schedule). The dedupe key keeps one sync per integration queued, however many server
+/// instances schedule them.
+pub fn spawn_sync_scheduler(app: App, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(error) = queue_all_syncs(&app).await {
+                tracing::warn!(%error, "scheduling directory syncs failed; trying again next time");
+            }
+        }
+    })
+}
+
+async fn queue_all_syncs(app: &App) -> Result<(), StoreError> {
+    let integrations = app.store().integrations().list().await?;
+    for integration in integrations {
+        app.store()
+            .jobs()
+            .enqueue(directory_sync(&integration.id))
+            .await?;
+    }
+    Ok(())
+}

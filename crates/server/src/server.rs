@@ -22,6 +22,9 @@ pub struct ServerOptions {
     pub worker_poll_interval: Option<Duration>,
     /// How long shutdown waits for requests and jobs in flight.
     pub shutdown_grace: Duration,
+    /// Directory syncs of every integration are queued at start and then this often (only
+    /// where the workers run; `None`: never by schedule).
+    pub sync_interval: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -31,9 +34,13 @@ impl Default for ServerOptions {
             run_workers: true,
             worker_poll_interval: None,
             shutdown_grace: Duration::from_secs(10),
+            sync_interval: Some(DEFAULT_SYNC_INTERVAL),
         }
     }
 }
+
+/// How often directory syncs are scheduled by default.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(30 * 60);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +81,7 @@ pub struct RunningServer {
     handle: axum_server::Handle<SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     workers: Option<RunningWorkers>,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
     grace: Duration,
     app: App,
 }
@@ -137,6 +145,10 @@ impl Server {
         let workers = options
             .run_workers
             .then(|| crate::jobs::worker_pool(&app, options.worker_poll_interval).start());
+        let scheduler = options
+            .sync_interval
+            .filter(|_| options.run_workers)
+            .map(|interval| crate::jobs::spawn_sync_scheduler(app.clone(), interval));
 
         let host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
             "127.0.0.1".to_owned()
@@ -155,6 +167,7 @@ impl Server {
             handle,
             server,
             workers,
+            scheduler,
             grace: options.shutdown_grace,
             app,
         })
@@ -182,6 +195,9 @@ impl RunningServer {
     /// the grace period; unfinished jobs are taken over by another instance when their lease
     /// ends), then returns.
     pub async fn shutdown(self) -> Result<(), ServerError> {
+        if let Some(scheduler) = &self.scheduler {
+            scheduler.abort();
+        }
         self.handle.graceful_shutdown(Some(self.grace));
         if let Some(workers) = self.workers {
             workers.shutdown(self.grace).await;

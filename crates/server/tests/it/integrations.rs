@@ -654,3 +654,29 @@ async fn directory_sync_follows_the_tenant_sqlite() {
 async fn directory_sync_follows_the_tenant_postgres() {
     directory_sync_follows_the_tenant(Backend::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_server_queues_a_sync_of_every_integration() {
+    let h = support::start(Backend::Sqlite).await;
+    let (status, created) = create(&h, h.integration_body("Contoso")).await;
+    assert_eq!(status, 201, "{created}");
+    let first = created["sync_job_id"].as_str().expect("job").to_owned();
+    assert_eq!(h.wait_for_job(&first).await["state"], "succeeded");
+    let h = h.restart().await;
+    let filter = keybridge_store::JobFilter {
+        kind: Some("directory_sync".to_owned()),
+        ..Default::default()
+    };
+    let mut scheduled = None;
+    for _ in 0..200 {
+        let jobs = h.store.jobs().list(&filter, None, 10).await.expect("jobs");
+        if let Some(job) = jobs.iter().find(|j| j.id != first) {
+            scheduled = Some(job.id.clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let scheduled = scheduled.expect("a sync was queued at start");
+    assert_eq!(h.wait_for_job(&scheduled).await["state"], "succeeded");
+    h.stop().await;
+}

@@ -204,6 +204,36 @@ impl Harness {
         panic!("job {id} did not finish in 30 s");
     }
 
+    /// Stops the server and starts a new one on the same database and data directory.
+    pub async fn restart(self) -> Harness {
+        let Harness {
+            sim,
+            server,
+            store,
+            http,
+            admin_token,
+            _dir,
+            _db,
+        } = self;
+        server.shutdown().await.expect("clean shutdown");
+        let server = Server::start(
+            config(&_dir.path().join("server"), _db.url()),
+            store.clone(),
+            options(&sim),
+        )
+        .await
+        .expect("server restarts");
+        Harness {
+            sim,
+            server,
+            store,
+            http,
+            admin_token,
+            _dir,
+            _db,
+        }
+    }
+
     pub async fn stop(self) {
         self.server.shutdown().await.expect("clean shutdown");
         self.sim.shutdown().await.expect("sim stops");
