@@ -191,6 +191,20 @@ impl RunningServer {
         &self.app
     }
 
+    /// Stops at once, as a crash would: connections are dropped, running jobs are abandoned
+    /// mid-way and nothing is recorded for them (another instance takes them over when their
+    /// leases end). For tests of several instances.
+    pub fn abort(self) {
+        if let Some(scheduler) = &self.scheduler {
+            scheduler.abort();
+        }
+        if let Some(workers) = self.workers {
+            workers.abort();
+        }
+        self.handle.shutdown();
+        self.server.abort();
+    }
+
     /// Stops accepting connections, lets requests in flight finish and running jobs end (up to
     /// the grace period; unfinished jobs are taken over by another instance when their lease
     /// ends), then returns.

@@ -74,6 +74,16 @@ async fn health_ready_metrics_and_request_ids() {
         metrics.contains("keybridge_jobs{state=\"queued\"}"),
         "job counts missing:\n{metrics}"
     );
+
+    // The database goes away: not ready, while the process stays healthy.
+    h.store.close().await;
+    let response = h.http.get(h.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["reason"], "the database is not reachable");
+    let response = h.http.get(h.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(response.status(), 200);
     h.stop().await;
 }
 

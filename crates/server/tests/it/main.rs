@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used)]
 
 mod health;
+mod instances;
 mod integrations;
 mod support;
 mod tokens;
