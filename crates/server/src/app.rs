@@ -34,7 +34,8 @@ pub struct GraphSettings {
 #[derive(Clone)]
 pub struct GraphFactory {
     settings: GraphSettings,
-    cache: Arc<Mutex<HashMap<String, (i64, GraphClient)>>>,
+    /// Integration id → (fingerprint of tenant, app and credential; client).
+    cache: Arc<Mutex<HashMap<String, ([u8; 32], GraphClient)>>>,
 }
 
 impl std::fmt::Debug for GraphFactory {
@@ -78,9 +79,10 @@ impl GraphFactory {
         GraphClient::new(config)
     }
 
-    /// The cached client of a stored integration (re-made when its credential changed).
+    /// The cached client of a stored integration (re-made when its credential changed, and
+    /// only then: the client keeps its token and its pacing state between jobs).
     pub fn for_integration(&self, integration: &Integration) -> Result<GraphClient, GraphError> {
-        let version = integration.updated_at.unix_millis();
+        let version = fingerprint(integration);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((cached_version, client)) = cache.get(&integration.id)
             && *cached_version == version
@@ -103,6 +105,34 @@ impl GraphFactory {
             .unwrap_or_else(|p| p.into_inner())
             .remove(integration_id);
     }
+}
+
+fn fingerprint(integration: &Integration) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [
+        integration.tenant_id.as_str(),
+        integration.client_id.as_str(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    match &integration.credential {
+        IntegrationCredential::ClientSecret(secret) => {
+            hash.update(b"secret\0");
+            hash.update(secret.expose().as_bytes());
+        }
+        IntegrationCredential::Certificate {
+            certificate_pem,
+            private_key_pem,
+        } => {
+            hash.update(b"certificate\0");
+            hash.update(certificate_pem.as_bytes());
+            hash.update([0]);
+            hash.update(private_key_pem.expose().as_bytes());
+        }
+    }
+    hash.finalize().into()
 }
 
 /// The Graph form of a stored credential.

@@ -172,3 +172,68 @@ mod tests {
         assert_eq!(documented, listed);
     }
 }
+
+#[cfg(test)]
+mod route_tests {
+    use super::OPERATIONS;
+
+    /// The `(method, path)` pairs registered with `.route(...)` in a router source file.
+    fn routes_in(source: &str, prefix: &str) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let mut rest = source;
+        while let Some(start) = rest.find(".route(") {
+            rest = &rest[start + ".route(".len()..];
+            // The call runs to the parenthesis that closes `.route(`.
+            let mut depth = 1usize;
+            let mut end = 0;
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = i;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let call = &rest[..end];
+            let path = call.split('"').nth(1).unwrap_or_default();
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let bare = format!("{method}(");
+                let chained = format!(".{method}(");
+                let listed = call
+                    .split_once(',')
+                    .map(|(_, handlers)| handlers.trim_start())
+                    .is_some_and(|h| h.starts_with(&bare) || h.contains(&chained));
+                if listed {
+                    found.push((method.to_owned(), format!("{prefix}{path}")));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_route_is_documented() {
+        let mut routed = Vec::new();
+        routed.extend(routes_in(include_str!("health.rs"), ""));
+        for source in [
+            include_str!("api_v1/mod.rs"),
+            include_str!("api_v1/tokens.rs"),
+            include_str!("api_v1/integrations.rs"),
+            include_str!("api_v1/jobs.rs"),
+        ] {
+            routed.extend(routes_in(source, "/api/v1"));
+        }
+        routed.sort();
+        let mut documented: Vec<(String, String)> = OPERATIONS
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        documented.sort();
+        assert_eq!(routed, documented);
+    }
+}
