@@ -29,13 +29,15 @@ pub struct GraphSettings {
     pub request_timeout: Option<Duration>,
 }
 
+/// Integration id → (fingerprint of tenant, app and credential; its client).
+type ClientCache = HashMap<String, ([u8; 32], GraphClient)>;
+
 /// Makes Graph clients, one per integration and credential, and caches them (a client holds
 /// its token and its share of the tenant's quota, so it must be reused).
 #[derive(Clone)]
 pub struct GraphFactory {
     settings: GraphSettings,
-    /// Integration id → (fingerprint of tenant, app and credential; client).
-    cache: Arc<Mutex<HashMap<String, ([u8; 32], GraphClient)>>>,
+    cache: Arc<Mutex<ClientCache>>,
 }
 
 impl std::fmt::Debug for GraphFactory {
