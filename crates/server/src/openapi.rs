@@ -24,6 +24,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/v1/integrations/{id}/preflight"),
     ("post", "/api/v1/integrations/{id}/sync"),
     ("get", "/api/v1/jobs/{id}"),
+    ("get", "/api/v1/integrations/{id}/users"),
+    ("get", "/api/v1/users/{id}"),
 ];
 
 fn op(summary: &str, role: Option<&str>, body: Option<&str>, ok: (&str, Option<&str>)) -> Value {
@@ -50,6 +52,20 @@ fn op(summary: &str, role: Option<&str>, body: Option<&str>, ok: (&str, Option<&
 /// The document.
 pub fn document() -> Value {
     let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let mut users_list = op(
+        "The user list: tab counts, search, sort, keyset pagination",
+        Some("any"),
+        None,
+        ("200", Some("UserPage")),
+    );
+    users_list["parameters"] = json!([
+        {"name": "state", "in": "query", "schema": {"enum": ["pending", "paired_with_keybridge", "paired_with_entra"]}},
+        {"name": "search", "in": "query", "schema": {"type": "string"}},
+        {"name": "sort", "in": "query", "schema": {"enum": ["username", "name", "last_active"]}},
+        {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"]}},
+        {"name": "after", "in": "query", "schema": {"type": "string"}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+    ]);
     let mut paths = json!({
         "/healthz": {"get": op("The process is up", None, None, ("200", Some("Health")))},
         "/readyz": {"get": op("The database is reachable and migrated", None, None, ("200", Some("Health")))},
@@ -75,6 +91,8 @@ pub fn document() -> Value {
         "/api/v1/integrations/{id}/preflight": {"post": op("Run the pre-flight checks of the tenant's FIDO2 policy again", Some("admin"), None, ("200", Some("Preflight")))},
         "/api/v1/integrations/{id}/sync": {"post": op("Queue a directory sync", Some("admin"), None, ("202", Some("SyncQueued")))},
         "/api/v1/jobs/{id}": {"get": op("A job's state and progress", Some("any"), None, ("200", Some("Job")))},
+        "/api/v1/integrations/{id}/users": {"get": users_list},
+        "/api/v1/users/{id}": {"get": op("One user", Some("any"), None, ("200", Some("User")))},
     });
     if let Some(map) = paths.as_object_mut() {
         for (path, item) in map.iter_mut() {
@@ -85,7 +103,17 @@ pub fn document() -> Value {
     }
     let string = json!({"type": "string"});
     let opt_string = json!({"type": ["string", "null"]});
-    json!({
+    let user_schemas = json!({
+        "User": {"type": "object", "properties": {"id": string, "integration_id": string, "entra_object_id": string,
+            "email": opt_string, "username": string, "name": string,
+            "state": {"enum": ["pending", "paired_with_keybridge", "paired_with_entra"]},
+            "entra_status": {"enum": ["active", "disabled", "not_found"]}, "warning": opt_string,
+            "device_count": {"type": "integer"}, "last_active": opt_string, "provisioning_error": opt_string}},
+        "UserPage": {"type": "object", "properties": {
+            "counts": {"type": "object", "properties": {"pending": {"type": "integer"}, "paired_with_keybridge": {"type": "integer"}, "paired_with_entra": {"type": "integer"}}},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/User"}}, "next": opt_string}},
+    });
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {"title": "keybridge admin API", "version": env!("CARGO_PKG_VERSION"),
                  "description": "See docs/api.md for authentication, the error envelope and examples."},
@@ -142,7 +170,14 @@ pub fn document() -> Value {
                     "created_at": string, "finished_at": opt_string}},
             }
         }
-    })
+    });
+    if let (Some(schemas), Some(users)) = (
+        document["components"]["schemas"].as_object_mut(),
+        user_schemas.as_object(),
+    ) {
+        schemas.extend(users.clone());
+    }
+    document
 }
 
 #[cfg(test)]
@@ -225,6 +260,7 @@ mod route_tests {
             include_str!("api_v1/tokens.rs"),
             include_str!("api_v1/integrations.rs"),
             include_str!("api_v1/jobs.rs"),
+            include_str!("api_v1/users.rs"),
         ] {
             routed.extend(routes_in(source, "/api/v1"));
         }

@@ -3,6 +3,7 @@
 pub mod integrations;
 pub mod jobs;
 pub mod tokens;
+pub mod users;
 
 use axum::Json;
 use axum::Router;
@@ -16,6 +17,7 @@ pub fn router() -> Router<App> {
         .merge(tokens::router())
         .merge(integrations::router())
         .merge(jobs::router())
+        .merge(users::router())
         .route("/openapi.json", get(openapi))
 }
 

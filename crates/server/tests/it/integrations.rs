@@ -642,6 +642,83 @@ async fn directory_sync_follows_the_tenant(backend: Backend) {
         "a disabled account keeps its groups"
     );
     assert!(!now_not_enrolled.contains(&deleted));
+
+    // The user list: counts, keyset pages, search, warnings, bad parameters.
+    let base = format!("/api/v1/integrations/{id}/users");
+    let (status, first) = h.call(Method::GET, &format!("{base}?limit=10"), None).await;
+    assert_eq!(status, 200, "{first}");
+    let pending = first["counts"]["pending"].as_i64().expect("count");
+    assert!(pending > 20, "{first}");
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(10));
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = first;
+    loop {
+        for item in page["items"].as_array().expect("items") {
+            seen.push(item["username"].as_str().expect("username").to_owned());
+        }
+        let Some(next) = page["next"].as_str() else {
+            break;
+        };
+        let (status, next_page) = h
+            .call(Method::GET, &format!("{base}?limit=10&after={next}"), None)
+            .await;
+        assert_eq!(status, 200, "{next_page}");
+        page = next_page;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_by_key(|u| u.to_lowercase());
+    sorted.dedup();
+    assert_eq!(seen.len(), sorted.len(), "no user twice across pages");
+    assert_eq!(
+        i64::try_from(seen.len()).expect("small"),
+        pending,
+        "every pending user once"
+    );
+    let (status, found) = h
+        .call(Method::GET, &format!("{base}?search=NEWCOMER"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(found["items"].as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(found["items"][0]["username"], upn);
+    let (status, none) = h
+        .call(
+            Method::GET,
+            &format!("{base}?state=paired_with_entra"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(none["items"], json!([]));
+    let gone = h
+        .store
+        .users()
+        .find_by_object_id(&id, &deleted)
+        .await
+        .expect("lookup")
+        .expect("known");
+    let (status, shown) = h
+        .call(Method::GET, &format!("/api/v1/users/{}", gone.id), None)
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(
+        shown["warning"],
+        "This user cannot be found in Microsoft Entra."
+    );
+    assert_eq!(shown["entra_status"], "not_found");
+    for (query, field) in [
+        ("sort=age", "sort"),
+        ("order=up", "order"),
+        ("state=paired", "state"),
+        ("after=garbage", "after"),
+        ("limit=0", "limit"),
+    ] {
+        let (status, body) = h.call(Method::GET, &format!("{base}?{query}"), None).await;
+        assert_error(status, &body, 422, "invalid_input", Some(field));
+    }
+    for query in ["limit=many", "colour=red"] {
+        let (status, body) = h.call(Method::GET, &format!("{base}?{query}"), None).await;
+        assert_error(status, &body, 400, "bad_request", Some("query"));
+    }
     h.stop().await;
 }
 
