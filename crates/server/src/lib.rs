@@ -26,7 +26,7 @@
 //!
 //! ## Areas
 //! `router.rs` merges the area routers: [`health`] and [`api_v1`] (tokens, integrations,
-//! jobs). The console, `device_v1` and `workstation_v1` join the same way.
+//! users, jobs). The console, `device_v1` and `workstation_v1` join the same way.
 
 pub mod api_v1;
 pub mod app;
