@@ -78,6 +78,19 @@ pub enum EnrolmentError {
     },
 }
 
+impl EnrolmentError {
+    /// A stable machine-readable code for the server's error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EnrolmentError::BadDeviceField { .. } => "invalid_device",
+            EnrolmentError::WrongServer { .. } => "wrong_server",
+            EnrolmentError::BadProof => "bad_pairing_proof",
+            EnrolmentError::BadSignature => "bad_device_signature",
+            EnrolmentError::PinMismatch { .. } => "tls_pin_mismatch",
+        }
+    }
+}
+
 /// A phone's description of itself, shown to admins and users.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceInfo {
@@ -383,10 +396,11 @@ mod tests {
         let key = IdentityKey::generate(&mut OsRng);
         let built = request(&PairingSecret::generate(&mut OsRng), &key);
         let other = PairingSecret::generate(&mut OsRng);
-        assert_eq!(
-            built.verify(&other.proof_key(), &server()),
-            Err(EnrolmentError::BadProof)
-        );
+        let err = built
+            .verify(&other.proof_key(), &server())
+            .expect_err("wrong secret");
+        assert_eq!(err, EnrolmentError::BadProof);
+        assert_eq!(err.code(), "bad_pairing_proof");
     }
 
     #[test]

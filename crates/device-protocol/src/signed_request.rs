@@ -151,6 +151,21 @@ impl RequestAuthError {
             _ => 401,
         }
     }
+
+    /// A stable machine-readable code for the error body (`{"error":{"code":...}}`), so the
+    /// client can react: `stale_timestamp` → check the clock, `unknown_device` → pair again.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestAuthError::MissingHeader { .. } => "unsigned_request",
+            RequestAuthError::MalformedHeader { .. } => "malformed_signature_header",
+            RequestAuthError::BadRequestTarget { .. } => "bad_request_target",
+            RequestAuthError::UnknownSigner { .. } => "unknown_device",
+            RequestAuthError::StaleTimestamp { .. } => "stale_timestamp",
+            RequestAuthError::BadSignature => "bad_signature",
+            RequestAuthError::ReplayedNonce => "replayed_nonce",
+            RequestAuthError::ReplayCache(_) => "replay_cache_unavailable",
+        }
+    }
 }
 
 /// A request's nonce: 16 random bytes.
@@ -845,6 +860,7 @@ mod tests {
             id: Uuid::nil(),
         };
         assert_eq!(unknown.http_status(), 401);
+        assert_eq!(unknown.code(), "unknown_device");
         assert!(unknown.to_string().contains("pair again"));
         let cache = RequestAuthError::from(ReplayCacheError("database is locked".into()));
         assert_eq!(cache.http_status(), 503);

@@ -7,4 +7,5 @@
 
 mod interop;
 mod properties;
+mod support;
 mod vectors;
