@@ -210,3 +210,62 @@ async fn unknown_fields_and_bad_json_are_refused_with_the_envelope() {
     assert_eq!(response.status(), 400);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_a_running_job() {
+    let h = support::start(Backend::Sqlite).await;
+    let (status, created) = h
+        .call(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(h.integration_body("Contoso")),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["integration"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let first = h
+        .wait_for_job(created["sync_job_id"].as_str().expect("job"))
+        .await;
+    assert_eq!(first["state"], "succeeded");
+
+    h.sim.set_latency(Duration::from_millis(400));
+    let (status, queued) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let job_id = queued["job_id"].as_str().expect("job").to_owned();
+    let mut running = false;
+    for _ in 0..200 {
+        if h.store
+            .jobs()
+            .get(&job_id)
+            .await
+            .expect("job")
+            .state
+            .as_str()
+            == "running"
+        {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(running, "the sync started");
+    let store = h.store.clone();
+    h.server.shutdown().await.expect("clean shutdown");
+    let job = store.jobs().get(&job_id).await.expect("job");
+    assert_eq!(
+        job.state.as_str(),
+        "succeeded",
+        "the running job finished before shutdown returned: {job:?}"
+    );
+    h.sim.shutdown().await.expect("sim stops");
+    store.close().await;
+}
