@@ -269,3 +269,61 @@ async fn shutdown_drains_a_running_job() {
     h.sim.shutdown().await.expect("sim stops");
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_certificate_is_served_and_pinned() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+
+    let db = keybridge_testkit::TestDatabase::sqlite();
+    let store = support::connect_store(db.url()).await;
+    let mut config = support::config(dir.path(), db.url());
+    config.server.tls_cert = Some(cert_path.clone());
+    config.server.tls_key = Some(key_path.clone());
+    let server = Server::start(config.clone(), store.clone(), Default::default())
+        .await
+        .expect("starts");
+    assert!(server.ca_file.is_none(), "nothing self-made");
+    assert!(
+        !dir.path().join("tls").exists(),
+        "no self-made files written"
+    );
+    let spki = pem::parse(key.public_key_pem()).expect("SPKI");
+    let expected = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        format!(
+            "sha256/{}",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(spki.contents()))
+        )
+    };
+    assert_eq!(server.tls_pin, expected);
+    let http = support::http_client(&[&cert_path]);
+    let response = http
+        .get(format!("{}/healthz", server.base_url))
+        .send()
+        .await
+        .expect("served with the configured certificate");
+    assert_eq!(response.status(), 200);
+    server.shutdown().await.expect("stops");
+
+    // A key that is not the certificate's is refused at start, naming the problem.
+    let other = rcgen::KeyPair::generate().expect("key");
+    std::fs::write(&key_path, other.serialize_pem()).expect("write key");
+    let error = Server::start(config, store.clone(), Default::default())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, keybridge_server::ServerError::TlsConfig(_)),
+        "{error}"
+    );
+    store.close().await;
+}
