@@ -326,6 +326,14 @@ pub enum RequestCheckError {
         /// The binding's time.
         issued_at: i64,
     },
+    /// The request names a workstation this phone has not paired.
+    #[error(
+        "refused: the sign-in comes from workstation {workstation_id}, which is not paired with this phone; pair it first (keybridge device pair-workstation)"
+    )]
+    UnknownWorkstation {
+        /// The workstation named in the request.
+        workstation_id: Uuid,
+    },
     /// The binding's signature does not verify with the paired workstation's key.
     #[error("refused: the sign-in request is not signed by the workstation this phone paired with")]
     BadBindingSignature,
@@ -339,6 +347,7 @@ impl RequestCheckError {
             RequestCheckError::ForeignRelyingParty { .. } => RefusalReason::ForeignRelyingParty,
             RequestCheckError::ForeignAccount { .. } => RefusalReason::ForeignAccount,
             RequestCheckError::BadOptions { .. } => RefusalReason::MalformedRequest,
+            RequestCheckError::UnknownWorkstation { .. } => RefusalReason::UnknownWorkstation,
             RequestCheckError::BindingMismatch { .. }
             | RequestCheckError::BindingOutOfTime { .. }
             | RequestCheckError::BadBindingSignature => RefusalReason::BadBinding,
@@ -422,17 +431,23 @@ pub fn check_provision_request(
 
 /// The phone's checks before it approves a sign-in: not expired, the paired account, rp id
 /// [`ENTRA_RP_ID`] in the request options, and a [`SignInBinding`] signed by
-/// `workstation_key` (the key of the workstation this phone paired under
-/// `request.workstation_id`) that names this request, this workstation, this account and
-/// this challenge, made within [`MAX_BINDING_AGE`].
+/// `paired_workstation_key` that names this request, this workstation, this account and this
+/// challenge, made within [`MAX_BINDING_AGE`].
+///
+/// `paired_workstation_key` is the public key of the workstation this phone paired under
+/// `request.workstation_id`, or `None` when it paired none by that id (refused as
+/// [`RequestCheckError::UnknownWorkstation`]).
 pub fn check_sign_in_request(
     request: &ApproveSignIn,
     paired: &Account,
-    workstation_key: &IdentityPublicKey,
+    paired_workstation_key: Option<&IdentityPublicKey>,
     now: OffsetDateTime,
 ) -> Result<(), RequestCheckError> {
     check_not_expired(request.expires_at, now)?;
     check_account(&request.account, paired)?;
+    let workstation_key = paired_workstation_key.ok_or(RequestCheckError::UnknownWorkstation {
+        workstation_id: request.workstation_id,
+    })?;
     let rp_id = request
         .request_options
         .get("rpId")
@@ -904,18 +919,28 @@ mod tests {
             check_sign_in_request(
                 &fixture.request,
                 &ana(),
-                &fixture.workstation_key.public_key(),
+                Some(&fixture.workstation_key.public_key()),
                 NOW
             ),
             Ok(())
         );
+        let unknown = check_sign_in_request(&fixture.request, &ana(), None, NOW)
+            .expect_err("no workstation paired under that id");
+        assert_eq!(
+            unknown,
+            RequestCheckError::UnknownWorkstation {
+                workstation_id: fixture.request.workstation_id
+            }
+        );
+        assert_eq!(unknown.refusal_reason(), RefusalReason::UnknownWorkstation);
     }
 
     #[test]
     fn sign_in_refusals() {
         let fixture = sign_in();
         let key = fixture.workstation_key.public_key();
-        let check = |request: &ApproveSignIn| check_sign_in_request(request, &ana(), &key, NOW);
+        let check =
+            |request: &ApproveSignIn| check_sign_in_request(request, &ana(), Some(&key), NOW);
 
         let expired = ApproveSignIn {
             expires_at: NOW,
@@ -1004,7 +1029,7 @@ mod tests {
                 ..fixture.request.clone()
             },
             &ana(),
-            &key,
+            Some(&key),
             NOW + Duration::minutes(11),
         );
         assert!(matches!(
