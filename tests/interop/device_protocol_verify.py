@@ -126,7 +126,10 @@ def verify_enrolment(req):
         ]
     ).encode()
     expected_proof = hmac.new(pairing_key, message, hashlib.sha256).digest()
+    confirm = hashlib.sha256(b"keybridge-enrol-confirm-v1\n" + message).digest()
+    digits = f"{int.from_bytes(confirm[:4], 'big') % 1_000_000:06d}"
     return {
+        "confirmation_code": f"{digits[:3]} {digits[3:]}",
         "proof_valid": hmac.compare_digest(expected_proof, b64url_decode(enrolment["proof"])),
         "signature_valid": verify_raw(
             public_key(enrolment["device_public_key"]), message, enrolment["signature"]

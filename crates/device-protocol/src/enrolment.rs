@@ -23,7 +23,7 @@
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::account::Account;
@@ -267,6 +267,23 @@ impl EnrolmentRequest {
         )
     }
 
+    /// A 6-digit code both ends derive from the enrolment, e.g. `"481 223"`.
+    ///
+    /// The phone shows it after pairing and the Device Manager page shows it beside "Phone
+    /// paired"; if they differ, a device other than the user's own paired with a copy of the
+    /// QR code, and the user can undo it there. Derivation: the first 4 bytes of
+    /// `SHA-256("keybridge-enrol-confirm-v1\n" || canonical message)` as a big-endian integer,
+    /// modulo 10⁶, zero-padded, split 3 + 3.
+    pub fn confirmation_code(&self) -> String {
+        let digest = Sha256::new()
+            .chain_update(b"keybridge-enrol-confirm-v1\n")
+            .chain_update(self.message().as_bytes())
+            .finalize();
+        let number = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
+        let digits = format!("{number:06}");
+        format!("{} {}", &digits[..3], &digits[3..])
+    }
+
     /// Checks the request on the server, after it has found the live, unused session named by
     /// [`EnrolmentRequest::pairing`] and read its `pairing_key`. Order: server origin, HMAC
     /// proof (constant time), then the device signature.
@@ -368,6 +385,27 @@ mod tests {
         assert_eq!(verified.device_public_key, key.public_key());
         assert_eq!(verified.device.name(), "Ana's phone");
         assert_eq!(verified.pairing, PairingReference::Id(Uuid::from_u128(5)));
+    }
+
+    #[test]
+    fn confirmation_code_is_six_digits_and_depends_on_the_device_key() {
+        let secret = PairingSecret::generate(&mut OsRng);
+        let first = request(&secret, &IdentityKey::generate(&mut OsRng));
+        let code = first.confirmation_code();
+        assert_eq!(code.len(), 7);
+        assert!(code[..3].bytes().all(|b| b.is_ascii_digit()) && &code[3..4] == " ");
+        assert_eq!(code, first.clone().confirmation_code(), "stable");
+        // Another device key gives another code (a 10^-6 chance of a clash per pair; the
+        // keys here are fixed so the test is deterministic).
+        let one = request(
+            &secret,
+            &IdentityKey::from_secret_bytes(&[1; 32]).expect("key"),
+        );
+        let two = request(
+            &secret,
+            &IdentityKey::from_secret_bytes(&[2; 32]).expect("key"),
+        );
+        assert_ne!(one.confirmation_code(), two.confirmation_code());
     }
 
     #[test]

@@ -220,7 +220,10 @@ fn python_checks_enrolment_proofs_for_qr_and_code() {
         "verify-enrolment",
         &json!({"secret": secret.to_base64url(), "enrolment": qr}),
     );
-    assert_eq!(out, json!({"proof_valid": true, "signature_valid": true}));
+    assert_eq!(
+        out,
+        json!({"proof_valid": true, "signature_valid": true, "confirmation_code": qr.confirmation_code()})
+    );
 
     let code = ShortCode::generate(&mut OsRng);
     let by_code = EnrolmentRequest::build(
@@ -234,7 +237,12 @@ fn python_checks_enrolment_proofs_for_qr_and_code() {
         "verify-enrolment",
         &json!({"code": code.as_str(), "enrolment": by_code}),
     );
-    assert_eq!(out, json!({"proof_valid": true, "signature_valid": true}));
+    assert_eq!(out["proof_valid"], true);
+    assert_eq!(out["signature_valid"], true);
+    assert_eq!(
+        out["confirmation_code"],
+        by_code.confirmation_code().as_str()
+    );
 
     let other = PairingSecret::generate(&mut OsRng);
     let out = run_python(

@@ -119,6 +119,10 @@ fn enrolment_vector_matches_the_document() {
         "Pairing key (base64url) `{}`",
         secret.proof_key().to_base64url()
     )));
+    assert!(document.contains(&format!(
+        "Confirmation code: `{}`.",
+        request.confirmation_code()
+    )));
     let code = ShortCode::parse("K7QX4M").expect("code");
     assert!(document.contains(&format!(
         "`K7QX4M` → pairing key `{}`",
