@@ -3,6 +3,7 @@
 //! | kind | payload | what it does |
 //! |---|---|---|
 //! | `directory_sync` | `{"integration_id"}` | users delta round (a full round the first time), upserts, flags vanished and disabled accounts, then brings the four groups in step |
+//! | `group_sync` | `{"integration_id"}` | only the group step of the directory sync, queued after an invite |
 //! | `provision_paired_users` | `{"integration_id"}` | queued when the native Entra login experience is enabled; registers the paired users' passkeys. Provisioning itself comes with the device protocol: until then the handler records that there is nothing it can do yet and finishes |
 //!
 //! Slow Graph work always runs here, never inside a request.
@@ -20,6 +21,8 @@ use crate::app::App;
 pub const QUEUE: &str = "default";
 /// Kind of the directory sync.
 pub const DIRECTORY_SYNC: &str = "directory_sync";
+/// Kind of the group reconciliation alone (after an invite or another state change).
+pub const GROUP_SYNC: &str = "group_sync";
 /// Kind of the provisioning run queued when native login is enabled.
 pub const PROVISION_PAIRED_USERS: &str = "provision_paired_users";
 
@@ -31,6 +34,16 @@ pub fn directory_sync(integration_id: &str) -> NewJob {
         serde_json::json!({ "integration_id": integration_id }),
     )
     .dedupe_key(format!("{DIRECTORY_SYNC}:{integration_id}"))
+}
+
+/// A group reconciliation of one integration (deduplicated while one is queued or running).
+pub fn group_sync(integration_id: &str) -> NewJob {
+    NewJob::new(
+        QUEUE,
+        GROUP_SYNC,
+        serde_json::json!({ "integration_id": integration_id }),
+    )
+    .dedupe_key(format!("{GROUP_SYNC}:{integration_id}"))
 }
 
 /// Provisioning of every paired user of one integration.
@@ -55,6 +68,7 @@ pub fn worker_pool(app: &App, poll_interval: Option<Duration>) -> WorkerPool {
     }
     WorkerPool::new(app.store().clone(), config)
         .register(DirectorySync { app: app.clone() })
+        .register(GroupSync { app: app.clone() })
         .register(ProvisionPairedUsers)
 }
 
@@ -100,6 +114,26 @@ impl JobHandler for DirectorySync {
             let id = integration_id(ctx)?;
             let report = crate::services::directory_sync::run(&self.app, &id, ctx).await?;
             tracing::info!(integration = %id, ?report, "directory sync finished");
+            Ok(())
+        })
+    }
+}
+
+/// Runs [`GROUP_SYNC`] through [`crate::services::directory_sync::run_groups`].
+pub struct GroupSync {
+    app: App,
+}
+
+impl JobHandler for GroupSync {
+    fn kind(&self) -> &str {
+        GROUP_SYNC
+    }
+
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(async move {
+            let id = integration_id(ctx)?;
+            let report = crate::services::directory_sync::run_groups(&self.app, &id, ctx).await?;
+            tracing::info!(integration = %id, ?report, "groups brought in step");
             Ok(())
         })
     }

@@ -26,6 +26,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/jobs/{id}"),
     ("get", "/api/v1/integrations/{id}/users"),
     ("get", "/api/v1/users/{id}"),
+    ("post", "/api/v1/users/{id}/invites"),
 ];
 
 fn op(summary: &str, role: Option<&str>, body: Option<&str>, ok: (&str, Option<&str>)) -> Value {
@@ -93,6 +94,7 @@ pub fn document() -> Value {
         "/api/v1/jobs/{id}": {"get": op("A job's state and progress", Some("any"), None, ("200", Some("Job")))},
         "/api/v1/integrations/{id}/users": {"get": users_list},
         "/api/v1/users/{id}": {"get": op("One user", Some("any"), None, ("200", Some("User")))},
+        "/api/v1/users/{id}/invites": {"post": op("Invite the user: a single-use, expiring link to the Device Manager page", Some("admin or helpdesk"), Some("Invite"), ("201", Some("Invited")))},
     });
     if let Some(map) = paths.as_object_mut() {
         for (path, item) in map.iter_mut() {
@@ -109,6 +111,10 @@ pub fn document() -> Value {
             "state": {"enum": ["pending", "paired_with_keybridge", "paired_with_entra"]},
             "entra_status": {"enum": ["active", "disabled", "not_found"]}, "warning": opt_string,
             "device_count": {"type": "integer"}, "last_active": opt_string, "provisioning_error": opt_string}},
+        "Invite": {"type": "object", "additionalProperties": false, "properties": {"expires_in_hours": {"type": "integer", "minimum": 1, "maximum": 720}}},
+        "Invited": {"type": "object", "properties": {
+            "invite": {"type": "object", "properties": {"id": string, "user_id": string, "expires_at": string}},
+            "link": string, "delivery": {"enum": ["shown"]}}},
         "UserPage": {"type": "object", "properties": {
             "counts": {"type": "object", "properties": {"pending": {"type": "integer"}, "paired_with_keybridge": {"type": "integer"}, "paired_with_entra": {"type": "integer"}}},
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/User"}}, "next": opt_string}},

@@ -5,21 +5,24 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use keybridge_core::{StoredUserFacts, UserFacts, UserState};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use keybridge_core::UserState;
 use keybridge_store::{Timestamp, User, UserCursor, UserQuery, UserSort};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::auth::{AdminAuth, AnyRole};
+use crate::auth::{AdminAuth, AnyRole, HelpdeskOrAdmin, RequestMeta};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::services::invites::{self, Invited};
 
 /// The users routes.
 pub fn router() -> Router<App> {
     Router::new()
         .route("/integrations/{id}/users", get(list))
         .route("/users/{id}", get(show))
+        .route("/users/{id}/invites", post(invite))
 }
 
 /// Largest page.
@@ -96,23 +99,9 @@ fn view(user: &User, device_count: Option<i64>) -> UserView {
     }
 }
 
-/// Core decides the warning; the counts only need to be consistent with the state.
+/// Core decides the warning.
 fn warning(user: &User) -> Option<&'static str> {
-    let (paired_phones, entra_passkeys) = match user.state {
-        UserState::Pending => (0, 0),
-        UserState::PairedWithKeybridge => (1, 0),
-        UserState::PairedWithEntra => (1, 1),
-    };
-    UserFacts::from_stored(StoredUserFacts {
-        state: user.state,
-        unpaired: user.unpaired && user.state == UserState::Pending,
-        entra_status: user.entra_status,
-        invited: false,
-        paired_phones,
-        entra_passkeys,
-    })
-    .ok()
-    .and_then(|facts| facts.warning())
+    crate::services::facts::user_facts(user, false).and_then(|facts| facts.warning())
 }
 
 /// The tab counts.
@@ -228,4 +217,25 @@ async fn show(
         &user,
         Some(i64::try_from(phones.len()).unwrap_or(i64::MAX)),
     )))
+}
+
+/// `POST /api/v1/users/{id}/invites`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteBody {
+    /// Hours until the link stops working (default 24, at most 720).
+    #[serde(default)]
+    pub expires_in_hours: Option<u32>,
+}
+
+async fn invite(
+    State(app): State<App>,
+    auth: AdminAuth<HelpdeskOrAdmin>,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<InviteBody>,
+) -> ApiResult<(StatusCode, Json<Invited>)> {
+    let invited =
+        invites::invite_user(&app, &id, body.expires_in_hours, &auth.actor(), &meta).await?;
+    Ok((StatusCode::CREATED, Json(invited)))
 }

@@ -16,9 +16,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use keybridge_core::{
-    EntraStatus, GroupRole, StoredUserFacts, UserFacts, UserState, desired_groups,
-};
+use keybridge_core::{EntraStatus, GroupRole, UserState, desired_groups};
 use keybridge_graph::{
     DEFAULT_USER_SELECT, DeltaStart, GraphClient, GraphError, User as GraphUser, UserChange,
 };
@@ -28,6 +26,7 @@ use keybridge_store::{
 
 use crate::app::App;
 use crate::jobs::{graph_failure, store_failure};
+use crate::services::facts::{has_open_invite, user_facts};
 
 /// What one sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -42,6 +41,27 @@ pub struct SyncReport {
     pub members_added: usize,
     /// Members removed from keybridge's groups (strays included).
     pub members_removed: usize,
+}
+
+/// Brings only the groups in step (after an invite or another state change).
+pub async fn run_groups(
+    app: &App,
+    integration_id: &str,
+    ctx: &JobContext,
+) -> Result<SyncReport, JobError> {
+    let store = ctx.store();
+    let integration = store
+        .integrations()
+        .get(integration_id)
+        .await
+        .map_err(store_failure)?;
+    let client = app
+        .graph()
+        .for_integration(&integration)
+        .map_err(graph_failure)?;
+    let mut report = SyncReport::default();
+    reconcile_groups(&client, store, &integration, ctx, &mut report).await?;
+    Ok(report)
 }
 
 /// Runs one sync of an integration.
@@ -214,43 +234,8 @@ async fn directory_user(
     }))
 }
 
-/// The facts core needs, from what the user list stores. Counts follow from the state (one
-/// phone, one passkey at most per state step); an open invite puts a pending user in
-/// "Eligible for Pairing".
-fn facts_of(
-    state: UserState,
-    unpaired: bool,
-    entra_status: EntraStatus,
-    invited: bool,
-) -> Option<UserFacts> {
-    let (paired_phones, entra_passkeys) = match state {
-        UserState::Pending => (0, 0),
-        UserState::PairedWithKeybridge => (1, 0),
-        UserState::PairedWithEntra => (1, 1),
-    };
-    UserFacts::from_stored(StoredUserFacts {
-        state,
-        unpaired: unpaired && state == UserState::Pending,
-        entra_status,
-        invited: invited && state == UserState::Pending,
-        paired_phones,
-        entra_passkeys,
-    })
-    .ok()
-}
-
-/// Whether the user has an invite that is neither used, revoked nor expired.
-async fn has_open_invite(store: &Store, user_id: &str, now: Timestamp) -> Result<bool, JobError> {
-    Ok(store
-        .invites()
-        .list_for_user(user_id)
-        .await
-        .map_err(store_failure)?
-        .iter()
-        .any(|i| i.used_at.is_none() && i.revoked_at.is_none() && i.expires_at > now))
-}
-
-async fn reconcile_groups(
+/// Brings the four groups in step with the users' states (see the module docs).
+pub async fn reconcile_groups(
     client: &GraphClient,
     store: &Store,
     integration: &Integration,
@@ -283,10 +268,11 @@ async fn reconcile_groups(
         let page = store.users().list(&query).await.map_err(store_failure)?;
         for item in &page.items {
             let user = &item.user;
-            let invited =
-                user.state == UserState::Pending && has_open_invite(store, &user.id, now).await?;
-            let Some(facts) = facts_of(user.state, user.unpaired, user.entra_status, invited)
-            else {
+            let invited = user.state == UserState::Pending
+                && has_open_invite(store, &user.id, now)
+                    .await
+                    .map_err(store_failure)?;
+            let Some(facts) = user_facts(user, invited) else {
                 tracing::warn!(user = %user.id, "stored user facts are inconsistent; groups left as they are");
                 continue;
             };

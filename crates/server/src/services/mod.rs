@@ -3,5 +3,7 @@
 //! views.
 
 pub mod directory_sync;
+pub mod facts;
 pub mod integrations;
+pub mod invites;
 pub mod preflight;

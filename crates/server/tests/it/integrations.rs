@@ -757,3 +757,222 @@ async fn a_started_server_queues_a_sync_of_every_integration() {
     assert_eq!(h.wait_for_job(&scheduled).await["state"], "succeeded");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inviting_one_user() {
+    let h = support::start(Backend::Sqlite).await;
+    let (status, created) = create(&h, h.integration_body("Contoso")).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["integration"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let job = h
+        .wait_for_job(created["sync_job_id"].as_str().expect("job"))
+        .await;
+    assert_eq!(job["state"], "succeeded");
+    let integration = h.store.integrations().get(&id).await.expect("stored");
+    let (_, list) = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}/users?limit=3"),
+            None,
+        )
+        .await;
+    let user_ids: Vec<String> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|u| u["id"].as_str().expect("id").to_owned())
+        .collect();
+    let (alice, bob, carol) = (&user_ids[0], &user_ids[1], &user_ids[2]);
+
+    // An active user: a single-use link to the Device Manager page, valid 24 h.
+    let (status, invited) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{alice}/invites"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201, "{invited}");
+    let link = invited["link"].as_str().expect("link");
+    let token = link
+        .strip_prefix("https://127.0.0.1/invite/")
+        .unwrap_or_else(|| panic!("link {link}"));
+    let invite = h
+        .store
+        .invites()
+        .check(token, keybridge_store::Timestamp::now())
+        .await
+        .expect("the link's token is a live invite");
+    assert_eq!(&invite.user_id, alice);
+    let hours = (invite.expires_at.unix_millis() - invite.created_at.unix_millis()) / 3_600_000;
+    assert_eq!(hours, 24);
+
+    // The group step runs and puts the user in "(Eligible for Pairing)".
+    let filter = keybridge_store::JobFilter {
+        kind: Some("group_sync".to_owned()),
+        ..Default::default()
+    };
+    let group_job = h.store.jobs().list(&filter, None, 5).await.expect("jobs");
+    let group_job = group_job.first().expect("a group sync was queued");
+    assert_eq!(h.wait_for_job(&group_job.id).await["state"], "succeeded");
+    let graph = h
+        .server
+        .app()
+        .graph()
+        .for_integration(&integration)
+        .expect("client");
+    let eligible: Vec<String> = graph
+        .list_group_members(integration.groups.eligible.as_deref().expect("group"))
+        .expect("members")
+        .collect_all()
+        .await
+        .expect("members")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let alice_object = h
+        .store
+        .users()
+        .get(alice)
+        .await
+        .expect("user")
+        .entra_object_id;
+    assert_eq!(eligible, [alice_object]);
+
+    // A second invitation replaces the first.
+    let (status, again) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{alice}/invites"),
+            Some(json!({"expires_in_hours": 2})),
+        )
+        .await;
+    assert_eq!(status, 201, "{again}");
+    let refused = h
+        .store
+        .invites()
+        .check(token, keybridge_store::Timestamp::now())
+        .await
+        .expect_err("the first link no longer works");
+    assert!(refused.to_string().contains("revoked"), "{refused}");
+
+    // Disabled and deleted accounts cannot be invited; core's message says why.
+    let bob_object = h
+        .store
+        .users()
+        .get(bob)
+        .await
+        .expect("user")
+        .entra_object_id;
+    assert_eq!(
+        h.control(
+            Method::PATCH,
+            &format!("/users/{bob_object}"),
+            Some(json!({"accountEnabled": false}))
+        )
+        .await,
+        200
+    );
+    let carol_object = h
+        .store
+        .users()
+        .get(carol)
+        .await
+        .expect("user")
+        .entra_object_id;
+    assert_eq!(
+        h.control(Method::DELETE, &format!("/users/{carol_object}"), None)
+            .await,
+        204
+    );
+    let (_, queued) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            None,
+        )
+        .await;
+    h.wait_for_job(queued["job_id"].as_str().expect("job"))
+        .await;
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{bob}/invites"),
+            Some(json!({})),
+        )
+        .await;
+    assert_error(status, &body, 409, "not_allowed", Some("user"));
+    assert!(
+        message(&body).contains("disabled in Microsoft Entra"),
+        "{body}"
+    );
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{carol}/invites"),
+            Some(json!({})),
+        )
+        .await;
+    assert_error(status, &body, 409, "not_allowed", Some("user"));
+    assert!(
+        message(&body).contains("cannot be found in Microsoft Entra"),
+        "{body}"
+    );
+
+    // Users outside the restricted domains cannot be invited.
+    let (status, _) = h
+        .call(
+            Method::PUT,
+            &format!("/api/v1/integrations/{id}/restrict-domains"),
+            Some(json!({"domains": ["fabrikam.example"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{alice}/invites"),
+            Some(json!({})),
+        )
+        .await;
+    assert_error(status, &body, 422, "domain_not_allowed", Some("user"));
+    assert!(message(&body).contains("fabrikam.example"), "{body}");
+
+    // Bad input and roles.
+    let (status, body) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{alice}/invites"),
+            Some(json!({"expires_in_hours": 0})),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        422,
+        "invalid_input",
+        Some("expires_in_hours"),
+    );
+    let auditor = h.token(Role::Auditor).await;
+    let (status, _) = h
+        .call_as(
+            &auditor,
+            Method::POST,
+            &format!("/api/v1/users/{alice}/invites"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = h
+        .call(
+            Method::POST,
+            "/api/v1/users/no-such-user/invites",
+            Some(json!({})),
+        )
+        .await;
+    assert_error(status, &body, 404, "not_found", None);
+    h.stop().await;
+}

@@ -1,0 +1,142 @@
+//! Inviting one user (issue 6, lifecycle 5): a single-use link that expires, checked against
+//! the user's Entra status (core's transition rules) and the integration's restrict-domains
+//! setting. A new invitation replaces an open one. Without SMTP the link is shown to the
+//! admin, who passes it on.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use keybridge_core::{Command, RestrictDomains, TransitionError, Upn, apply};
+use keybridge_store::{NewAuditEvent, Timestamp};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::auth::RequestMeta;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs;
+use crate::services::facts::{has_open_invite, user_facts};
+
+/// How long an invitation link works by default.
+pub const DEFAULT_INVITE_HOURS: u32 = 24;
+/// The longest an invitation link may work.
+pub const MAX_INVITE_HOURS: u32 = 24 * 30;
+
+/// Where an invitation link points: the Device Manager page, served by the console.
+pub const INVITE_PATH: &str = "/invite/";
+
+/// An issued invitation.
+#[derive(Debug, Serialize)]
+pub struct InviteView {
+    /// Invitation id.
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// When the link stops working (RFC 3339).
+    pub expires_at: String,
+}
+
+/// The answer to an invitation.
+#[derive(Debug, Serialize)]
+pub struct Invited {
+    /// The invitation.
+    pub invite: InviteView,
+    /// The single-use link to the Device Manager page; shown only now.
+    pub link: String,
+    /// `shown`: pass the link on to the user (no SMTP delivery is configured).
+    pub delivery: &'static str,
+}
+
+fn transition_error(error: TransitionError) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "not_allowed", error.to_string()).with_field("user")
+}
+
+/// Invites one user.
+pub async fn invite_user(
+    app: &App,
+    user_id: &str,
+    hours: Option<u32>,
+    actor: &str,
+    meta: &RequestMeta,
+) -> ApiResult<Invited> {
+    let hours = match hours {
+        None => DEFAULT_INVITE_HOURS,
+        Some(h) if (1..=MAX_INVITE_HOURS).contains(&h) => h,
+        Some(h) => {
+            return Err(ApiError::invalid(
+                "expires_in_hours",
+                format!("{h} is outside 1..={MAX_INVITE_HOURS}"),
+            ));
+        }
+    };
+    let store = app.store();
+    let user = store.users().get(user_id).await?;
+    let integration = store.integrations().get(&user.integration_id).await?;
+
+    let restrict = RestrictDomains::parse(&integration.restrict_domains)
+        .map_err(|e| ApiError::internal(format!("stored restrict domains are invalid: {e}")))?;
+    let upn = Upn::parse(&user.upn).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_allowed",
+            format!("user: the username {:?} cannot be invited: {e}", user.upn),
+        )
+        .with_field("user")
+    })?;
+    restrict.check(&upn).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "domain_not_allowed",
+            e.to_string(),
+        )
+        .with_field("user")
+    })?;
+
+    let now = Timestamp::now();
+    let invited = has_open_invite(store, &user.id, now).await?;
+    let facts = user_facts(&user, invited).ok_or_else(|| {
+        ApiError::internal(format!("user {} has inconsistent stored facts", user.id))
+    })?;
+    let transition = apply(&facts, Command::Invite).map_err(transition_error)?;
+
+    let mut tx = store.begin().await?;
+    for open in tx.invites().list_for_user(&user.id).await? {
+        if open.used_at.is_none() && open.revoked_at.is_none() && open.expires_at > now {
+            tx.invites().revoke(&open.id, now).await?;
+        }
+    }
+    let (invite, token) = tx
+        .invites()
+        .create(
+            &user.id,
+            actor,
+            Duration::from_secs(u64::from(hours) * 3600),
+        )
+        .await?;
+    tx.audit()
+        .append(meta.stamp(
+            NewAuditEvent::new(actor, "user.invite")
+                .target(format!("user:{}", user.id))
+                .details(serde_json::json!({
+                    "invite_id": invite.id,
+                    "expires_at": invite.expires_at.to_rfc3339(),
+                    "groups_to_add": transition.groups_to_add.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+                })),
+        ))
+        .await?;
+    if !transition.groups_to_add.is_empty() || !transition.groups_to_remove.is_empty() {
+        tx.jobs().enqueue(jobs::group_sync(&integration.id)).await?;
+    }
+    tx.commit().await?;
+
+    let mut link = app.config().server.public_url.clone();
+    link.set_path(&format!("{INVITE_PATH}{token}"));
+    Ok(Invited {
+        invite: InviteView {
+            id: invite.id,
+            user_id: invite.user_id,
+            expires_at: invite.expires_at.to_rfc3339(),
+        },
+        link: link.to_string(),
+        delivery: "shown",
+    })
+}
