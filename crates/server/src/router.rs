@@ -24,6 +24,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::health::router())
         .nest("/api/v1", crate::api_v1::router())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::metrics::track_requests))
         .layer(
             ServiceBuilder::new()
@@ -51,4 +52,12 @@ pub fn router(app: App) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint: see /api/v1/openapi.json for the API's endpoints")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take this method: see /api/v1/openapi.json",
+    )
 }

@@ -43,6 +43,17 @@ async fn health_ready_metrics_and_request_ids() {
     assert_eq!(body["error"]["request_id"], "trace-me-123");
     assert_eq!(body["error"]["code"], "not_found");
 
+    let response = h
+        .http
+        .put(h.url("/api/v1/tokens"))
+        .bearer_auth(&h.admin_token)
+        .send()
+        .await
+        .expect("405");
+    assert_eq!(response.status(), 405);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_error(405, &body, 405, "method_not_allowed", None);
+
     let metrics = h
         .http
         .get(h.url("/metrics"))
