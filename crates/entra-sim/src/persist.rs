@@ -36,7 +36,13 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Tenant>, StartError> {
 pub(crate) fn save_bytes(dir: &Path, bytes: &[u8]) -> Result<(), StartError> {
     use std::io::Write as _;
     let path = dir.join(STATE_FILE);
-    let tmp: PathBuf = dir.join(format!("{STATE_FILE}.tmp"));
+    // Unique per process and write, so another entra-sim on the same directory (a mistake,
+    // but a possible one) cannot rename this one's half-written file.
+    let tmp: PathBuf = dir.join(format!(
+        "{STATE_FILE}.{}.{}.tmp",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     let io = |source| StartError::DataDir {
         path: tmp.clone(),
         source,
@@ -45,11 +51,20 @@ pub(crate) fn save_bytes(dir: &Path, bytes: &[u8]) -> Result<(), StartError> {
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
-    std::fs::rename(&tmp, &path).map_err(|source| StartError::DataDir { path, source })
+    std::fs::rename(&tmp, &path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        StartError::DataDir { path, source }
+    })
 }
+
+/// One save at a time: the debounced writer and the shutdown save would otherwise race on
+/// the temporary file, and an older snapshot could be renamed over a newer one. Taking the
+/// lock before reading the tenant makes the last save to start also the newest.
+static SAVE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Serialises the tenant under a read lock (no copy of 100k users) and writes it.
 pub(crate) fn save_now(sim: &Sim) -> Result<(), StartError> {
+    let _one_at_a_time = SAVE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let bytes = {
         let tenant = sim.tenant.read().unwrap_or_else(|p| p.into_inner());
         serde_json::to_vec(&*tenant).map_err(|e| StartError::State {
