@@ -27,6 +27,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/integrations/{id}/users"),
     ("get", "/api/v1/users/{id}"),
     ("post", "/api/v1/users/{id}/invites"),
+    ("get", "/api/v1/users/{id}/invites"),
+    ("delete", "/api/v1/users/{id}/invites"),
 ];
 
 fn op(summary: &str, role: Option<&str>, body: Option<&str>, ok: (&str, Option<&str>)) -> Value {
@@ -94,7 +96,11 @@ pub fn document() -> Value {
         "/api/v1/jobs/{id}": {"get": op("A job's state and progress", Some("any"), None, ("200", Some("Job")))},
         "/api/v1/integrations/{id}/users": {"get": users_list},
         "/api/v1/users/{id}": {"get": op("One user", Some("any"), None, ("200", Some("User")))},
-        "/api/v1/users/{id}/invites": {"post": op("Invite the user: a single-use, expiring link to the Device Manager page", Some("admin or helpdesk"), Some("Invite"), ("201", Some("Invited")))},
+        "/api/v1/users/{id}/invites": {
+            "post": op("Invite the user: a single-use, expiring link to the Device Manager page", Some("admin or helpdesk"), Some("Invite"), ("201", Some("Invited"))),
+            "get": op("The user's invitations (never their links)", Some("any"), None, ("200", Some("InviteList"))),
+            "delete": op("Revoke the user's open invitation", Some("admin or helpdesk"), None, ("204", None)),
+        },
     });
     if let Some(map) = paths.as_object_mut() {
         for (path, item) in map.iter_mut() {
@@ -115,6 +121,9 @@ pub fn document() -> Value {
         "Invited": {"type": "object", "properties": {
             "invite": {"type": "object", "properties": {"id": string, "user_id": string, "expires_at": string}},
             "link": string, "delivery": {"enum": ["shown"]}}},
+        "InviteList": {"type": "array", "items": {"type": "object", "properties": {"id": string, "created_by": string,
+            "created_at": string, "expires_at": string, "used_at": opt_string, "revoked_at": opt_string,
+            "status": {"enum": ["open", "used", "revoked", "expired"]}}}},
         "UserPage": {"type": "object", "properties": {
             "counts": {"type": "object", "properties": {"pending": {"type": "integer"}, "paired_with_keybridge": {"type": "integer"}, "paired_with_entra": {"type": "integer"}}},
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/User"}}, "next": opt_string}},

@@ -15,14 +15,17 @@ use crate::app::App;
 use crate::auth::{AdminAuth, AnyRole, HelpdeskOrAdmin, RequestMeta};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::services::invites::{self, Invited};
+use crate::services::invites::{self, InviteListItem, Invited};
 
 /// The users routes.
 pub fn router() -> Router<App> {
     Router::new()
         .route("/integrations/{id}/users", get(list))
         .route("/users/{id}", get(show))
-        .route("/users/{id}/invites", post(invite))
+        .route(
+            "/users/{id}/invites",
+            post(invite).get(list_invites).delete(revoke_invite),
+        )
 }
 
 /// Largest page.
@@ -238,4 +241,22 @@ async fn invite(
     let invited =
         invites::invite_user(&app, &id, body.expires_in_hours, &auth.actor(), &meta).await?;
     Ok((StatusCode::CREATED, Json(invited)))
+}
+
+async fn list_invites(
+    State(app): State<App>,
+    _auth: AdminAuth<AnyRole>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<InviteListItem>>> {
+    Ok(Json(invites::list(&app, &id).await?))
+}
+
+async fn revoke_invite(
+    State(app): State<App>,
+    auth: AdminAuth<HelpdeskOrAdmin>,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    invites::revoke(&app, &id, &auth.actor(), &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -140,3 +140,82 @@ pub async fn invite_user(
         delivery: "shown",
     })
 }
+
+/// An invitation as listed (never its link).
+#[derive(Debug, Serialize)]
+pub struct InviteListItem {
+    /// Invitation id.
+    pub id: String,
+    /// Who issued it.
+    pub created_by: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// RFC 3339, when the link was used to pair a phone.
+    pub used_at: Option<String>,
+    /// RFC 3339, when it was revoked or replaced.
+    pub revoked_at: Option<String>,
+    /// `open`, `used`, `revoked` or `expired`.
+    pub status: &'static str,
+}
+
+/// A user's invitations, newest first.
+pub async fn list(app: &App, user_id: &str) -> ApiResult<Vec<InviteListItem>> {
+    app.store().users().get(user_id).await?;
+    let now = Timestamp::now();
+    Ok(app
+        .store()
+        .invites()
+        .list_for_user(user_id)
+        .await?
+        .into_iter()
+        .map(|i| InviteListItem {
+            status: if i.used_at.is_some() {
+                "used"
+            } else if i.revoked_at.is_some() {
+                "revoked"
+            } else if i.expires_at <= now {
+                "expired"
+            } else {
+                "open"
+            },
+            id: i.id,
+            created_by: i.created_by,
+            created_at: i.created_at.to_rfc3339(),
+            expires_at: i.expires_at.to_rfc3339(),
+            used_at: i.used_at.map(Timestamp::to_rfc3339),
+            revoked_at: i.revoked_at.map(Timestamp::to_rfc3339),
+        })
+        .collect())
+}
+
+/// Revokes the user's open invitation (core refuses when none is open).
+pub async fn revoke(app: &App, user_id: &str, actor: &str, meta: &RequestMeta) -> ApiResult<()> {
+    let store = app.store();
+    let user = store.users().get(user_id).await?;
+    let now = Timestamp::now();
+    let invited = has_open_invite(store, &user.id, now).await?;
+    let facts = user_facts(&user, invited).ok_or_else(|| {
+        ApiError::internal(format!("user {} has inconsistent stored facts", user.id))
+    })?;
+    let transition = apply(&facts, Command::RevokeInvite).map_err(transition_error)?;
+    let mut tx = store.begin().await?;
+    for open in tx.invites().list_for_user(&user.id).await? {
+        if open.used_at.is_none() && open.revoked_at.is_none() && open.expires_at > now {
+            tx.invites().revoke(&open.id, now).await?;
+        }
+    }
+    tx.audit()
+        .append(meta.stamp(
+            NewAuditEvent::new(actor, "user.invite.revoke").target(format!("user:{}", user.id)),
+        ))
+        .await?;
+    if !transition.groups_to_add.is_empty() || !transition.groups_to_remove.is_empty() {
+        tx.jobs()
+            .enqueue(jobs::group_sync(&user.integration_id))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -859,6 +859,39 @@ async fn inviting_one_user() {
         .expect_err("the first link no longer works");
     assert!(refused.to_string().contains("revoked"), "{refused}");
 
+    let (status, invites) = h
+        .call(Method::GET, &format!("/api/v1/users/{alice}/invites"), None)
+        .await;
+    assert_eq!(status, 200);
+    let statuses: Vec<&str> = invites
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|i| i["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["open", "revoked"], "newest first: {invites}");
+    assert!(
+        !invites.to_string().contains(token),
+        "links are never listed"
+    );
+    let (status, _) = h
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{alice}/invites"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = h
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{alice}/invites"),
+            None,
+        )
+        .await;
+    assert_error(status, &body, 409, "not_allowed", Some("user"));
+    assert!(message(&body).contains("no open invitation"), "{body}");
+
     // Disabled and deleted accounts cannot be invited; core's message says why.
     let bob_object = h
         .store
