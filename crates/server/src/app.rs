@@ -166,6 +166,7 @@ struct AppInner {
     graph: GraphFactory,
     metrics: PrometheusHandle,
     tls_pin: String,
+    desktop_client: Option<std::path::PathBuf>,
 }
 
 impl App {
@@ -176,6 +177,7 @@ impl App {
         graph: GraphFactory,
         metrics: PrometheusHandle,
         tls_pin: String,
+        desktop_client: Option<std::path::PathBuf>,
     ) -> App {
         App {
             inner: Arc::new(AppInner {
@@ -184,8 +186,14 @@ impl App {
                 graph,
                 metrics,
                 tls_pin,
+                desktop_client,
             }),
         }
+    }
+
+    /// The workstation client program put in the desktop-client download, if any.
+    pub fn desktop_client(&self) -> Option<&std::path::Path> {
+        self.inner.desktop_client.as_deref()
     }
 
     /// The store.

@@ -25,6 +25,9 @@ pub struct ServerOptions {
     /// Directory syncs of every integration are queued at start and then this often (only
     /// where the workers run; `None`: never by schedule).
     pub sync_interval: Option<Duration>,
+    /// The workstation client program for the desktop-client download (`keybridge serve`
+    /// offers its own executable; without one the download answers 503).
+    pub desktop_client_binary: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -35,6 +38,7 @@ impl Default for ServerOptions {
             worker_poll_interval: None,
             shutdown_grace: Duration::from_secs(10),
             sync_interval: Some(DEFAULT_SYNC_INTERVAL),
+            desktop_client_binary: None,
         }
     }
 }
@@ -131,6 +135,7 @@ impl Server {
             GraphFactory::new(options.graph.clone()),
             crate::metrics::handle(),
             tls.pin.clone(),
+            options.desktop_client_binary.clone(),
         );
         let router = crate::router::router(app.clone());
         let handle = axum_server::Handle::new();

@@ -22,7 +22,12 @@ pub fn run(_args: ServeArgs, config_file: Option<&Path>) -> anyhow::Result<ExitC
     runtime()?.block_on(async move {
         let store = open_store(&config).await?;
         let public_url = config.server.public_url.clone();
-        let running = Server::start(config, store.clone(), ServerOptions::default())
+        // The desktop-client download offers this very program: it is also the workstation client.
+        let options = ServerOptions {
+            desktop_client_binary: std::env::current_exe().ok(),
+            ..ServerOptions::default()
+        };
+        let running = Server::start(config, store.clone(), options)
             .await
             .context("the server could not start")?;
         println!("keybridge is listening on https://{}", running.addr);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::auth::{AdminAuth, AdminOnly, AnyRole, RequestMeta};
 use crate::error::ApiResult;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::services::integrations::{
     self as service, CreateIntegration, Created, CredentialInput, IntegrationView, NativeLoginView,
     PatchIntegration, RestrictDomainsSaved,
@@ -28,6 +28,7 @@ pub fn router() -> Router<App> {
         .route("/integrations/{id}/restrict-domains", put(restrict_domains))
         .route("/integrations/{id}/preflight", post(preflight))
         .route("/integrations/{id}/sync", post(sync))
+        .route("/integrations/{id}/desktop-client", get(desktop_client))
 }
 
 async fn create(
@@ -163,4 +164,46 @@ async fn sync(
 ) -> ApiResult<(StatusCode, Json<SyncQueued>)> {
     let job_id = service::queue_sync(&app, &id, &auth.actor(), &meta).await?;
     Ok((StatusCode::ACCEPTED, Json(SyncQueued { job_id })))
+}
+
+/// Query of the desktop-client download.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DesktopClientQuery {
+    /// Days the install token works (default 30, at most 365).
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+async fn desktop_client(
+    State(app): State<App>,
+    auth: AdminAuth<AdminOnly>,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<DesktopClientQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let download = crate::services::desktop_client::build(
+        &app,
+        &id,
+        query.expires_in_days,
+        &auth.actor(),
+        &meta,
+    )
+    .await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/zip".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", download.file_name),
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        download.bytes,
+    )
+        .into_response())
 }

@@ -164,6 +164,16 @@ async fn certificate_and_pin_survive_a_restart_and_shutdown_is_clean() {
         "the pin is the served certificate's"
     );
     assert!(first.tls_pin.starts_with("sha256/"), "{}", first.tls_pin);
+    // Python's cryptography computes the same pin from the served certificate.
+    let served_b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&served)
+    };
+    let python = crate::interop::run(
+        "spki-pin",
+        &serde_json::json!({"certificate_der_b64": served_b64}),
+    );
+    assert_eq!(python["pin"], first.tls_pin.as_str());
     let first_pin = first.tls_pin.clone();
     let first_addr = first.addr;
 

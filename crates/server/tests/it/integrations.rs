@@ -1009,3 +1009,92 @@ async fn inviting_one_user() {
     assert_error(status, &body, 404, "not_found", None);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_client_download() {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let h = support::start(Backend::Sqlite).await;
+    let mut body = h.integration_body("Contoso Passkeys");
+    body["support_email"] = json!("help@contoso.com");
+    let (status, created) = create(&h, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["integration"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/api/v1/integrations/{id}/desktop-client");
+
+    let response = h
+        .http
+        .get(h.url(&path))
+        .bearer_auth(&h.admin_token)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/zip");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"keybridge-ContosoPasskeys.zip\""
+    );
+    let bytes = response.bytes().await.expect("zip");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
+    let mut names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.expect("entry name").into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["keybridge", "keybridge.json"]);
+    let mut program = Vec::new();
+    let mut entry = archive.by_name("keybridge").expect("client");
+    assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
+    entry.read_to_end(&mut program).expect("read");
+    drop(entry);
+    assert_eq!(program, support::CLIENT_STAND_IN);
+    // Python's zipfile reads the same archive: CRCs, modes, contents.
+    let read = crate::interop::run(
+        "read-zip",
+        &json!({"zip_b64": base64::engine::general_purpose::STANDARD.encode(&bytes)}),
+    );
+    assert_eq!(read["crc_ok"], true, "{read}");
+    assert_eq!(read["entries"]["keybridge"]["mode"], 0o755);
+    assert_eq!(read["entries"]["keybridge.json"]["mode"], 0o600);
+    assert_eq!(read["entries"]["keybridge"]["compressed"], true);
+    assert_eq!(
+        read["entries"]["keybridge"]["content_b64"],
+        base64::engine::general_purpose::STANDARD.encode(support::CLIENT_STAND_IN)
+    );
+    let mut text = String::new();
+    archive
+        .by_name("keybridge.json")
+        .expect("config")
+        .read_to_string(&mut text)
+        .expect("read");
+    let config: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(config["version"], 1);
+    assert_eq!(config["server_url"], "https://127.0.0.1/");
+    assert_eq!(config["integration_id"], id);
+    assert_eq!(config["tls_pin"], h.server.tls_pin);
+    assert_eq!(config["support_email"], "help@contoso.com");
+    let token = config["install_token"].as_str().expect("token");
+    assert!(token.starts_with("kbi_"), "{token}");
+    let redeemed = h
+        .store
+        .install_tokens()
+        .redeem(token, keybridge_store::Timestamp::now())
+        .await
+        .expect("the install token works");
+    assert_eq!(redeemed.integration_id, id);
+    let days = (redeemed.expires_at.unix_millis() - redeemed.created_at.unix_millis()) / 86_400_000;
+    assert_eq!(days, 30);
+
+    let (status, body) = h
+        .call(Method::GET, &format!("{path}?expires_in_days=0"), None)
+        .await;
+    assert_error(status, &body, 422, "invalid_input", Some("expires_in_days"));
+    let helpdesk = h.token(Role::Helpdesk).await;
+    let (status, _) = h.call_as(&helpdesk, Method::GET, &path, None).await;
+    assert_eq!(status, 403);
+    h.stop().await;
+}

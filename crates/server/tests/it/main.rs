@@ -7,5 +7,6 @@
 mod health;
 mod instances;
 mod integrations;
+mod interop;
 mod support;
 mod tokens;

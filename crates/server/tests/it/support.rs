@@ -16,6 +16,9 @@ use keybridge_store::{KeyRing, Role, SecretKey, Store, StoreOptions};
 use keybridge_testkit::{Backend, TestDatabase};
 use serde_json::Value;
 
+/// The program the test servers offer as their workstation client.
+pub const CLIENT_STAND_IN: &[u8] = b"#!/bin/sh\necho 'keybridge workstation client stand-in'\n";
+
 pub struct Harness {
     pub sim: RunningSim,
     pub server: RunningServer,
@@ -98,7 +101,11 @@ pub async fn start(backend: Backend) -> Harness {
     let store = connect_store(db.url()).await;
     let server_dir = dir.path().join("server");
     std::fs::create_dir_all(&server_dir).expect("server dir");
-    let server = Server::start(config(&server_dir, db.url()), store.clone(), options(&sim))
+    let client = dir.path().join("client-stand-in");
+    std::fs::write(&client, CLIENT_STAND_IN).expect("stand-in client");
+    let mut server_options = options(&sim);
+    server_options.desktop_client_binary = Some(client);
+    let server = Server::start(config(&server_dir, db.url()), store.clone(), server_options)
         .await
         .expect("server starts");
     let ca = server.ca_file.clone().expect("self-made certificate");
