@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `directory_sync` | `{"integration_id"}` | users delta round (a full round the first time), upserts, flags vanished and disabled accounts, then brings the four groups in step |
 //! | `group_sync` | `{"integration_id"}` | only the group step of the directory sync, queued after an invite |
+//! | `status_check` | `{"integration_id","user_ids"}` | looks a page of the user list up in Entra in batches and records who is active, disabled or gone |
 //! | `provision_paired_users` | `{"integration_id"}` | queued when the native Entra login experience is enabled; registers the paired users' passkeys. Provisioning itself comes with the device protocol: until then the handler records that there is nothing it can do yet and finishes |
 //!
 //! Slow Graph work always runs here, never inside a request.
@@ -23,6 +24,8 @@ pub const QUEUE: &str = "default";
 pub const DIRECTORY_SYNC: &str = "directory_sync";
 /// Kind of the group reconciliation alone (after an invite or another state change).
 pub const GROUP_SYNC: &str = "group_sync";
+/// Kind of the status check of a page of the user list.
+pub const STATUS_CHECK: &str = "status_check";
 /// Kind of the provisioning run queued when native login is enabled.
 pub const PROVISION_PAIRED_USERS: &str = "provision_paired_users";
 
@@ -69,6 +72,7 @@ pub fn worker_pool(app: &App, poll_interval: Option<Duration>) -> WorkerPool {
     WorkerPool::new(app.store().clone(), config)
         .register(DirectorySync { app: app.clone() })
         .register(GroupSync { app: app.clone() })
+        .register(StatusCheck { app: app.clone() })
         .register(ProvisionPairedUsers)
 }
 
@@ -136,6 +140,21 @@ impl JobHandler for GroupSync {
             tracing::info!(integration = %id, ?report, "groups brought in step");
             Ok(())
         })
+    }
+}
+
+/// Runs [`STATUS_CHECK`] through [`crate::services::status_check::run`].
+pub struct StatusCheck {
+    app: App,
+}
+
+impl JobHandler for StatusCheck {
+    fn kind(&self) -> &str {
+        STATUS_CHECK
+    }
+
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(crate::services::status_check::run(&self.app, ctx))
     }
 }
 

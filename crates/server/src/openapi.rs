@@ -132,7 +132,8 @@ pub fn document() -> Value {
             "status": {"enum": ["open", "used", "revoked", "expired"]}}}},
         "UserPage": {"type": "object", "properties": {
             "counts": {"type": "object", "properties": {"pending": {"type": "integer"}, "paired_with_keybridge": {"type": "integer"}, "paired_with_entra": {"type": "integer"}}},
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/User"}}, "next": opt_string}},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/User"}}, "next": opt_string,
+            "status_check_job_id": string}},
     });
     let mut document = json!({
         "openapi": "3.1.0",

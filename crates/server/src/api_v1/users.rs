@@ -127,6 +127,10 @@ pub struct UserPageView {
     pub items: Vec<UserView>,
     /// Pass as `after` for the next page; absent on the last page.
     pub next: Option<String>,
+    /// The job checking this page's users in Entra, when some were due (the next load shows
+    /// its result).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_check_job_id: Option<String>,
 }
 
 fn parse_query(integration_id: &str, query: ListQuery) -> ApiResult<UserQuery> {
@@ -194,6 +198,19 @@ async fn list(
     let query = parse_query(&id, query)?;
     let page = app.store().users().list(&query).await?;
     let counts = app.store().users().count_by_state(&id).await?;
+    let now = keybridge_store::Timestamp::now();
+    let due: Vec<String> = page
+        .items
+        .iter()
+        .filter(|item| crate::services::status_check::is_due(&item.user, now))
+        .map(|item| item.user.id.clone())
+        .collect();
+    let status_check_job_id = if due.is_empty() {
+        None
+    } else {
+        let job = crate::services::status_check::job(&id, &due);
+        Some(app.store().jobs().enqueue(job).await?.id().to_owned())
+    };
     Ok(Json(UserPageView {
         counts: Counts {
             pending: counts.pending,
@@ -206,6 +223,7 @@ async fn list(
             .map(|item| view(&item.user, Some(item.device_count)))
             .collect(),
         next: page.next.map(|c| c.to_string()),
+        status_check_job_id,
     }))
 }
 

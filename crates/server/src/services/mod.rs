@@ -8,3 +8,4 @@ pub mod facts;
 pub mod integrations;
 pub mod invites;
 pub mod preflight;
+pub mod status_check;

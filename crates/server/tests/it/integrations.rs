@@ -1098,3 +1098,92 @@ async fn desktop_client_download() {
     assert_eq!(status, 403);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_the_user_list_checks_entra_status_in_the_background() {
+    let h = support::start(Backend::Sqlite).await;
+    let (status, created) = create(&h, h.integration_body("Contoso")).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["integration"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let job = h
+        .wait_for_job(created["sync_job_id"].as_str().expect("job"))
+        .await;
+    assert_eq!(job["state"], "succeeded");
+    let base = format!("/api/v1/integrations/{id}/users?limit=500");
+    let (_, page) = h.call(Method::GET, &base, None).await;
+    let users: Vec<Value> = page["items"].as_array().expect("items").clone();
+    let first_check = page["status_check_job_id"]
+        .as_str()
+        .expect("a check was queued");
+    assert_eq!(h.wait_for_job(first_check).await["state"], "succeeded");
+
+    // Entra changes without a sync: one account deleted, one disabled.
+    let (gone, off) = (&users[3], &users[4]);
+    let object = |u: &Value| u["entra_object_id"].as_str().expect("object id").to_owned();
+    assert_eq!(
+        h.control(Method::DELETE, &format!("/users/{}", object(gone)), None)
+            .await,
+        204
+    );
+    assert_eq!(
+        h.control(
+            Method::PATCH,
+            &format!("/users/{}", object(off)),
+            Some(json!({"accountEnabled": false}))
+        )
+        .await,
+        200
+    );
+    // Checked a moment ago: opening the list again does not check again.
+    let (_, page) = h.call(Method::GET, &base, None).await;
+    assert!(page.get("status_check_job_id").is_none(), "{page}");
+    // Once due, the next load queues a check whose result the load after shows.
+    let mut due = 0;
+    for user in &users {
+        let uid = user["id"].as_str().expect("id");
+        h.store
+            .users()
+            .set_entra_status(
+                uid,
+                if user["entra_status"] == "disabled" {
+                    keybridge_core::EntraStatus::Disabled
+                } else {
+                    keybridge_core::EntraStatus::Active
+                },
+                keybridge_store::Timestamp::now().minus(std::time::Duration::from_secs(3600)),
+            )
+            .await
+            .expect("backdated");
+        due += 1;
+    }
+    assert!(due > 5);
+    let (_, page) = h.call(Method::GET, &base, None).await;
+    let check = page["status_check_job_id"]
+        .as_str()
+        .expect("a check was queued");
+    assert_eq!(h.wait_for_job(check).await["state"], "succeeded");
+    let (_, shown) = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{}", gone["id"].as_str().expect("id")),
+            None,
+        )
+        .await;
+    assert_eq!(shown["entra_status"], "not_found");
+    assert_eq!(
+        shown["warning"],
+        "This user cannot be found in Microsoft Entra."
+    );
+    let (_, shown) = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{}", off["id"].as_str().expect("id")),
+            None,
+        )
+        .await;
+    assert_eq!(shown["entra_status"], "disabled");
+    h.stop().await;
+}
