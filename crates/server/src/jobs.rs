@@ -5,6 +5,7 @@
 //! | `directory_sync` | `{"integration_id"}` | users delta round (a full round the first time), upserts, flags vanished and disabled accounts, then brings the four groups in step |
 //! | `group_sync` | `{"integration_id"}` | only the group step of the directory sync, queued after an invite |
 //! | `status_check` | `{"integration_id","user_ids"}` | looks a page of the user list up in Entra in batches and records who is active, disabled or gone |
+//! | `delete_user` | `{"user_id","actor"}` | deletes keybridge's Entra passkeys of the user, takes them out of the groups, removes them from the database |
 //! | `provision_paired_users` | `{"integration_id"}` | queued when the native Entra login experience is enabled; registers the paired users' passkeys. Provisioning itself comes with the device protocol: until then the handler records that there is nothing it can do yet and finishes |
 //!
 //! Slow Graph work always runs here, never inside a request.
@@ -26,6 +27,8 @@ pub const DIRECTORY_SYNC: &str = "directory_sync";
 pub const GROUP_SYNC: &str = "group_sync";
 /// Kind of the status check of a page of the user list.
 pub const STATUS_CHECK: &str = "status_check";
+/// Kind of the deletion of one user.
+pub const DELETE_USER: &str = "delete_user";
 /// Kind of the provisioning run queued when native login is enabled.
 pub const PROVISION_PAIRED_USERS: &str = "provision_paired_users";
 
@@ -73,6 +76,7 @@ pub fn worker_pool(app: &App, poll_interval: Option<Duration>) -> WorkerPool {
         .register(DirectorySync { app: app.clone() })
         .register(GroupSync { app: app.clone() })
         .register(StatusCheck { app: app.clone() })
+        .register(DeleteUser { app: app.clone() })
         .register(ProvisionPairedUsers)
 }
 
@@ -155,6 +159,21 @@ impl JobHandler for StatusCheck {
 
     fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
         Box::pin(crate::services::status_check::run(&self.app, ctx))
+    }
+}
+
+/// Runs [`DELETE_USER`] through [`crate::services::user_delete::run`].
+pub struct DeleteUser {
+    app: App,
+}
+
+impl JobHandler for DeleteUser {
+    fn kind(&self) -> &str {
+        DELETE_USER
+    }
+
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(crate::services::user_delete::run(&self.app, ctx))
     }
 }
 

@@ -27,6 +27,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/integrations/{id}/desktop-client"),
     ("get", "/api/v1/integrations/{id}/users"),
     ("get", "/api/v1/users/{id}"),
+    ("delete", "/api/v1/users/{id}"),
     ("post", "/api/v1/users/{id}/invites"),
     ("get", "/api/v1/users/{id}/invites"),
     ("delete", "/api/v1/users/{id}/invites"),
@@ -101,7 +102,10 @@ pub fn document() -> Value {
                           "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}}}},
         "/api/v1/jobs/{id}": {"get": op("A job's state and progress", Some("any"), None, ("200", Some("Job")))},
         "/api/v1/integrations/{id}/users": {"get": users_list},
-        "/api/v1/users/{id}": {"get": op("One user", Some("any"), None, ("200", Some("User")))},
+        "/api/v1/users/{id}": {
+            "get": op("One user", Some("any"), None, ("200", Some("User"))),
+            "delete": op("Delete the user (irreversible): keybridge's Entra passkeys, group memberships, phones", Some("admin or helpdesk"), Some("DeleteUser"), ("202", Some("SyncQueued"))),
+        },
         "/api/v1/users/{id}/invites": {
             "post": op("Invite the user: a single-use, expiring link to the Device Manager page", Some("admin or helpdesk"), Some("Invite"), ("201", Some("Invited"))),
             "get": op("The user's invitations (never their links)", Some("any"), None, ("200", Some("InviteList"))),
@@ -123,6 +127,7 @@ pub fn document() -> Value {
             "state": {"enum": ["pending", "paired_with_keybridge", "paired_with_entra"]},
             "entra_status": {"enum": ["active", "disabled", "not_found"]}, "warning": opt_string,
             "device_count": {"type": "integer"}, "last_active": opt_string, "provisioning_error": opt_string}},
+        "DeleteUser": {"type": "object", "required": ["confirm"], "additionalProperties": false, "properties": {"confirm": {"type": "string", "description": "the user's username"}}},
         "Invite": {"type": "object", "additionalProperties": false, "properties": {"expires_in_hours": {"type": "integer", "minimum": 1, "maximum": 720}}},
         "Invited": {"type": "object", "properties": {
             "invite": {"type": "object", "properties": {"id": string, "user_id": string, "expires_at": string}},

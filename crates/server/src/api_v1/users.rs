@@ -21,7 +21,7 @@ use crate::services::invites::{self, InviteListItem, Invited};
 pub fn router() -> Router<App> {
     Router::new()
         .route("/integrations/{id}/users", get(list))
-        .route("/users/{id}", get(show))
+        .route("/users/{id}", get(show).delete(delete_user))
         .route(
             "/users/{id}/invites",
             post(invite).get(list_invites).delete(revoke_invite),
@@ -277,4 +277,32 @@ async fn revoke_invite(
 ) -> ApiResult<StatusCode> {
     invites::revoke(&app, &id, &auth.actor(), &meta).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/users/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBody {
+    /// The user's username (UPN), to confirm an irreversible deletion.
+    pub confirm: String,
+}
+
+/// The answer to a deletion request.
+#[derive(Debug, Serialize)]
+pub struct DeletionQueued {
+    /// The job doing it.
+    pub job_id: String,
+}
+
+async fn delete_user(
+    State(app): State<App>,
+    auth: AdminAuth<HelpdeskOrAdmin>,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DeleteBody>,
+) -> ApiResult<(StatusCode, Json<DeletionQueued>)> {
+    let job_id =
+        crate::services::user_delete::request(&app, &id, &body.confirm, &auth.actor(), &meta)
+            .await?;
+    Ok((StatusCode::ACCEPTED, Json(DeletionQueued { job_id })))
 }

@@ -9,3 +9,4 @@ pub mod integrations;
 pub mod invites;
 pub mod preflight;
 pub mod status_check;
+pub mod user_delete;

@@ -1187,3 +1187,211 @@ async fn opening_the_user_list_checks_entra_status_in_the_background() {
     assert_eq!(shown["entra_status"], "disabled");
     h.stop().await;
 }
+
+async fn deleting_a_user(backend: Backend) {
+    let h = support::start(backend).await;
+    let (status, created) = create(&h, h.integration_body("Contoso")).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["integration"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    h.wait_for_job(created["sync_job_id"].as_str().expect("job"))
+        .await;
+    let integration = h.store.integrations().get(&id).await.expect("stored");
+    let graph = h
+        .server
+        .app()
+        .graph()
+        .for_integration(&integration)
+        .expect("client");
+    let (_, page) = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}/users?limit=1"),
+            None,
+        )
+        .await;
+    let user_id = page["items"][0]["id"].as_str().expect("id").to_owned();
+    let user = h.store.users().get(&user_id).await.expect("user");
+    let object_id = user.entra_object_id.clone();
+
+    // The user holds a passkey from keybridge (registered in Entra) and a security key of
+    // another vendor; the group sync put them in "(Client Paired with Entra)".
+    let ours_credential = "a2V5YnJpZGdlLXRlc3QtY3JlZGVudGlhbC0wMDAx";
+    let status = h
+        .control(
+            Method::POST,
+            &format!("/users/{object_id}/fido2Methods"),
+            Some(
+                json!({"aaGuid": keybridge_server::services::integrations::KEYBRIDGE_AAGUID,
+                        "displayName": "keybridge on Pixel", "credentialId": ours_credential}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let status = h
+        .control(
+            Method::POST,
+            &format!("/users/{object_id}/fido2Methods"),
+            Some(
+                json!({"aaGuid": keybridge_entra_sim::VENDOR_KEYS[0].0, "displayName": "YubiKey"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let methods = graph.list_fido2_methods(&object_id).await.expect("methods");
+    let mut others: Vec<String> = methods
+        .iter()
+        .filter(|m| !m.id.starts_with(ours_credential))
+        .map(|m| m.id.clone())
+        .collect();
+    others.sort();
+    assert!(!others.is_empty());
+    let ours_method = methods
+        .iter()
+        .find(|m| m.id.starts_with(ours_credential))
+        .expect("our method")
+        .id
+        .clone();
+    let phone = h
+        .store
+        .phones()
+        .create(keybridge_store::NewPhone {
+            user_id: user_id.clone(),
+            device_key: "test-device-key".to_owned(),
+            name: "Pixel".to_owned(),
+            model: "Pixel 8".to_owned(),
+            os: "Android 15".to_owned(),
+        })
+        .await
+        .expect("phone");
+    let credential = h
+        .store
+        .credentials()
+        .create(keybridge_store::NewCredential {
+            user_id: user_id.clone(),
+            phone_id: phone.id.clone(),
+            credential_id: ours_credential.to_owned(),
+            rp_id: "login.microsoft.com".to_owned(),
+            aaguid: keybridge_server::services::integrations::KEYBRIDGE_AAGUID.to_owned(),
+            display_name: "keybridge on Pixel".to_owned(),
+        })
+        .await
+        .expect("credential");
+    h.store
+        .credentials()
+        .mark_registered(
+            &credential.id,
+            &ours_method,
+            keybridge_store::Timestamp::now(),
+        )
+        .await
+        .expect("registered");
+    h.store
+        .users()
+        .set_state(&user_id, keybridge_core::UserState::PairedWithEntra, false)
+        .await
+        .expect("state");
+    let (_, queued) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            None,
+        )
+        .await;
+    h.wait_for_job(queued["job_id"].as_str().expect("job"))
+        .await;
+    let in_group = |group: Option<String>| {
+        let graph = graph.clone();
+        let object_id = object_id.clone();
+        async move {
+            graph
+                .list_group_members(&group.expect("group"))
+                .expect("members")
+                .collect_all()
+                .await
+                .expect("members")
+                .iter()
+                .any(|m| m.id == object_id)
+        }
+    };
+    assert!(in_group(integration.groups.paired_entra.clone()).await);
+
+    // Confirmation is required, by username.
+    let path = format!("/api/v1/users/{user_id}");
+    let (status, body) = h
+        .call(Method::DELETE, &path, Some(json!({"confirm": "yes"})))
+        .await;
+    assert_error(status, &body, 422, "invalid_input", Some("confirm"));
+    assert!(message(&body).contains(&user.upn), "{body}");
+    let auditor = h.token(Role::Auditor).await;
+    let (status, _) = h
+        .call_as(
+            &auditor,
+            Method::DELETE,
+            &path,
+            Some(json!({"confirm": user.upn})),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, body) = h
+        .call(
+            Method::DELETE,
+            &path,
+            Some(json!({"confirm": user.upn.to_uppercase()})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let job = h.wait_for_job(body["job_id"].as_str().expect("job")).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    // Our passkey is gone from Entra, the other vendor's key stays; no group holds the user;
+    // keybridge has forgotten them.
+    let mut left: Vec<String> = graph
+        .list_fido2_methods(&object_id)
+        .await
+        .expect("methods")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, others, "only keybridge's passkey was deleted");
+    for group in [
+        integration.groups.eligible.clone(),
+        integration.groups.paired_keybridge.clone(),
+        integration.groups.paired_entra.clone(),
+        integration.groups.not_enrolled.clone(),
+    ] {
+        assert!(!in_group(group).await);
+    }
+    let (status, body) = h.call(Method::GET, &path, None).await;
+    assert_error(status, &body, 404, "not_found", None);
+    let events = h
+        .store
+        .audit()
+        .list(&Default::default(), None, 100)
+        .await
+        .expect("audit");
+    let deleted = events
+        .iter()
+        .find(|e| e.action == "user.delete")
+        .expect("audited");
+    assert!(
+        deleted.details.contains(&ours_method),
+        "{}",
+        deleted.details
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_sqlite() {
+    deleting_a_user(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_postgres() {
+    deleting_a_user(Backend::Postgres).await;
+}
