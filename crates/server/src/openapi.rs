@@ -24,6 +24,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/v1/integrations/{id}/preflight"),
     ("post", "/api/v1/integrations/{id}/sync"),
     ("get", "/api/v1/jobs/{id}"),
+    ("get", "/api/v1/jobs"),
+    ("post", "/api/v1/jobs/{id}/retry"),
+    ("post", "/api/v1/jobs/{id}/cancel"),
+    ("get", "/api/v1/audit"),
+    ("get", "/api/v1/audit/export"),
     ("get", "/api/v1/integrations/{id}/desktop-client"),
     ("get", "/api/v1/integrations/{id}/users"),
     ("get", "/api/v1/users/{id}"),
@@ -100,6 +105,13 @@ pub fn document() -> Value {
             "parameters": [{"name": "expires_in_days", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 365}}],
             "responses": {"200": {"description": "the zip", "content": {"application/zip": {}}},
                           "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}}}},
+        "/api/v1/jobs": {"get": op("Jobs, newest first (filters: state, kind; keyset: before, limit)", Some("any"), None, ("200", Some("JobPage")))},
+        "/api/v1/jobs/{id}/retry": {"post": op("Queue a dead or cancelled job again", Some("admin"), None, ("200", Some("Job")))},
+        "/api/v1/jobs/{id}/cancel": {"post": op("Cancel a queued or running job", Some("admin"), None, ("200", Some("Job")))},
+        "/api/v1/audit": {"get": op("Audit events, newest first (filters: action, actor, from, to; keyset: before, limit)", Some("any"), None, ("200", Some("AuditPage")))},
+        "/api/v1/audit/export": {"get": {"summary": "Export audit events, oldest first, as JSON lines or CSV (format=json|csv; filters as the list)",
+            "description": "Role: any.", "security": [{"bearer": []}],
+            "responses": {"200": {"description": "the export", "content": {"application/jsonl": {}, "text/csv": {}}}}}},
         "/api/v1/jobs/{id}": {"get": op("A job's state and progress", Some("any"), None, ("200", Some("Job")))},
         "/api/v1/integrations/{id}/users": {"get": users_list},
         "/api/v1/users/{id}": {
@@ -128,6 +140,10 @@ pub fn document() -> Value {
             "entra_status": {"enum": ["active", "disabled", "not_found"]}, "warning": opt_string,
             "device_count": {"type": "integer"}, "last_active": opt_string, "provisioning_error": opt_string}},
         "DeleteUser": {"type": "object", "required": ["confirm"], "additionalProperties": false, "properties": {"confirm": {"type": "string", "description": "the user's username"}}},
+        "JobPage": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}, "next": opt_string}},
+        "AuditPage": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
+            "seq": {"type": "integer"}, "at": string, "actor": string, "action": string, "target": opt_string,
+            "source_addr": opt_string, "request_id": opt_string, "details": {}, "hash": string}}}, "next": {"type": ["integer", "null"]}}},
         "Invite": {"type": "object", "additionalProperties": false, "properties": {"expires_in_hours": {"type": "integer", "minimum": 1, "maximum": 720}}},
         "Invited": {"type": "object", "properties": {
             "invite": {"type": "object", "properties": {"id": string, "user_id": string, "expires_at": string}},
@@ -288,6 +304,7 @@ mod route_tests {
             include_str!("api_v1/integrations.rs"),
             include_str!("api_v1/jobs.rs"),
             include_str!("api_v1/users.rs"),
+            include_str!("api_v1/audit.rs"),
         ] {
             routed.extend(routes_in(source, "/api/v1"));
         }

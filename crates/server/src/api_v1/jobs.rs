@@ -1,19 +1,150 @@
-//! `/api/v1/jobs/{id}`: a job's state and progress (sync, provisioning, bulk runs).
+//! `/api/v1/jobs`: the background jobs (sync, status checks, deletions, provisioning) with
+//! their state, progress and failures; retry and cancel.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use keybridge_store::{Job, Timestamp};
-use serde::Serialize;
+use axum::routing::{get, post};
+use keybridge_store::{Job, JobFilter, JobState, NewAuditEvent, Timestamp};
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::auth::{AdminAuth, AnyRole};
-use crate::error::ApiResult;
+use crate::auth::{AdminAuth, AdminOnly, AnyRole, RequestMeta};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiQuery;
 
 /// The jobs routes.
 pub fn router() -> Router<App> {
-    Router::new().route("/jobs/{id}", get(show))
+    Router::new()
+        .route("/jobs", get(list))
+        .route("/jobs/{id}", get(show))
+        .route("/jobs/{id}/retry", post(retry))
+        .route("/jobs/{id}/cancel", post(cancel))
+}
+
+/// Query of the job list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this state.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Only this kind.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The `next` value of the previous page.
+    #[serde(default)]
+    pub before: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize)]
+pub struct JobPage {
+    /// The jobs.
+    pub items: Vec<JobView>,
+    /// Pass as `before` for the next page.
+    pub next: Option<String>,
+}
+
+fn parse_state(text: &str) -> Result<JobState, ApiError> {
+    [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Dead,
+        JobState::Cancelled,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == text)
+    .ok_or_else(|| {
+        ApiError::invalid(
+            "state",
+            format!(
+                "{text:?} is not a job state: use queued, running, succeeded, dead or cancelled"
+            ),
+        )
+    })
+}
+
+async fn list(
+    State(app): State<App>,
+    _auth: AdminAuth<AnyRole>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<JobPage>> {
+    let limit = match query.limit {
+        None => 50,
+        Some(n) if (1..=200).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("{n} is outside 1..=200"),
+            ));
+        }
+    };
+    let filter = JobFilter {
+        state: query.state.as_deref().map(parse_state).transpose()?,
+        queue: None,
+        kind: query.kind.filter(|k| !k.is_empty()),
+    };
+    let jobs = app
+        .store()
+        .jobs()
+        .list(&filter, query.before.as_deref(), limit)
+        .await?;
+    let next = (jobs.len() == usize::try_from(limit).unwrap_or(usize::MAX))
+        .then(|| jobs.last().map(|j| j.id.clone()))
+        .flatten();
+    Ok(Json(JobPage {
+        items: jobs.iter().map(JobView::from).collect(),
+        next,
+    }))
+}
+
+async fn retry(
+    State(app): State<App>,
+    auth: AdminAuth<AdminOnly>,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    change(&app, &auth.actor(), &meta, &id, "job.retry").await
+}
+
+async fn cancel(
+    State(app): State<App>,
+    auth: AdminAuth<AdminOnly>,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    change(&app, &auth.actor(), &meta, &id, "job.cancel").await
+}
+
+async fn change(
+    app: &App,
+    actor: &str,
+    meta: &RequestMeta,
+    id: &str,
+    action: &'static str,
+) -> ApiResult<Json<JobView>> {
+    let mut tx = app.store().begin().await?;
+    let result = if action == "job.retry" {
+        tx.jobs().retry(id).await
+    } else {
+        tx.jobs().cancel(id).await
+    };
+    result.map_err(|e| match e {
+        keybridge_store::StoreError::JobState { .. } => {
+            ApiError::new(axum::http::StatusCode::CONFLICT, "job_state", e.to_string())
+        }
+        other => ApiError::from(other),
+    })?;
+    tx.audit()
+        .append(meta.stamp(NewAuditEvent::new(actor, action).target(format!("job:{id}"))))
+        .await?;
+    tx.commit().await?;
+    Ok(Json(JobView::from(&app.store().jobs().get(id).await?)))
 }
 
 /// A job as the API shows it.

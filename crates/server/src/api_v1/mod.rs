@@ -1,5 +1,6 @@
 //! The admin API under `/api/v1`. Every endpoint takes an [`crate::auth::AdminAuth`].
 
+pub mod audit;
 pub mod integrations;
 pub mod jobs;
 pub mod tokens;
@@ -18,6 +19,7 @@ pub fn router() -> Router<App> {
         .merge(integrations::router())
         .merge(jobs::router())
         .merge(users::router())
+        .merge(audit::router())
         .route("/openapi.json", get(openapi))
 }
 

@@ -4,6 +4,7 @@
 // The harness and the shared test bodies are plain fns, which clippy does not see as tests.
 #![allow(clippy::expect_used)]
 
+mod audit_jobs;
 mod health;
 mod instances;
 mod integrations;
