@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use keybridge_core::{EntraStatus, GroupRole, UserState, desired_groups};
+use keybridge_core::{ApplicationName, EntraStatus, GroupRole, UserState, desired_groups};
 use keybridge_graph::{
     DEFAULT_USER_SELECT, DeltaStart, GraphClient, GraphError, User as GraphUser, UserChange,
 };
@@ -234,6 +234,66 @@ async fn directory_user(
     }))
 }
 
+/// The group's members; a group that is missing in Entra (deleted there, or never recorded)
+/// is found or created again and its new id recorded.
+async fn current_members(
+    client: &GraphClient,
+    store: &Store,
+    integration: &Integration,
+    role: GroupRole,
+    group_id: Option<String>,
+) -> Result<(String, HashSet<String>), JobError> {
+    if let Some(id) = group_id {
+        let mut members = client.list_group_members(&id).map_err(graph_failure)?;
+        let mut current = HashSet::new();
+        loop {
+            match members.next_page().await {
+                Ok(Some(page)) => current.extend(page.into_iter().map(|m| m.id)),
+                Ok(None) => return Ok((id, current)),
+                Err(GraphError::NotFound(_)) => {
+                    tracing::warn!(integration = %integration.id, group = %id, role = role.as_str(),
+                        "keybridge's group is gone from Entra; finding or creating it again");
+                    break;
+                }
+                Err(e) => return Err(graph_failure(e)),
+            }
+        }
+    }
+    let name = ApplicationName::parse(&integration.name)
+        .map_err(|e| JobError::Permanent(format!("the stored application name is invalid: {e}")))?;
+    let display_name = name.group_plan().display_name(role);
+    let group = client
+        .ensure_security_group(&display_name, None)
+        .await
+        .map_err(graph_failure)?;
+    let mut groups = store
+        .integrations()
+        .get(&integration.id)
+        .await
+        .map_err(store_failure)?
+        .groups;
+    let slot = match role {
+        GroupRole::EligibleForPairing => &mut groups.eligible,
+        GroupRole::PairedWithKeybridge => &mut groups.paired_keybridge,
+        GroupRole::PairedWithEntra => &mut groups.paired_entra,
+        GroupRole::NotYetEnrolled => &mut groups.not_enrolled,
+    };
+    *slot = Some(group.id.clone());
+    store
+        .integrations()
+        .set_groups(&integration.id, &groups)
+        .await
+        .map_err(store_failure)?;
+    let mut members = client
+        .list_group_members(&group.id)
+        .map_err(graph_failure)?;
+    let mut current = HashSet::new();
+    while let Some(page) = members.next_page().await.map_err(graph_failure)? {
+        current.extend(page.into_iter().map(|m| m.id));
+    }
+    Ok((group.id, current))
+}
+
 /// Brings the four groups in step with the users' states (see the module docs).
 pub async fn reconcile_groups(
     client: &GraphClient,
@@ -243,21 +303,15 @@ pub async fn reconcile_groups(
     report: &mut SyncReport,
 ) -> Result<(), JobError> {
     let groups = &integration.groups;
-    let group_ids: Vec<(GroupRole, &String)> = [
-        (GroupRole::EligibleForPairing, groups.eligible.as_ref()),
+    let group_ids: Vec<(GroupRole, Option<String>)> = vec![
+        (GroupRole::EligibleForPairing, groups.eligible.clone()),
         (
             GroupRole::PairedWithKeybridge,
-            groups.paired_keybridge.as_ref(),
+            groups.paired_keybridge.clone(),
         ),
-        (GroupRole::PairedWithEntra, groups.paired_entra.as_ref()),
-        (GroupRole::NotYetEnrolled, groups.not_enrolled.as_ref()),
-    ]
-    .into_iter()
-    .filter_map(|(role, id)| id.map(|id| (role, id)))
-    .collect();
-    if group_ids.is_empty() {
-        return Ok(());
-    }
+        (GroupRole::PairedWithEntra, groups.paired_entra.clone()),
+        (GroupRole::NotYetEnrolled, groups.not_enrolled.clone()),
+    ];
 
     // Desired members per group, by Entra object id.
     let mut desired: HashMap<GroupRole, BTreeSet<String>> = HashMap::new();
@@ -297,11 +351,9 @@ pub async fn reconcile_groups(
             ));
         }
         let wanted = desired.remove(&role).unwrap_or_default();
-        let mut members = client.list_group_members(group_id).map_err(graph_failure)?;
-        let mut current: HashSet<String> = HashSet::new();
-        while let Some(page) = members.next_page().await.map_err(graph_failure)? {
-            current.extend(page.into_iter().map(|m| m.id));
-        }
+        let (group_id, current) =
+            current_members(client, store, integration, role, group_id).await?;
+        let group_id = &group_id;
         let to_add: Vec<String> = wanted
             .iter()
             .filter(|id| !current.contains(*id))

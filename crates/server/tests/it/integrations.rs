@@ -1395,3 +1395,64 @@ async fn deleting_a_user_sqlite() {
 async fn deleting_a_user_postgres() {
     deleting_a_user(Backend::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_deleted_in_entra_is_made_again_by_the_sync() {
+    let h = support::start(Backend::Sqlite).await;
+    let (status, created) = create(&h, h.integration_body("Contoso")).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["integration"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    h.wait_for_job(created["sync_job_id"].as_str().expect("job"))
+        .await;
+    let integration = h.store.integrations().get(&id).await.expect("stored");
+    let old = integration.groups.not_enrolled.clone().expect("group");
+    let graph = h
+        .server
+        .app()
+        .graph()
+        .for_integration(&integration)
+        .expect("client");
+    let token = graph.access_token().await.expect("token");
+    let response = h
+        .http
+        .delete(format!("{}/groups/{old}", h.sim.info().graph_url))
+        .bearer_auth(token.secret())
+        .send()
+        .await
+        .expect("deleted in Entra");
+    assert_eq!(response.status(), 204);
+
+    let (_, queued) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            None,
+        )
+        .await;
+    let job = h
+        .wait_for_job(queued["job_id"].as_str().expect("job"))
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let integration = h.store.integrations().get(&id).await.expect("stored");
+    let new = integration.groups.not_enrolled.clone().expect("group");
+    assert_ne!(new, old, "a new group was made and recorded");
+    let found = graph
+        .find_groups_by_name("Users Not Yet Enrolled")
+        .await
+        .expect("search");
+    assert_eq!(
+        found.iter().map(|g| g.id.clone()).collect::<Vec<_>>(),
+        [new.clone()]
+    );
+    let members = graph
+        .list_group_members(&new)
+        .expect("members")
+        .collect_all()
+        .await
+        .expect("members");
+    assert!(members.len() >= 20, "filled again: {}", members.len());
+    h.stop().await;
+}
