@@ -1444,8 +1444,8 @@ async fn a_group_deleted_in_entra_is_made_again_by_the_sync() {
         .await
         .expect("search");
     assert_eq!(
-        found.iter().map(|g| g.id.clone()).collect::<Vec<_>>(),
-        [new.clone()]
+        found.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        [new.as_str()]
     );
     let members = graph
         .list_group_members(&new)
