@@ -357,8 +357,8 @@ pub async fn create(
         )
         .map_err(|e| graph_error(e, credential.field))?;
     let report = verify_access(&client, credential.field).await?;
-    let checks = preflight::run(&client, KEYBRIDGE_AAGUID).await;
     let groups = ensure_groups(&client, &name).await?;
+    let checks = preflight::run(&client, KEYBRIDGE_AAGUID, &our_groups(&groups)).await;
 
     let mut tx = app.store().begin().await?;
     let integration = tx
@@ -426,6 +426,22 @@ fn parse_support_email(text: Option<&str>) -> ApiResult<Option<EmailAddress>> {
     match text.map(str::trim) {
         None | Some("") => Ok(None),
         Some(text) => Ok(Some(EmailAddress::parse(text)?)),
+    }
+}
+
+fn our_groups(groups: &IntegrationGroups) -> preflight::OurGroups {
+    preflight::OurGroups {
+        paired_keybridge: groups.paired_keybridge.clone(),
+        all: [
+            &groups.eligible,
+            &groups.paired_keybridge,
+            &groups.paired_entra,
+            &groups.not_enrolled,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect(),
     }
 }
 
@@ -705,7 +721,7 @@ pub async fn rerun_preflight(app: &App, id: &str) -> ApiResult<Vec<PreflightChec
         .graph()
         .for_integration(&integration)
         .map_err(|e| graph_error(e, "credential"))?;
-    Ok(preflight::run(&client, KEYBRIDGE_AAGUID).await)
+    Ok(preflight::run(&client, KEYBRIDGE_AAGUID, &our_groups(&integration.groups)).await)
 }
 
 /// Queues a directory sync now.

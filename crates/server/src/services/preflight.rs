@@ -62,10 +62,19 @@ impl PreflightCheck {
     }
 }
 
+/// keybridge's groups as the policy check sees them.
+#[derive(Debug, Clone, Default)]
+pub struct OurGroups {
+    /// `(Client Paired with keybridge)`: users in it are the ones that get passkeys.
+    pub paired_keybridge: Option<String>,
+    /// Every keybridge group id, to spot one that is excluded.
+    pub all: Vec<String>,
+}
+
 /// Reads the tenant's FIDO2 policy and evaluates it for `aaguid`.
-pub async fn run(client: &GraphClient, aaguid: &str) -> Vec<PreflightCheck> {
+pub async fn run(client: &GraphClient, aaguid: &str, groups: &OurGroups) -> Vec<PreflightCheck> {
     match client.fido2_policy().await {
-        Ok(policy) => evaluate(&policy, aaguid),
+        Ok(policy) => evaluate(&policy, aaguid, groups),
         Err(error @ GraphError::Forbidden { .. }) => vec![PreflightCheck::problem(
             "policy_readable",
             CheckStatus::Warning,
@@ -82,8 +91,8 @@ pub async fn run(client: &GraphClient, aaguid: &str) -> Vec<PreflightCheck> {
     }
 }
 
-/// Evaluates a FIDO2 policy for keybridge's AAGUID.
-pub fn evaluate(policy: &Fido2Policy, aaguid: &str) -> Vec<PreflightCheck> {
+/// Evaluates a FIDO2 policy for keybridge's AAGUID and groups.
+pub fn evaluate(policy: &Fido2Policy, aaguid: &str, groups: &OurGroups) -> Vec<PreflightCheck> {
     let mut checks = Vec::new();
 
     if policy.state.as_deref() == Some("enabled") {
@@ -101,6 +110,10 @@ pub fn evaluate(policy: &Fido2Policy, aaguid: &str) -> Vec<PreflightCheck> {
     }
 
     let all_users = policy.include_targets.iter().any(|t| t.id == "all_users");
+    let ours_included = groups
+        .paired_keybridge
+        .as_ref()
+        .is_some_and(|g| policy.include_targets.iter().any(|t| &t.id == g));
     if policy.include_targets.is_empty() {
         checks.push(PreflightCheck::problem(
             "users_in_scope",
@@ -110,6 +123,11 @@ pub fn evaluate(policy: &Fido2Policy, aaguid: &str) -> Vec<PreflightCheck> {
                 "{POLICY_PATH} > Enable and Target > Include: add All users, or the group \
                  \"<Application Name> (Client Paired with keybridge)\""
             ),
+        ));
+    } else if ours_included {
+        checks.push(PreflightCheck::ok(
+            "users_in_scope",
+            "keybridge's group (Client Paired with keybridge) is targeted",
         ));
     } else if !all_users {
         checks.push(PreflightCheck::problem(
@@ -128,7 +146,24 @@ pub fn evaluate(policy: &Fido2Policy, aaguid: &str) -> Vec<PreflightCheck> {
             "all users are targeted",
         ));
     }
-    if !policy.exclude_targets.is_empty() {
+    let excluded_ours: Vec<&str> = policy
+        .exclude_targets
+        .iter()
+        .filter(|t| groups.all.contains(&t.id))
+        .map(|t| t.id.as_str())
+        .collect();
+    if !excluded_ours.is_empty() {
+        checks.push(PreflightCheck::problem(
+            "users_in_scope",
+            CheckStatus::Blocking,
+            format!(
+                "keybridge's own group(s) {} are excluded from the Passkey (FIDO2) method, so their \
+                 members' passkeys will be refused",
+                excluded_ours.join(", ")
+            ),
+            format!("{POLICY_PATH} > Enable and Target > Exclude: remove keybridge's groups"),
+        ));
+    } else if !policy.exclude_targets.is_empty() {
         checks.push(PreflightCheck::problem(
             "users_in_scope",
             CheckStatus::Warning,
@@ -305,6 +340,7 @@ mod tests {
                 "excludeTargets":[],"keyRestrictions":{"isEnforced":false,"enforcementType":"block","aaGuids":[]}}),
             ),
             OURS,
+            &OurGroups::default(),
         );
         assert!(
             checks.iter().all(|c| c.status == CheckStatus::Ok),
@@ -321,6 +357,7 @@ mod tests {
                 "keyRestrictions":{"isEnforced":true,"enforcementType":"allow","aaGuids":["cb69481e-8ff7-4039-93ec-0a2729a154a8"]}}),
             ),
             OURS,
+            &OurGroups::default(),
         );
         for (id, setting) in [
             ("method_enabled", "Enable and Target: turn Enable on"),
@@ -347,6 +384,7 @@ mod tests {
                 "keyRestrictions":{"isEnforced":true,"enforcementType":"block","aaGuids":[OURS.to_uppercase()]}}),
             ),
             OURS,
+            &OurGroups::default(),
         );
         assert_eq!(
             status_of(&blocked, "key_restrictions"),
@@ -359,6 +397,7 @@ mod tests {
                 "keyRestrictions":{"isEnforced":true,"enforcementType":"allow","aaGuids":[OURS]}}),
             ),
             OURS,
+            &OurGroups::default(),
         );
         assert_eq!(status_of(&allowed, "key_restrictions"), [CheckStatus::Ok]);
     }
@@ -372,10 +411,44 @@ mod tests {
                 "excludeTargets":[{"id":"0b1c9a52-0000-4000-8000-000000000002","targetType":"group"}]}),
             ),
             OURS,
+            &OurGroups::default(),
         );
         assert_eq!(
             status_of(&checks, "users_in_scope"),
             [CheckStatus::Warning, CheckStatus::Warning]
+        );
+    }
+
+    #[test]
+    fn our_group_as_the_target_is_enough_and_excluding_it_blocks() {
+        let groups = OurGroups {
+            paired_keybridge: Some("0b1c9a52-0000-4000-8000-00000000000a".to_owned()),
+            all: vec![
+                "0b1c9a52-0000-4000-8000-00000000000a".to_owned(),
+                "0b1c9a52-0000-4000-8000-00000000000b".to_owned(),
+            ],
+        };
+        let targeted = evaluate(
+            &policy(
+                serde_json::json!({"state":"enabled","isSelfServiceRegistrationAllowed":true,
+                "includeTargets":[{"id":"0b1c9a52-0000-4000-8000-00000000000a","targetType":"group"}]}),
+            ),
+            OURS,
+            &groups,
+        );
+        assert_eq!(status_of(&targeted, "users_in_scope"), [CheckStatus::Ok]);
+        let excluded = evaluate(
+            &policy(
+                serde_json::json!({"state":"enabled","isSelfServiceRegistrationAllowed":true,
+                "includeTargets":[{"id":"all_users"}],
+                "excludeTargets":[{"id":"0b1c9a52-0000-4000-8000-00000000000b","targetType":"group"}]}),
+            ),
+            OURS,
+            &groups,
+        );
+        assert_eq!(
+            status_of(&excluded, "users_in_scope"),
+            [CheckStatus::Ok, CheckStatus::Blocking]
         );
     }
 
@@ -389,6 +462,7 @@ mod tests {
                     "attestationEnforcement":"registrationOnly"}]}),
             ),
             OURS,
+            &OurGroups::default(),
         );
         let profile = checks
             .iter()
