@@ -1,8 +1,8 @@
 //! Connecting, changing and removing integrations (issue 6, lifecycle 1–3).
 //!
 //! Creating one runs, in order: local validation (core types), a token from Entra, the
-//! permission self-test, the pre-flight checks, find-or-create of the four groups, and only
-//! then one transaction that writes the integration, its groups, the audit event and the
+//! permission self-test, find-or-create of the four groups, the pre-flight checks (which
+//! look for those groups among the policy's targets), and only then one transaction that writes the integration, its groups, the audit event and the
 //! first directory-sync job. A failure at any step leaves no integration behind (groups found
 //! or created before it are harmless and are found again on the next attempt).
 
