@@ -252,7 +252,7 @@ async fn shutdown_drains_a_running_job() {
         .await;
     assert_eq!(first["state"], "succeeded");
 
-    h.sim.set_latency(Duration::from_millis(400));
+    h.sim.set_latency(Duration::from_millis(200));
     let (status, queued) = h
         .call(
             Method::POST,
