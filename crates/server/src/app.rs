@@ -216,6 +216,11 @@ impl App {
         &self.inner.metrics
     }
 
+    /// `job` with the configured number of attempts (`jobs.max_attempts`).
+    pub fn attempts(&self, job: keybridge_store::NewJob) -> keybridge_store::NewJob {
+        job.max_attempts(i64::from(self.inner.config.jobs.max_attempts.max(1)))
+    }
+
     /// The TLS pin phones and workstations check.
     pub fn tls_pin(&self) -> &str {
         &self.inner.tls_pin

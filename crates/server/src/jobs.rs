@@ -218,7 +218,7 @@ async fn queue_all_syncs(app: &App) -> Result<(), StoreError> {
     for integration in integrations {
         app.store()
             .jobs()
-            .enqueue(directory_sync(&integration.id))
+            .enqueue(app.attempts(directory_sync(&integration.id)))
             .await?;
     }
     Ok(())

@@ -377,7 +377,7 @@ pub async fn create(
         .await?;
     let job = tx
         .jobs()
-        .enqueue(jobs::directory_sync(&integration.id))
+        .enqueue(app.attempts(jobs::directory_sync(&integration.id)))
         .await?;
     let blocking: Vec<&str> = checks
         .iter()
@@ -647,7 +647,11 @@ pub async fn set_native_login(
     let mut tx = app.store().begin().await?;
     tx.integrations().set_native_login(id, enabled).await?;
     let job = if enabled && !integration.native_login_enabled {
-        Some(tx.jobs().enqueue(jobs::provision_paired_users(id)).await?)
+        Some(
+            tx.jobs()
+                .enqueue(app.attempts(jobs::provision_paired_users(id)))
+                .await?,
+        )
     } else {
         None
     };
@@ -728,7 +732,10 @@ pub async fn rerun_preflight(app: &App, id: &str) -> ApiResult<Vec<PreflightChec
 pub async fn queue_sync(app: &App, id: &str, actor: &str, meta: &RequestMeta) -> ApiResult<String> {
     app.store().integrations().get(id).await?;
     let mut tx = app.store().begin().await?;
-    let job = tx.jobs().enqueue(jobs::directory_sync(id)).await?;
+    let job = tx
+        .jobs()
+        .enqueue(app.attempts(jobs::directory_sync(id)))
+        .await?;
     tx.audit()
         .append(
             meta.stamp(

@@ -124,7 +124,9 @@ pub async fn invite_user(
         ))
         .await?;
     if !transition.groups_to_add.is_empty() || !transition.groups_to_remove.is_empty() {
-        tx.jobs().enqueue(jobs::group_sync(&integration.id)).await?;
+        tx.jobs()
+            .enqueue(app.attempts(jobs::group_sync(&integration.id)))
+            .await?;
     }
     tx.commit().await?;
 
@@ -213,7 +215,7 @@ pub async fn revoke(app: &App, user_id: &str, actor: &str, meta: &RequestMeta) -
         .await?;
     if !transition.groups_to_add.is_empty() || !transition.groups_to_remove.is_empty() {
         tx.jobs()
-            .enqueue(jobs::group_sync(&user.integration_id))
+            .enqueue(app.attempts(jobs::group_sync(&user.integration_id)))
             .await?;
     }
     tx.commit().await?;

@@ -53,7 +53,10 @@ pub async fn request(
         ApiError::new(StatusCode::CONFLICT, "not_allowed", e.to_string()).with_field("user")
     })?;
     let mut tx = store.begin().await?;
-    let job = tx.jobs().enqueue(job(&user.id, actor)).await?;
+    let job = tx
+        .jobs()
+        .enqueue(app.attempts(job(&user.id, actor)))
+        .await?;
     tx.audit()
         .append(
             meta.stamp(
