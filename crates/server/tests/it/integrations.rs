@@ -81,6 +81,10 @@ async fn integration_lifecycle(backend: Backend) {
         job["progress_done"].as_i64().is_some_and(|n| n >= 20),
         "{job}"
     );
+    assert_eq!(
+        job["max_attempts"], 3,
+        "jobs.max_attempts from the configuration"
+    );
     let counts = h.store.users().count_by_state(&id).await.expect("counts");
     assert!(counts.pending >= 20, "{counts:?}");
     let (status, shown) = h
