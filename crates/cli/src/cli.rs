@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{admin, attestation, config, device, entra_sim};
+use crate::commands::{admin, attestation, config, device, entra_sim, serve};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -35,7 +35,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the keybridge server: console, API, device and workstation endpoints, workers.
-    Serve,
+    Serve(serve::ServeArgs),
     /// Run a complete local sandbox: entra-sim with a seeded tenant and the server on SQLite.
     Sandbox,
     /// Run entra-sim, a local emulator of the part of Entra ID and Microsoft Graph keybridge uses.

@@ -24,6 +24,8 @@ pub enum AdminCommand {
     /// The database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// API tokens for `/api/v1`, made directly in the database (the first admin token).
+    Token(super::token::TokenArgs),
 }
 
 /// `keybridge admin audit` subcommands.
@@ -86,9 +88,11 @@ pub enum DbCommand {
 
 /// Runs `keybridge admin`.
 pub fn run(command: AdminCommand, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
-    if let AdminCommand::Secrets(SecretsCommand::NewKey { path }) = &command {
-        return new_key(path);
-    }
+    let command = match command {
+        AdminCommand::Secrets(SecretsCommand::NewKey { path }) => return new_key(&path),
+        AdminCommand::Token(args) => return super::token::run(args, config_file),
+        other => other,
+    };
     let config = load_config(config_file)?;
     runtime()?.block_on(async move {
         let store = open_store(&config).await?;
@@ -97,7 +101,10 @@ pub fn run(command: AdminCommand, config_file: Option<&Path>) -> anyhow::Result<
             AdminCommand::Audit(AuditCommand::Export(args)) => audit_export(&store, args).await,
             AdminCommand::Secrets(SecretsCommand::Rotate) => secrets_rotate(&store).await,
             AdminCommand::Secrets(SecretsCommand::Status) => secrets_status(&store).await,
-            AdminCommand::Secrets(SecretsCommand::NewKey { .. }) => Ok(ExitCode::SUCCESS),
+            // Handled above, without opening the store here.
+            AdminCommand::Secrets(SecretsCommand::NewKey { .. }) | AdminCommand::Token(_) => {
+                Ok(ExitCode::SUCCESS)
+            }
             AdminCommand::Db(DbCommand::Status) => db_status(&store).await,
         };
         store.close().await;

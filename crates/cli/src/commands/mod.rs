@@ -6,6 +6,8 @@ pub mod attestation;
 pub mod config;
 pub mod device;
 pub mod entra_sim;
+pub mod serve;
+pub mod token;
 
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
@@ -29,7 +31,7 @@ pub const EXIT_NOT_BUILT: u8 = 3;
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_file = cli.config;
     match cli.command {
-        Command::Serve => Ok(not_built("serve", "the server is not built yet")),
+        Command::Serve(args) => serve::run(args, config_file.as_deref()),
         Command::Sandbox => Ok(not_built(
             "sandbox",
             "the sandbox needs the server and entra-sim, which are not built yet",
