@@ -434,6 +434,9 @@ pub fn check_provision_request(
 /// `paired_workstation_key` that names this request, this workstation, this account and this
 /// challenge, made within [`MAX_BINDING_AGE`].
 ///
+/// `request_options` must be a bare options object: one with a `publicKey` member is refused,
+/// since an authenticator reading that wrapper would sign a challenge these checks did not see.
+///
 /// `paired_workstation_key` is the public key of the workstation this phone paired under
 /// `request.workstation_id`, or `None` when it paired none by that id (refused as
 /// [`RequestCheckError::UnknownWorkstation`]).
@@ -448,6 +451,18 @@ pub fn check_sign_in_request(
     let workstation_key = paired_workstation_key.ok_or(RequestCheckError::UnknownWorkstation {
         workstation_id: request.workstation_id,
     })?;
+    // The options must be the bare object the checks below read: an authenticator that also
+    // accepts `{"publicKey": {...}}` would act on the inner object, whose challenge and rp id
+    // these checks would never see.
+    match &request.request_options {
+        Value::Object(members) if !members.contains_key("publicKey") => {}
+        Value::Object(_) => {
+            return Err(bad_options(
+                "the request options carry a `publicKey` member; only bare PublicKeyCredentialRequestOptions are accepted",
+            ));
+        }
+        _ => return Err(bad_options("the request options are not a JSON object")),
+    }
     let rp_id = request
         .request_options
         .get("rpId")
@@ -1040,6 +1055,31 @@ mod tests {
             stale.expect_err("stale").refusal_reason(),
             RefusalReason::BadBinding
         );
+    }
+
+    /// The phone's authenticator reads `{"publicKey": {...}}` as well as bare options and then
+    /// acts on the inner object only; a check that read the outer members would pass a bound
+    /// challenge while the phone signs another one.
+    #[test]
+    fn sign_in_options_wrapping_another_challenge_are_refused() {
+        let fixture = sign_in();
+        let key = fixture.workstation_key.public_key();
+        let mut wrapped = fixture.request.clone();
+        wrapped.request_options["publicKey"] = json!({
+            "challenge": "cmVsYXllZA",
+            "rpId": "login.microsoft.com",
+            "userVerification": "required"
+        });
+        assert!(matches!(
+            check_sign_in_request(&wrapped, &ana(), Some(&key), NOW),
+            Err(RequestCheckError::BadOptions { .. })
+        ));
+        let mut not_an_object = fixture.request.clone();
+        not_an_object.request_options = json!(["challenge", "rpId"]);
+        assert!(matches!(
+            check_sign_in_request(&not_an_object, &ana(), Some(&key), NOW),
+            Err(RequestCheckError::BadOptions { .. })
+        ));
     }
 
     #[test]
