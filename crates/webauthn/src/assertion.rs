@@ -89,6 +89,11 @@ pub enum AssertionError {
         "clientDataJSON says the ceremony ran in a cross-origin iframe, which this relying party refuses"
     )]
     CrossOriginRefused,
+    /// `crossOrigin` is true, the relying party lists top origins, and `topOrigin` is absent.
+    #[error(
+        "clientDataJSON says the ceremony ran in a cross-origin iframe but names no topOrigin, which this relying party requires"
+    )]
+    TopOriginMissing,
     /// `topOrigin` is not one the relying party expects to be embedded in.
     #[error("clientDataJSON topOrigin \"{0}\" is not an allowed top-level origin")]
     TopOriginNotAllowed(String),
@@ -145,6 +150,7 @@ impl AssertionError {
             | E::WrongCeremonyType(_)
             | E::OriginNotAllowed(_)
             | E::CrossOriginRefused
+            | E::TopOriginMissing
             | E::TopOriginNotAllowed(_) => "error_invalid_client_data",
             E::ChallengeMismatch => "error_invalid_challenge",
             E::RpIdHashMismatch(_) => "error_invalid_rp_id",
@@ -169,6 +175,7 @@ impl From<ClientDataCheckError> for AssertionError {
                 AssertionError::OriginNotAllowed(origin)
             }
             ClientDataCheckError::CrossOrigin => AssertionError::CrossOriginRefused,
+            ClientDataCheckError::TopOriginMissing => AssertionError::TopOriginMissing,
             ClientDataCheckError::TopOriginNotAllowed(top) => {
                 AssertionError::TopOriginNotAllowed(top)
             }

@@ -169,6 +169,11 @@ pub enum RegistrationError {
         "clientDataJSON says the ceremony ran in a cross-origin iframe, which this relying party refuses"
     )]
     CrossOriginRefused,
+    /// `crossOrigin` is true, the relying party lists top origins, and `topOrigin` is absent.
+    #[error(
+        "clientDataJSON says the ceremony ran in a cross-origin iframe but names no topOrigin, which this relying party requires"
+    )]
+    TopOriginMissing,
     /// `topOrigin` is not one the relying party expects to be embedded in.
     #[error("clientDataJSON topOrigin \"{0}\" is not an allowed top-level origin")]
     TopOriginNotAllowed(String),
@@ -254,6 +259,7 @@ impl RegistrationError {
             | E::WrongCeremonyType(_)
             | E::OriginNotAllowed(_)
             | E::CrossOriginRefused
+            | E::TopOriginMissing
             | E::TopOriginNotAllowed(_) => "error_invalid_client_data",
             E::ChallengeMismatch => "error_invalid_challenge",
             E::RpIdHashMismatch(_) => "error_invalid_rp_id",
@@ -287,6 +293,7 @@ impl From<ClientDataCheckError> for RegistrationError {
                 RegistrationError::OriginNotAllowed(origin)
             }
             ClientDataCheckError::CrossOrigin => RegistrationError::CrossOriginRefused,
+            ClientDataCheckError::TopOriginMissing => RegistrationError::TopOriginMissing,
             ClientDataCheckError::TopOriginNotAllowed(top) => {
                 RegistrationError::TopOriginNotAllowed(top)
             }

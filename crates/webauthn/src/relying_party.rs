@@ -127,9 +127,11 @@ impl RelyingParty {
         match (&self.cross_origin, cross_origin) {
             (CrossOriginPolicy::Refuse, true) => return Err(ClientDataCheckError::CrossOrigin),
             (CrossOriginPolicy::Allow { top_origins }, true) if !top_origins.is_empty() => {
-                if let Some(top) = &client_data.top_origin
-                    && !top_origins.contains(top)
-                {
+                // A listed set of top origins needs a topOrigin to check against it.
+                let Some(top) = &client_data.top_origin else {
+                    return Err(ClientDataCheckError::TopOriginMissing);
+                };
+                if !top_origins.contains(top) {
                     return Err(ClientDataCheckError::TopOriginNotAllowed(top.clone()));
                 }
             }
@@ -149,6 +151,7 @@ pub(crate) enum ClientDataCheckError {
     ChallengeMismatch,
     OriginNotAllowed(String),
     CrossOrigin,
+    TopOriginMissing,
     TopOriginNotAllowed(String),
 }
 

@@ -219,6 +219,25 @@ fn top_origin_outside_the_expected_set_is_refused() {
 }
 
 #[test]
+fn cross_origin_call_without_top_origin_is_refused_when_top_origins_are_listed() {
+    // crossOrigin is true and topOrigin is absent: the relying party cannot tell which page
+    // embedded the ceremony, so a listed set of top origins cannot be satisfied.
+    let vector = vector("none.ES256.crossOrigin");
+    let rp = RelyingParty::new(vector.rp_id.clone(), [vector.origin.clone()]).with_cross_origin(
+        keybridge_webauthn::CrossOriginPolicy::Allow {
+            top_origins: vec!["https://portal.example".into()],
+        },
+    );
+    let challenge = bytes(&vector.challenge);
+    let result = verify_registration(
+        &vector.registration_response(),
+        &expectations(&vector, &rp, &challenge, &[]),
+    );
+    assert_eq!(result, Err(RegistrationError::TopOriginMissing));
+    assert_eq!(result.unwrap_err().code(), "error_invalid_client_data");
+}
+
+#[test]
 fn other_algorithms_are_refused_with_a_typed_error() {
     for (name, alg) in [
         ("packed.ES384", -35),
