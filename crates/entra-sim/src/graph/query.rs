@@ -300,9 +300,19 @@ fn tokenize(input: &str) -> Result<Vec<Token>, GraphError> {
     Ok(tokens)
 }
 
+/// Deepest nesting of parentheses and `not` a filter may have.
+const MAX_FILTER_DEPTH: usize = 32;
+/// Most comparisons (and nested groups) a filter may hold.
+const MAX_FILTER_CLAUSES: usize = 200;
+
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Current nesting of parentheses and `not`: parsing, checking and dropping the tree all
+    /// recurse, so a crafted filter must not nest without bound.
+    depth: usize,
+    /// Clauses parsed so far: a long `and`/`or` chain builds a tree as deep as it is long.
+    clauses: usize,
 }
 
 impl Parser {
@@ -345,6 +355,22 @@ impl Parser {
         Ok(left)
     }
 
+    /// Runs `parse` one nesting level deeper, refusing to go past [`MAX_FILTER_DEPTH`].
+    fn nested(
+        &mut self,
+        parse: fn(&mut Self) -> Result<Filter, GraphError>,
+    ) -> Result<Filter, GraphError> {
+        if self.depth >= MAX_FILTER_DEPTH {
+            return Err(invalid_filter(&format!(
+                "the expression is nested more than {MAX_FILTER_DEPTH} levels deep."
+            )));
+        }
+        self.depth += 1;
+        let result = parse(self);
+        self.depth -= 1;
+        result
+    }
+
     fn literal(&mut self) -> Result<Literal, GraphError> {
         match self.next() {
             Some(Token::Text(t)) => Ok(Literal::Text(t)),
@@ -358,13 +384,20 @@ impl Parser {
     }
 
     fn factor(&mut self) -> Result<Filter, GraphError> {
+        self.clauses += 1;
+        if self.clauses > MAX_FILTER_CLAUSES {
+            return Err(invalid_filter(&format!(
+                "the expression has more than {MAX_FILTER_CLAUSES} clauses."
+            )));
+        }
         if self.keyword("not") {
             self.at += 1;
-            return Ok(Filter::Not(Box::new(self.factor()?)));
+            let inner = self.nested(Self::factor)?;
+            return Ok(Filter::Not(Box::new(inner)));
         }
         match self.next() {
             Some(Token::Open) => {
-                let inner = self.expr()?;
+                let inner = self.nested(Self::expr)?;
                 self.expect(&Token::Close, "')'")?;
                 Ok(inner)
             }
@@ -427,6 +460,8 @@ pub(crate) fn parse_filter(
     let mut parser = Parser {
         tokens: tokenize(input)?,
         at: 0,
+        depth: 0,
+        clauses: 0,
     };
     let filter = parser.expr()?;
     if parser.at != parser.tokens.len() {
@@ -533,6 +568,28 @@ mod tests {
             .join(",");
         let e = parse_filter(&format!("id in ({many})"), USER, "User").expect_err("16 values");
         assert!(e.message.contains("16"));
+    }
+
+    #[test]
+    fn deep_or_long_filters_are_refused_without_exhausting_the_stack() {
+        let parens = format!("{}id eq 'x'{}", "(".repeat(5000), ")".repeat(5000));
+        let nots = format!("{}id eq 'x'", "not ".repeat(5000));
+        let chain = vec!["id eq 'x'"; 5000].join(" and ");
+        let mixed = vec!["(not (id eq 'x'))"; 3000].join(" or ");
+        for text in [parens, nots, chain, mixed] {
+            let e = parse_filter(&text, USER, "User").expect_err("too complex");
+            assert_eq!(e.code, "BadRequest");
+            assert!(
+                e.message.starts_with("Invalid filter clause: "),
+                "{}",
+                e.message
+            );
+        }
+        // Reasonable nesting and length still parse.
+        let nested = format!("{}id eq 'x'{}", "(".repeat(20), ")".repeat(20));
+        assert!(parse_filter(&nested, USER, "User").is_ok());
+        let fifteen = vec!["displayName eq 'x'"; 15].join(" or ");
+        assert!(parse_filter(&fifteen, USER, "User").is_ok());
     }
 
     #[test]
