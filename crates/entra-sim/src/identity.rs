@@ -674,7 +674,8 @@ fn check_assertion(
         .map(whole)
         .ok_or_else(|| malformed("The client assertion has no 'exp' claim."))?;
     let nbf = claims.nbf.map_or(now_secs, whole);
-    if exp + SKEW_SECS < now_secs || nbf - SKEW_SECS > now_secs {
+    // Saturating: `exp` and `nbf` are the client's numbers and may sit at the ends of i64.
+    if exp.saturating_add(SKEW_SECS) < now_secs || nbf.saturating_sub(SKEW_SECS) > now_secs {
         return Err(Aadsts::new(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -691,7 +692,7 @@ fn check_assertion(
         .seen_assertion_ids
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    seen.retain(|_, expiry| *expiry + SKEW_SECS >= now_secs);
+    seen.retain(|_, expiry| expiry.saturating_add(SKEW_SECS) >= now_secs);
     if seen.contains_key(&jti) {
         // [I] code and wording for a replayed assertion.
         return Err(Aadsts::new(

@@ -381,3 +381,68 @@ async fn certificate_assertions_rs256_and_ps256() {
     assert_eq!(status, 400);
     assert_aadsts(&body, "invalid_request", 50027);
 }
+
+/// Signs `claims` with the registered client certificate's key (RS256, SHA-1 thumbprint).
+fn sign_claims(h: &Harness, claims: &Value) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let info = h.sim.info();
+    let cert_pem = std::fs::read_to_string(&info.client_cert_pem).expect("cert");
+    let mut header = Header::new(Algorithm::RS256);
+    header.x5t = Some(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha1::Sha1::digest(pem_der(&cert_pem))),
+    );
+    let key = EncodingKey::from_rsa_pem(&std::fs::read(&info.client_key_pem).expect("key"))
+        .expect("rsa key");
+    jsonwebtoken::encode(&header, claims, &key).expect("sign")
+}
+
+#[tokio::test]
+async fn assertions_with_extreme_times_are_judged_not_crashed_on() {
+    let h = start(1).await;
+    let info = h.sim.info();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let client = info.client_id.to_string();
+    let assertion = |exp: Value, nbf: Value| {
+        sign_claims(
+            &h,
+            &json!({
+                "aud": info.token_endpoint, "iss": client, "sub": client,
+                "jti": uuid::Uuid::new_v4().to_string(), "exp": exp, "nbf": nbf,
+            }),
+        )
+    };
+    let send = |jwt: String| {
+        let h = &h;
+        async move {
+            let response = h
+                .http
+                .post(&h.sim.info().token_endpoint)
+                .header("client-request-id", "0f0e0d0c-0b0a-4908-8706-050403020100")
+                .form(&assertion_form(h, jwt))
+                .send()
+                .await
+                .expect("the token endpoint answers");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("json");
+            (status, body)
+        }
+    };
+    // No maximum lifetime is enforced (entra.md §1.3): a far expiry or an old nbf is valid.
+    let far_future = assertion(json!(1e300), json!(now));
+    let (status, body) = send(far_future.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(assertion(json!(now + 600), json!(-1e300))).await;
+    assert_eq!(status, 200, "{body}");
+    // Its jti is remembered: a replay is refused (and the replay cache survives its expiry).
+    let (status, body) = send(far_future).await;
+    assert_eq!(status, 401, "{body}");
+    assert_aadsts(&body, "invalid_client", 700027);
+    // Expired long ago, or valid only far in the future.
+    for (exp, nbf) in [(json!(-1e300), json!(now)), (json!(1e300), json!(1e300))] {
+        let (status, body) = send(assertion(exp.clone(), nbf.clone())).await;
+        assert_eq!(status, 401, "exp {exp}, nbf {nbf}: {body}");
+        assert_aadsts(&body, "invalid_client", 700024);
+    }
+}
