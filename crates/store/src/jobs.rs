@@ -514,6 +514,9 @@ impl Jobs<'_> {
     ) -> Result<FailOutcome> {
         let now = Timestamp::now();
         let mut tx = self.db.begin().await?;
+        // The updates below repeat the lease condition: on PostgreSQL this read takes no lock,
+        // so a cancel or a takeover may commit between it and the update, which must then
+        // change nothing (an update that matched by id alone revived cancelled jobs).
         let row = sqlx::query(
             "SELECT attempts, max_attempts FROM jobs WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
         )
@@ -530,28 +533,33 @@ impl Jobs<'_> {
         let attempts = int(&row, "attempts")?;
         let max_attempts = int(&row, "max_attempts")?;
         let outcome = if permanent || attempts >= max_attempts {
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE jobs SET state = 'dead', lease_owner = NULL, last_error = $1, finished_at = $2, \
-                 updated_at = $2 WHERE id = $3",
+                 updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
             )
             .bind(bounded(error))
             .bind(now.unix_millis())
             .bind(id)
+            .bind(owner)
             .execute(&mut *tx)
             .await?;
+            lease_held(done.rows_affected(), id, owner)?;
             FailOutcome::Dead
         } else {
             let retry_at = now.plus(backoff.delay(attempts));
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE jobs SET state = 'queued', lease_owner = NULL, last_error = $1, \
-                 available_at = $2, updated_at = $3 WHERE id = $4",
+                 available_at = $2, updated_at = $3 WHERE id = $4 AND lease_owner = $5 \
+                 AND state = 'running'",
             )
             .bind(bounded(error))
             .bind(retry_at.unix_millis())
             .bind(now.unix_millis())
             .bind(id)
+            .bind(owner)
             .execute(&mut *tx)
             .await?;
+            lease_held(done.rows_affected(), id, owner)?;
             FailOutcome::Retrying(retry_at)
         };
         tx.commit().await?;

@@ -565,7 +565,60 @@ async fn a_job_whose_worker_died_on_its_last_attempt_goes_dead(store: Store) {
     assert_eq!(store.jobs().reap_expired("default").await.unwrap(), 0);
 }
 
+/// An admin cancels a running job while its worker records a failure: the cancel's
+/// transaction holds the row when the worker reads it, and commits before the worker writes.
+/// The worker must find its lease gone, and the job must stay cancelled (not be queued again).
+async fn a_failure_racing_a_cancel_leaves_the_job_cancelled(store: Store) {
+    for permanent in [false, true] {
+        let id = store
+            .jobs()
+            .enqueue(job("sync"))
+            .await
+            .unwrap()
+            .id()
+            .to_string();
+        let claimed = store
+            .jobs()
+            .claim("default", "w1", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id, id);
+        let mut cancel = store.begin().await.unwrap();
+        cancel.jobs().cancel(&id).await.unwrap();
+        let failing = {
+            let store = store.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                store
+                    .jobs()
+                    .fail(&id, "w1", "Graph timed out", permanent, &Backoff::default())
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.commit().await.unwrap();
+        let outcome = failing.await.unwrap();
+        assert!(
+            matches!(outcome, Err(StoreError::LeaseLost { .. })),
+            "permanent {permanent}: {outcome:?}"
+        );
+        let after = store.jobs().get(&id).await.unwrap();
+        assert_eq!(after.state, JobState::Cancelled, "permanent {permanent}");
+        assert_eq!(after.last_error, None);
+        assert!(
+            store
+                .jobs()
+                .claim("default", "w2", LEASE)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
 crate::store_tests!(
+    a_failure_racing_a_cancel_leaves_the_job_cancelled,
     a_job_whose_worker_died_on_its_last_attempt_goes_dead,
     enqueue_dedupes_live_jobs_only,
     claim_leases_one_job_to_one_worker,
