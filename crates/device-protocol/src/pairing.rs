@@ -487,8 +487,10 @@ impl ShortCode {
 }
 
 impl fmt::Debug for ShortCode {
+    // Redacted: while its session lives the code is the secret of the enrolment proof.
+    // Display (and `as_str`) show it where it is meant to be seen.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ShortCode({})", self.as_str())
+        f.write_str("ShortCode(..)")
     }
 }
 
@@ -712,6 +714,28 @@ mod tests {
             ShortCode::parse("K7QX4É"),
             Err(PairingError::BadShortCode { .. })
         ));
+    }
+
+    /// A live short code is the secret of its enrolment proof, like the QR secret: a `{:?}` in
+    /// a log line must not hand it to whoever reads the log.
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let code = ShortCode::parse("K7QX4M").expect("code");
+        let secret = PairingSecret::from_bytes([7; 32]);
+        for shown in [
+            format!("{code:?}"),
+            format!(
+                "{:?}",
+                crate::enrolment::PairingReference::Code(code.clone())
+            ),
+            format!("{:?}", code.proof_key()),
+        ] {
+            assert!(!shown.contains("K7QX4M"), "{shown}");
+        }
+        for shown in [format!("{secret:?}"), format!("{:?}", payload())] {
+            assert!(!shown.contains(&secret.to_base64url()), "{shown}");
+        }
+        assert_eq!(code.to_string(), "K7QX4M", "Display still shows the code");
     }
 
     #[test]
