@@ -225,6 +225,54 @@ enum Attempt {
         ids: RequestIds,
     },
     NoAnswer(GraphError),
+    /// An answer this client will not use (too large); sending again would not help.
+    Refused(GraphError),
+}
+
+/// Largest Graph answer read into memory. A page of 999 users with every property selected,
+/// or a `$batch` of 20 such answers, stays well below it; anything larger is refused rather
+/// than buffered, so a misbehaving endpoint cannot exhaust memory.
+pub(crate) const MAX_GRAPH_BODY_BYTES: usize = 32 << 20;
+
+/// Why a body could not be read.
+pub(crate) enum BodyError {
+    /// Longer than the limit (by `Content-Length` or as it arrived).
+    TooLarge,
+    /// The connection failed while reading.
+    Transport(reqwest::Error),
+}
+
+/// Reads a response body, stopping as soon as it exceeds `limit` bytes.
+pub(crate) async fn read_body_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The error for an answer longer than `limit`.
+pub(crate) fn too_large(during: &str, limit: usize, ids: RequestIds) -> GraphError {
+    GraphError::UnexpectedResponse {
+        during: during.to_owned(),
+        detail: format!(
+            "the answer is larger than {} KiB, more than any valid answer; it was not read",
+            limit / 1024
+        ),
+        ids,
+    }
 }
 
 impl GraphClient {
@@ -387,6 +435,7 @@ impl GraphClient {
                     }
                     return Err(error);
                 }
+                Attempt::Refused(error) => return Err(error),
                 Attempt::Answer {
                     status,
                     headers,
@@ -495,17 +544,22 @@ impl GraphClient {
                 request_id,
                 client_request_id: Some(client_request_id.clone()),
             };
-            match response.bytes().await {
+            match read_body_limited(response, MAX_GRAPH_BODY_BYTES).await {
                 Ok(body) => {
                     tracing::debug!(status, "Graph answered");
                     Attempt::Answer {
                         status,
                         headers,
-                        body: body.to_vec(),
+                        body,
                         ids,
                     }
                 }
-                Err(source) => {
+                Err(BodyError::TooLarge) => {
+                    let error = too_large("reading Graph's answer", MAX_GRAPH_BODY_BYTES, ids);
+                    tracing::warn!(error = %error, "Graph answer refused");
+                    Attempt::Refused(error)
+                }
+                Err(BodyError::Transport(source)) => {
                     Attempt::NoAnswer(transport_error(source, "reading Graph's answer", &call.url))
                 }
             }

@@ -10,10 +10,14 @@ use serde::Deserialize;
 use tracing::Instrument as _;
 use url::Url;
 
+use crate::client::{BodyError, read_body_limited, too_large};
 use crate::clock::Clock;
 use crate::credentials::{AssertionAlgorithm, ClientCredential};
 use crate::error::{AuthFailure, GraphError, RequestIds, ServiceError, TransportKind, aadsts_hint};
 use crate::retry::RetryPolicy;
+
+/// Largest token endpoint answer read into memory (a real one is a few KiB).
+const MAX_TOKEN_BODY_BYTES: usize = 1 << 20;
 
 /// Refresh this long before expiry (or at half the lifetime, for short-lived tokens).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -249,12 +253,26 @@ impl TokenProvider {
         if let Some(id) = &request_id {
             span.record("request_id", id.as_str());
         }
-        let body = response.bytes().await.map_err(|source| {
-            transport_error(source, "reading the token response", &self.token_url)
-        })?;
         let ids = RequestIds {
             request_id,
             client_request_id: Some(client_request_id.to_owned()),
+        };
+        let body = match read_body_limited(response, MAX_TOKEN_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                return Err(too_large(
+                    "reading the token response",
+                    MAX_TOKEN_BODY_BYTES,
+                    ids,
+                ));
+            }
+            Err(BodyError::Transport(source)) => {
+                return Err(transport_error(
+                    source,
+                    "reading the token response",
+                    &self.token_url,
+                ));
+            }
         };
         if status.is_success() {
             let parsed: TokenResponse =

@@ -591,3 +591,56 @@ async fn when_method_ids_are_not_derived_from_the_credential_the_new_one_is_foun
     );
     assert_eq!(created.load(Ordering::SeqCst), 1);
 }
+
+/// A 40 MiB body: more than any Graph answer this client asks for.
+fn huge_json() -> String {
+    format!(
+        "{{\"id\":\"{USER}\",\"displayName\":\"{}\"}}",
+        "A".repeat(40 << 20)
+    )
+}
+
+#[tokio::test]
+async fn an_oversized_graph_answer_is_refused_not_buffered() {
+    let server = MockServer::start(|seen| {
+        if is_token(seen) {
+            return Answer::token("t1", 3599);
+        }
+        Answer::Respond {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: huge_json(),
+        }
+    })
+    .await;
+    let client = client(&server);
+    let error = client.get_user(USER, &["id"]).await.unwrap_err();
+    assert!(
+        matches!(&error, GraphError::UnexpectedResponse { detail, .. } if detail.contains("larger than")),
+        "{error}"
+    );
+    // Not retried: the same request would bring the same answer.
+    assert_eq!(server.count("GET", USER), 1);
+}
+
+#[tokio::test]
+async fn an_oversized_token_answer_is_refused_not_buffered() {
+    let server = MockServer::start(|seen| {
+        if is_token(seen) {
+            return Answer::Respond {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: huge_json(),
+            };
+        }
+        Answer::json(200, user_json(USER))
+    })
+    .await;
+    let client = client(&server);
+    let error = client.get_user(USER, &["id"]).await.unwrap_err();
+    assert!(
+        matches!(&error, GraphError::UnexpectedResponse { detail, .. } if detail.contains("larger than")),
+        "{error}"
+    );
+    assert_eq!(server.count("GET", USER), 0);
+}
