@@ -105,11 +105,23 @@ impl StoreKey {
             Some(32),
         )
         .map_err(|error| OpenFailure::Kdf(error.to_string()))?;
-        let argon =
-            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            params.clone(),
+        );
         let mut key = Zeroizing::new([0u8; 32]);
+        // Argon2's working memory ends holding values the key is hashed from (with one lane
+        // the last block is that value), so it is our own buffer, wiped when dropped, rather
+        // than one the library frees as it is.
+        let mut blocks = Zeroizing::new(vec![argon2::Block::default(); params.block_count()]);
         argon
-            .hash_password_into(pin.as_bytes(), &header.salt, key.as_mut())
+            .hash_password_into_with_memory(
+                pin.as_bytes(),
+                &header.salt,
+                key.as_mut(),
+                blocks.as_mut_slice(),
+            )
             .map_err(|error| OpenFailure::Kdf(error.to_string()))?;
         Ok(Self(key))
     }
@@ -305,6 +317,27 @@ mod tests {
             open_with(&image, "123456").expect("opens"),
             b"{\"hello\":1}"
         );
+    }
+
+    /// Stores written before the key was derived in a caller-owned buffer must still open:
+    /// the derivation is plain Argon2id over the header's parameters.
+    #[test]
+    fn store_key_is_plain_argon2id_of_the_pin() {
+        let header = Header {
+            kdf: KdfParams {
+                memory_kib: 256,
+                time_cost: 2,
+                parallelism: 2,
+            },
+            salt: [5; 16],
+        };
+        let key = StoreKey::derive("493817", &header).expect("kdf");
+        let params = argon2::Params::new(256, 2, 2, Some(32)).expect("params");
+        let mut expected = [0u8; 32];
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password_into(b"493817", &[5; 16], &mut expected)
+            .expect("argon2");
+        assert_eq!(*key.0, expected);
     }
 
     #[test]
