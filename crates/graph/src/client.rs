@@ -295,6 +295,11 @@ impl GraphClient {
         let mut builder = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
+            // Neither the token endpoint nor the Graph calls made here redirect. Following a
+            // 307/308 would re-send the client secret or assertion, or the bearer token on the
+            // same host, to wherever the Location points, bypassing the Graph-host check on
+            // paging links; a redirect is reported as the error it is instead.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("keybridge-graph/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &config.ca_bundle_pem {
             let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())

@@ -644,3 +644,19 @@ async fn an_oversized_token_answer_is_refused_not_buffered() {
     );
     assert_eq!(server.count("GET", USER), 0);
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_so_the_secret_stays_home() {
+    let elsewhere = MockServer::start(|_| Answer::token("stolen", 3599)).await;
+    let target = elsewhere.base();
+    let server = MockServer::start(move |seen| {
+        // 307 and 308 keep the method and the body: following one re-sends the client
+        // secret (or the access token, to a same-host path) wherever it points.
+        let location = format!("{target}{}", seen.target);
+        Answer::empty(307).with_header("Location", &location)
+    })
+    .await;
+    let client = client(&server);
+    assert!(client.get_user(USER, &["id"]).await.is_err());
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+}
