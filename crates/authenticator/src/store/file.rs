@@ -119,6 +119,18 @@ impl FileStore {
                 dir: dir.to_path_buf(),
             });
         }
+        // Others who can write to the directory can replace the lock file (two holders, one
+        // counter handed out twice) or swap the store file, so it must be as private as the file.
+        let dir_mode = fs::metadata(dir)
+            .map_err(io_error("inspect", dir))?
+            .permissions()
+            .mode();
+        if dir_mode & 0o077 != 0 {
+            return Err(StoreError::InsecurePermissions {
+                path: dir.to_path_buf(),
+                mode: dir_mode & 0o777,
+            });
+        }
         let lock = acquire_lock(dir)?;
         remove_stale_temp_files(dir)?;
         let mut file = File::open(&path).map_err(io_error("open", &path))?;

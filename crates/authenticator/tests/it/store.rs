@@ -462,3 +462,24 @@ fn creation_and_opening_errors_say_what_to_do() {
     );
     assert!(error.to_string().contains("chmod go-rwx"), "{error}");
 }
+
+/// A store directory others can write to lets them replace `keystore.lock` (two processes
+/// then both "hold" the lock and hand out the same counter) or swap store files, so it is
+/// refused like a store file others can read.
+#[test]
+fn a_store_directory_opened_up_to_others_is_refused() {
+    let (_temp, dir) = store_with_one_account();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let error = FileStore::open(&dir, PIN).expect_err("directory writable by others");
+    assert!(
+        matches!(&error, StoreError::InsecurePermissions { path, mode: 0o777 } if *path == dir),
+        "{error}"
+    );
+    assert!(error.to_string().contains("chmod go-rwx"), "{error}");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod back");
+    assert_eq!(
+        counter(&dir),
+        0,
+        "the store opens again once the directory is private"
+    );
+}
