@@ -426,20 +426,23 @@ impl AuditLog<'_> {
         let mut expected = 1i64;
         let mut prev = GENESIS_HASH.to_string();
         loop {
-            let rows = sqlx::query(audit_select!("WHERE seq >= $1 ORDER BY seq LIMIT $2"))
-                .bind(expected)
-                .bind(BATCH)
-                .fetch_all(&mut *conn)
-                .await?;
+            // Only up to the head read above: later events may be appends made while this
+            // walk runs; they are checked against the head as it is now, below.
+            let rows = sqlx::query(audit_select!(
+                "WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+            ))
+            .bind(expected)
+            .bind(head_seq)
+            .bind(BATCH)
+            .fetch_all(&mut *conn)
+            .await?;
             if rows.is_empty() {
                 break;
             }
             for row in &rows {
                 let event = decode(row)?;
                 report.events_checked += 1;
-                let found = if event.seq > head_seq {
-                    Some(ChainBreak::AfterHead { seq: event.seq })
-                } else if event.seq > expected {
+                let found = if event.seq > expected {
                     Some(ChainBreak::Deleted {
                         first_missing: expected,
                         last_missing: event.seq - 1,
@@ -459,8 +462,18 @@ impl AuditLog<'_> {
                 expected = event.seq + 1;
             }
         }
+        // One statement, so it sees the head and the events at one instant: an event past
+        // the head then was not appended through the log.
+        let after_head: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(seq) FROM audit_events \
+             WHERE seq > (SELECT last_seq FROM audit_head WHERE id = 1)",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
         let last_present = expected - 1;
-        if last_present < head_seq {
+        if let Some(seq) = after_head {
+            report.first_break = Some(ChainBreak::AfterHead { seq });
+        } else if last_present < head_seq {
             report.first_break = Some(ChainBreak::Truncated {
                 last_present,
                 head_seq,

@@ -282,7 +282,47 @@ async fn an_event_in_a_rolled_back_transaction_leaves_no_trace(store: Store) {
     assert_eq!(report.head_seq, 6);
 }
 
+/// Verifying a log that is being written to: events appended while the walk runs are honest
+/// appends, not events "inserted after the end of the log", and the chain is intact.
+async fn verify_during_appends_reports_an_intact_chain(store: Store) {
+    // More than one verification batch (1000 events), so the walk takes several queries.
+    for n in 0..1200 {
+        store
+            .audit()
+            .append(NewAuditEvent::new("system", "sync.run").details(json!({"n": n})))
+            .await
+            .unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appender = {
+        let store = store.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut appended = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store
+                    .audit()
+                    .append(NewAuditEvent::new("system", "sync.run"))
+                    .await
+                    .unwrap();
+                appended += 1;
+                tokio::task::yield_now().await;
+            }
+            appended
+        })
+    };
+    for _ in 0..5 {
+        let report = store.audit().verify().await.unwrap();
+        assert_eq!(report.first_break, None, "{report:?}");
+        assert!(report.events_checked >= 1200);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(appender.await.unwrap() > 0, "appends ran during the checks");
+    assert!(store.audit().verify().await.unwrap().is_intact());
+}
+
 crate::store_tests!(
+    verify_during_appends_reports_an_intact_chain,
     an_intact_chain_verifies,
     an_edited_event_is_found,
     an_edited_and_rehashed_event_breaks_the_next_link,
