@@ -430,7 +430,8 @@ struct SecretColumn {
     column: &'static str,
     /// Selects `k1`, `k2` (empty for one-column keys) and `v`.
     select: &'static str,
-    /// Binds the new value, `k1` and, for two-column keys, `k2`.
+    /// Binds the new value, `k1`, for two-column keys `k2`, then the value read: a value
+    /// changed since it was read (a credential replaced meanwhile) is left alone.
     update: &'static str,
     two_keys: bool,
 }
@@ -440,21 +441,21 @@ const SECRET_COLUMNS: &[SecretColumn] = &[
         table: "integrations",
         column: "client_secret_enc",
         select: "SELECT id AS k1, '' AS k2, client_secret_enc AS v FROM integrations WHERE client_secret_enc IS NOT NULL",
-        update: "UPDATE integrations SET client_secret_enc = $1 WHERE id = $2",
+        update: "UPDATE integrations SET client_secret_enc = $1 WHERE id = $2 AND client_secret_enc = $3",
         two_keys: false,
     },
     SecretColumn {
         table: "integrations",
         column: "private_key_enc",
         select: "SELECT id AS k1, '' AS k2, private_key_enc AS v FROM integrations WHERE private_key_enc IS NOT NULL",
-        update: "UPDATE integrations SET private_key_enc = $1 WHERE id = $2",
+        update: "UPDATE integrations SET private_key_enc = $1 WHERE id = $2 AND private_key_enc = $3",
         two_keys: false,
     },
     SecretColumn {
         table: "workstation_recovery",
         column: "pin_enc",
         select: "SELECT workstation_id AS k1, user_id AS k2, pin_enc AS v FROM workstation_recovery",
-        update: "UPDATE workstation_recovery SET pin_enc = $1 WHERE workstation_id = $2 AND user_id = $3",
+        update: "UPDATE workstation_recovery SET pin_enc = $1 WHERE workstation_id = $2 AND user_id = $3 AND pin_enc = $4",
         two_keys: true,
     },
 ];
@@ -503,15 +504,22 @@ impl Store {
                     row: &row_id,
                 };
                 let plain = ring.open(place, &sealed)?;
-                if parse_header(&sealed).map(|(id, _)| id) != Some(ring.current_key_id()) {
-                    report.moved_from_old_keys += 1;
-                }
+                let from_old_key =
+                    parse_header(&sealed).map(|(id, _)| id) != Some(ring.current_key_id());
                 let resealed = ring.seal(place, &plain);
                 let mut q = sqlx::query(col.update).bind(resealed).bind(k1);
                 if col.two_keys {
                     q = q.bind(k2);
                 }
-                q.execute(&mut *t).await?;
+                // On PostgreSQL the read above takes no lock: a value replaced since then was
+                // sealed anew by its writer and must not be overwritten with the old one.
+                let done = q.bind(sealed).execute(&mut *t).await?;
+                if done.rows_affected() == 0 {
+                    continue;
+                }
+                if from_old_key {
+                    report.moved_from_old_keys += 1;
+                }
                 report.reencrypted += 1;
             }
         }

@@ -215,7 +215,49 @@ async fn a_failed_rotation_changes_nothing(db: TestDatabase) {
     rotating.close().await;
 }
 
+/// An admin replaces an integration's secret while a key rotation runs: the admin's
+/// transaction holds the row when the rotation reads it and commits before the rotation
+/// writes. The new secret must survive (the rotation must not write back the old one).
+async fn a_rotation_does_not_undo_a_concurrent_credential_change(db: TestDatabase) {
+    let new_key = SecretKey::generate();
+    let store = connect(&db, KeyRing::new(new_key.clone(), vec![])).await;
+    let created = store
+        .integrations()
+        .create(new_integration("Alpha"))
+        .await
+        .unwrap();
+    let rotating = connect(&db, KeyRing::new(new_key, vec![])).await;
+    let mut change = store.begin().await.unwrap();
+    change
+        .integrations()
+        .rotate_credential(
+            &created.id,
+            &IntegrationCredential::ClientSecret(SecretString::new("the-new-secret")),
+        )
+        .await
+        .unwrap();
+    let rotation = {
+        let rotating = rotating.clone();
+        tokio::spawn(async move { rotating.rotate_secrets().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    change.commit().await.unwrap();
+    rotation.await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .integrations()
+            .get(&created.id)
+            .await
+            .unwrap()
+            .credential,
+        IntegrationCredential::ClientSecret(SecretString::new("the-new-secret"))
+    );
+    rotating.close().await;
+    store.close().await;
+}
+
 keybridge_testkit::both_databases! {
+    rotation_race => a_rotation_does_not_undo_a_concurrent_credential_change;
     round_trip => secrets_round_trip_and_stay_sealed;
     swapped_rows => a_ciphertext_moved_to_another_row_does_not_open;
     rotation => rotation_reencrypts_everything_under_the_new_key;
