@@ -294,6 +294,42 @@ async fn current_members(
     Ok((group.id, current))
 }
 
+/// Members added per request run; several runs go at once (the client still paces itself to
+/// Graph's write quota), since one request adds only 20 members.
+const ADD_SLICE: usize = 400;
+/// Runs at once.
+const ADD_CONCURRENCY: usize = 4;
+
+async fn add_members_concurrently(
+    client: &GraphClient,
+    group_id: &str,
+    members: Vec<String>,
+) -> Result<Vec<keybridge_graph::MembershipChange>, JobError> {
+    let mut slices = members
+        .chunks(ADD_SLICE)
+        .map(<[String]>::to_vec)
+        .collect::<Vec<_>>()
+        .into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    let mut changes = Vec::new();
+    loop {
+        while running.len() < ADD_CONCURRENCY {
+            let Some(slice) = slices.next() else { break };
+            let client = client.clone();
+            let group_id = group_id.to_owned();
+            running.spawn(async move { client.add_group_members(&group_id, &slice).await });
+        }
+        let Some(done) = running.join_next().await else {
+            break;
+        };
+        let change = done
+            .map_err(|e| JobError::Retry(format!("adding group members stopped: {e}")))?
+            .map_err(graph_failure)?;
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
 /// Brings the four groups in step with the users' states (see the module docs).
 pub async fn reconcile_groups(
     client: &GraphClient,
@@ -365,14 +401,12 @@ pub async fn reconcile_groups(
             .cloned()
             .collect();
         if !to_add.is_empty() {
-            let change = client
-                .add_group_members(group_id, &to_add)
-                .await
-                .map_err(graph_failure)?;
-            report.members_added += change.applied.len();
-            failed += i64::try_from(change.failed.len()).unwrap_or(i64::MAX);
-            for failure in &change.failed {
-                tracing::warn!(group = %group_id, member = %failure.member_id, error = %failure.error, "adding a group member failed");
+            for change in add_members_concurrently(client, group_id, to_add).await? {
+                report.members_added += change.applied.len();
+                failed += i64::try_from(change.failed.len()).unwrap_or(i64::MAX);
+                for failure in &change.failed {
+                    tracing::warn!(group = %group_id, member = %failure.member_id, error = %failure.error, "adding a group member failed");
+                }
             }
         }
         if !to_remove.is_empty() {
