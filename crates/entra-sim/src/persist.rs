@@ -47,7 +47,16 @@ pub(crate) fn save_bytes(dir: &Path, bytes: &[u8]) -> Result<(), StartError> {
         path: tmp.clone(),
         source,
     };
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    // The state holds the control token and the app's client secrets: owner-only from the
+    // moment the file exists (the rename keeps the mode).
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);

@@ -58,10 +58,24 @@ fn validity(params: &mut CertificateParams, days: i64) {
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), StartError> {
-    std::fs::write(path, contents).map_err(|source| StartError::DataDir {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    use std::io::Write as _;
+    // Created owner-only: writing first and restricting afterwards left the key readable by
+    // every local user in between.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .map_err(|source| StartError::DataDir {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    // A file that already existed keeps its mode on open: restrict it too.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;

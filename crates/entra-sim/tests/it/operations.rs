@@ -671,3 +671,28 @@ async fn new_groups_can_lag_behind_like_replication() {
         .await;
     assert_eq!(status, 204);
 }
+
+#[tokio::test]
+async fn files_holding_secrets_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let h = start(1).await;
+    let dir = h.data_dir.path().to_path_buf();
+    h.sim.shutdown().await.expect("shutdown saves the state");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("data dir") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // The state holds the control token and the app's client secrets.
+        let secret =
+            path.file_name().is_some_and(|n| n == "state.json") || text.contains("PRIVATE KEY");
+        if secret {
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", path.display());
+            checked.push(path);
+        }
+    }
+    assert!(
+        checked.iter().any(|p| p.ends_with("state.json")),
+        "{checked:?}"
+    );
+}
