@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used)]
 
 mod common;
+mod crafted;
 mod fido2;
 mod graph;
 mod identity;
