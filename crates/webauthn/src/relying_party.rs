@@ -23,11 +23,11 @@ pub const ENTRA_ORIGINS: [&str; 3] = [
 /// ([WebAuthn §5.8.1](https://www.w3.org/TR/webauthn-3/#dom-collectedclientdata-crossorigin)).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum CrossOriginPolicy {
-    /// `crossOrigin: true` is refused (Entra's behaviour).
+    /// `crossOrigin: true` is refused (Entra's behaviour), and so is any `topOrigin` member.
     #[default]
     Refuse,
-    /// `crossOrigin: true` is accepted; when `top_origins` is not empty, a `topOrigin`
-    /// member must be one of them.
+    /// `crossOrigin: true` is accepted; when `top_origins` is not empty, a cross-origin call
+    /// must name a `topOrigin`, and any `topOrigin` member must be one of them.
     Allow {
         /// Top-level origins the RP expects to be embedded in; empty means any.
         top_origins: Vec<String>,
@@ -126,16 +126,26 @@ impl RelyingParty {
         let cross_origin = client_data.cross_origin == Some(true);
         match (&self.cross_origin, cross_origin) {
             (CrossOriginPolicy::Refuse, true) => return Err(ClientDataCheckError::CrossOrigin),
-            (CrossOriginPolicy::Allow { top_origins }, true) if !top_origins.is_empty() => {
-                // A listed set of top origins needs a topOrigin to check against it.
-                let Some(top) = &client_data.top_origin else {
-                    return Err(ClientDataCheckError::TopOriginMissing);
-                };
-                if !top_origins.contains(top) {
-                    return Err(ClientDataCheckError::TopOriginNotAllowed(top.clone()));
-                }
+            // A listed set of top origins needs a topOrigin to check against it.
+            (CrossOriginPolicy::Allow { top_origins }, true)
+                if !top_origins.is_empty() && client_data.top_origin.is_none() =>
+            {
+                return Err(ClientDataCheckError::TopOriginMissing);
             }
             _ => {}
+        }
+        // §7.1 step 10, §7.2 step 14: a topOrigin, whatever crossOrigin says, must be a page
+        // the relying party expects to be embedded in.
+        if let Some(top) = &client_data.top_origin {
+            let expected = match &self.cross_origin {
+                CrossOriginPolicy::Refuse => false,
+                CrossOriginPolicy::Allow { top_origins } => {
+                    top_origins.is_empty() || top_origins.contains(top)
+                }
+            };
+            if !expected {
+                return Err(ClientDataCheckError::TopOriginNotAllowed(top.clone()));
+            }
         }
         Ok(())
     }

@@ -238,6 +238,47 @@ fn cross_origin_call_without_top_origin_is_refused_when_top_origins_are_listed()
 }
 
 #[test]
+fn a_top_origin_is_checked_even_without_cross_origin() {
+    // WebAuthn §7.1 step 10: when topOrigin is present the relying party must expect to be
+    // embedded, and in that page. `none` attestation signs nothing over clientDataJSON, so a
+    // client can add the member to a real vector.
+    let vector = vector("none.ES256");
+    let challenge = bytes(&vector.challenge);
+    let mut response = vector.registration_response();
+    let mut client_data: serde_json::Value =
+        serde_json::from_slice(&response.client_data_json).expect("JSON");
+    assert_ne!(client_data["crossOrigin"], serde_json::json!(true));
+    client_data["topOrigin"] = serde_json::json!("https://evil.example");
+    response.client_data_json = serde_json::to_vec(&client_data).expect("JSON");
+
+    let refusing = vector.relying_party();
+    assert_eq!(
+        verify_registration(
+            &response,
+            &expectations(&vector, &refusing, &challenge, &[])
+        ),
+        Err(RegistrationError::TopOriginNotAllowed(
+            "https://evil.example".into()
+        ))
+    );
+    let listing = RelyingParty::new(vector.rp_id.clone(), [vector.origin.clone()])
+        .with_cross_origin(keybridge_webauthn::CrossOriginPolicy::Allow {
+            top_origins: vec!["https://portal.example".into()],
+        });
+    assert_eq!(
+        verify_registration(&response, &expectations(&vector, &listing, &challenge, &[])),
+        Err(RegistrationError::TopOriginNotAllowed(
+            "https://evil.example".into()
+        ))
+    );
+    client_data["topOrigin"] = serde_json::json!("https://portal.example");
+    response.client_data_json = serde_json::to_vec(&client_data).expect("JSON");
+    assert!(
+        verify_registration(&response, &expectations(&vector, &listing, &challenge, &[])).is_ok()
+    );
+}
+
+#[test]
 fn other_algorithms_are_refused_with_a_typed_error() {
     for (name, alg) in [
         ("packed.ES384", -35),
