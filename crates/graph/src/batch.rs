@@ -55,7 +55,8 @@ impl BatchRequest {
     }
 
     fn is_safe_to_repeat(&self) -> bool {
-        self.method != "POST"
+        // `method` is public, so it may be set without `new` and in any case.
+        !self.method.eq_ignore_ascii_case("POST")
     }
 }
 
