@@ -146,6 +146,47 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
 }
 
+/// Which Microsoft cloud (or emulator) keybridge talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntraCloud {
+    /// `login.microsoftonline.com` and `graph.microsoft.com`.
+    Global,
+    /// `login.microsoftonline.us` and `graph.microsoft.us`.
+    UsGovernment,
+    /// `login.chinacloudapi.cn` and `microsoftgraph.chinacloudapi.cn`.
+    China,
+    /// Any endpoints, e.g. `keybridge entra-sim` at `https://localhost:PORT`.
+    Custom {
+        /// The identity platform's host, e.g. `https://login.microsoftonline.com`.
+        authority_url: url::Url,
+        /// Graph's base URL, e.g. `https://graph.microsoft.com/v1.0`.
+        graph_url: url::Url,
+    },
+}
+
+impl fmt::Display for EntraCloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntraCloud::Global => f.write_str("global"),
+            EntraCloud::UsGovernment => f.write_str("us_government"),
+            EntraCloud::China => f.write_str("china"),
+            EntraCloud::Custom {
+                authority_url,
+                graph_url,
+            } => write!(f, "custom: authority {authority_url}, Graph {graph_url}"),
+        }
+    }
+}
+
+/// How keybridge reaches Entra ID and Microsoft Graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntraConfig {
+    /// The cloud or custom endpoints.
+    pub cloud: EntraCloud,
+    /// Extra CA certificates (PEM) to trust for those endpoints, e.g. entra-sim's `ca.pem`.
+    pub ca_file: Option<PathBuf>,
+}
+
 /// Background workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobsConfig {
@@ -177,6 +218,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// The HTTPS server.
     pub server: ServerConfig,
+    /// Entra ID and Microsoft Graph endpoints.
+    pub entra: EntraConfig,
     /// Background workers.
     pub jobs: JobsConfig,
     /// Logging.

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::settings::SETTINGS;
 use crate::{
-    Config, ConfigError, DatabaseConfig, JobsConfig, LogConfig, LogFormat, SecretKeySource,
-    SecretsConfig, ServerConfig, Source,
+    Config, ConfigError, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig, LogFormat,
+    SecretKeySource, SecretsConfig, ServerConfig, Source,
 };
 
 /// The configuration as written, every value optional. Unknown keys are refused.
@@ -28,6 +28,9 @@ pub struct RawConfig {
     /// `[server]`.
     #[serde(default)]
     pub server: RawServer,
+    /// `[entra]`.
+    #[serde(default)]
+    pub entra: RawEntra,
     /// `[jobs]`.
     #[serde(default)]
     pub jobs: RawJobs,
@@ -83,6 +86,20 @@ pub struct RawServer {
     pub tls_cert: Option<PathBuf>,
     /// `server.tls_key`.
     pub tls_key: Option<PathBuf>,
+}
+
+/// `[entra]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEntra {
+    /// `entra.cloud`: global, us_government, china.
+    pub cloud: Option<String>,
+    /// `entra.authority_url`.
+    pub authority_url: Option<String>,
+    /// `entra.graph_url`.
+    pub graph_url: Option<String>,
+    /// `entra.ca_file`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[jobs]` as written.
@@ -276,6 +293,8 @@ impl RawConfig {
             _ => {}
         }
 
+        let entra_cloud = self.resolve_entra_cloud(&mut errors);
+
         let workers = self.jobs.workers.unwrap_or(4);
         if !(1..=256).contains(&workers) {
             errors.push(self.invalid(
@@ -325,6 +344,10 @@ impl RawConfig {
                 tls_cert: self.server.tls_cert.clone(),
                 tls_key: self.server.tls_key.clone(),
             },
+            entra: EntraConfig {
+                cloud: entra_cloud,
+                ca_file: self.entra.ca_file.clone(),
+            },
             jobs: JobsConfig {
                 workers,
                 max_attempts,
@@ -335,6 +358,79 @@ impl RawConfig {
                 level,
             },
         })
+    }
+}
+
+impl RawConfig {
+    fn resolve_entra_cloud(&self, errors: &mut Vec<ConfigError>) -> EntraCloud {
+        let custom = (&self.entra.authority_url, &self.entra.graph_url);
+        if let (Some(_), _) | (_, Some(_)) = custom {
+            if self.entra.cloud.is_some() {
+                errors.push(self.invalid(
+                    "entra.cloud",
+                    "is set together with entra.authority_url/graph_url: use a cloud preset or custom URLs, not both",
+                ));
+            }
+            let authority = match &self.entra.authority_url {
+                Some(text) => check_endpoint_url(text)
+                    .map_err(|m| errors.push(self.invalid("entra.authority_url", m)))
+                    .ok(),
+                None => {
+                    errors.push(self.invalid(
+                        "entra.authority_url",
+                        "is missing: custom endpoints need both entra.authority_url and entra.graph_url",
+                    ));
+                    None
+                }
+            };
+            let graph = match &self.entra.graph_url {
+                Some(text) => check_endpoint_url(text)
+                    .map_err(|m| errors.push(self.invalid("entra.graph_url", m)))
+                    .ok(),
+                None => {
+                    errors.push(self.invalid(
+                        "entra.graph_url",
+                        "is missing: custom endpoints need both entra.authority_url and entra.graph_url",
+                    ));
+                    None
+                }
+            };
+            return match (authority, graph) {
+                (Some(authority_url), Some(graph_url)) => EntraCloud::Custom {
+                    authority_url,
+                    graph_url,
+                },
+                _ => EntraCloud::Global,
+            };
+        }
+        match self.entra.cloud.as_deref().map(str::trim) {
+            None | Some("global") => EntraCloud::Global,
+            Some("us_government") => EntraCloud::UsGovernment,
+            Some("china") => EntraCloud::China,
+            Some(other) => {
+                errors.push(self.invalid(
+                    "entra.cloud",
+                    format!(
+                        "is {other:?}: expected global, us_government or china (or set entra.authority_url and entra.graph_url)"
+                    ),
+                ));
+                EntraCloud::Global
+            }
+        }
+    }
+}
+
+fn check_endpoint_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("is {text:?}, not a URL ({e}): expected https://HOST[:PORT][/PATH]")
+    })?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err(format!(
+            "is {text:?}: Entra is only reached over https:// (plain http is allowed for localhost only)"
+        )),
     }
 }
 

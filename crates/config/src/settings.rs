@@ -157,6 +157,52 @@ pub static SETTINGS: &[Setting] = &[
         is_set: |raw| raw.server.tls_key.is_some(),
     },
     Setting {
+        key: "entra.cloud",
+        env: "KEYBRIDGE_ENTRA_CLOUD",
+        doc: "global, us_government or china: the Microsoft cloud the tenants live in. Default: global.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.entra.cloud = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.entra.cloud.is_some(),
+    },
+    Setting {
+        key: "entra.authority_url",
+        env: "KEYBRIDGE_ENTRA_AUTHORITY_URL",
+        doc: "Custom identity-platform host instead of a cloud preset, e.g. entra-sim's \
+              https://localhost:PORT. Needs entra.graph_url.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.entra.authority_url = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.entra.authority_url.is_some(),
+    },
+    Setting {
+        key: "entra.graph_url",
+        env: "KEYBRIDGE_ENTRA_GRAPH_URL",
+        doc: "Custom Microsoft Graph base URL, e.g. entra-sim's https://localhost:PORT/v1.0. \
+              Needs entra.authority_url.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.entra.graph_url = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.entra.graph_url.is_some(),
+    },
+    Setting {
+        key: "entra.ca_file",
+        env: "KEYBRIDGE_ENTRA_CA_FILE",
+        doc: "Extra CA certificates (PEM) trusted for the Entra endpoints, e.g. entra-sim's ca.pem.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.entra.ca_file = Some(PathBuf::from(v));
+            Ok(())
+        },
+        is_set: |raw| raw.entra.ca_file.is_some(),
+    },
+    Setting {
         key: "jobs.workers",
         env: "KEYBRIDGE_JOBS_WORKERS",
         doc: "Background jobs this instance runs at once. Default: 4.",

@@ -237,6 +237,10 @@ fn every_setting_round_trips_through_its_environment_variable() {
         ("server.public_url", "https://kb.example.com/"),
         ("server.tls_cert", "/c.pem"),
         ("server.tls_key", "/k.pem"),
+        ("entra.cloud", "china"),
+        ("entra.authority_url", "https://localhost:9000"),
+        ("entra.graph_url", "https://localhost:9000/v1.0"),
+        ("entra.ca_file", "/srv/kb/ca.pem"),
         ("jobs.workers", "3"),
         ("jobs.max_attempts", "5"),
         ("jobs.lease_seconds", "30"),
@@ -300,4 +304,65 @@ fn docs_list_every_setting_with_its_variable() {
             "docs/configuration.md does not mention {var}"
         );
     }
+}
+
+#[test]
+fn entra_defaults_to_the_global_cloud_and_takes_custom_endpoints() {
+    let config = resolve_text("", &[]).unwrap();
+    assert_eq!(config.entra.cloud, EntraCloud::Global);
+    let config = resolve_text("[entra]\ncloud = \"us_government\"\n", &[]).unwrap();
+    assert_eq!(config.entra.cloud, EntraCloud::UsGovernment);
+    let config = resolve_text(
+        "",
+        &[
+            ("KEYBRIDGE_ENTRA_AUTHORITY_URL", "https://localhost:9443"),
+            ("KEYBRIDGE_ENTRA_GRAPH_URL", "https://localhost:9443/v1.0"),
+            ("KEYBRIDGE_ENTRA_CA_FILE", "/tmp/sim/ca.pem"),
+        ],
+    )
+    .unwrap();
+    match &config.entra.cloud {
+        EntraCloud::Custom {
+            authority_url,
+            graph_url,
+        } => {
+            assert_eq!(authority_url.as_str(), "https://localhost:9443/");
+            assert_eq!(graph_url.as_str(), "https://localhost:9443/v1.0");
+        }
+        other => panic!("expected custom endpoints, got {other:?}"),
+    }
+    assert_eq!(
+        config.entra.ca_file.as_deref(),
+        Some(Path::new("/tmp/sim/ca.pem"))
+    );
+}
+
+#[test]
+fn entra_endpoint_mistakes_are_named() {
+    let errors = messages(resolve_text("[entra]\ncloud = \"germany\"\n", &[]).unwrap_err());
+    assert!(
+        errors[0].contains("`entra.cloud` is \"germany\""),
+        "{}",
+        errors[0]
+    );
+    let errors = messages(
+        resolve_text("[entra]\nauthority_url = \"https://localhost:9443\"\n", &[]).unwrap_err(),
+    );
+    assert!(
+        errors[0].contains("`entra.graph_url` is missing"),
+        "{}",
+        errors[0]
+    );
+    let errors = messages(
+        resolve_text(
+            "[entra]\nauthority_url = \"http://login.example.com\"\ngraph_url = \"https://g.example.com/v1.0\"\n",
+            &[],
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        errors[0].contains("only reached over https://"),
+        "{}",
+        errors[0]
+    );
 }

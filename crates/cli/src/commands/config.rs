@@ -74,6 +74,7 @@ fn check(file: Option<&Path>) -> ExitCode {
             }
             println!("  server.listen            {}", config.server.listen);
             println!("  server.public_url        {}", config.server.public_url);
+            println!("  entra                    {}", config.entra.cloud);
             println!("  jobs.workers             {}", config.jobs.workers);
             println!("  log.format               {:?}", config.log.format);
             ExitCode::SUCCESS

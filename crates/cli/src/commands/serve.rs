@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use keybridge_server::{Server, ServerOptions};
+use keybridge_config::{EntraCloud, EntraConfig};
+use keybridge_graph::Cloud;
+use keybridge_server::{GraphSettings, Server, ServerOptions};
 
 use super::{load_config, open_store, runtime};
 
@@ -24,6 +26,7 @@ pub fn run(_args: ServeArgs, config_file: Option<&Path>) -> anyhow::Result<ExitC
         let public_url = config.server.public_url.clone();
         // The desktop-client download offers this very program: it is also the workstation client.
         let options = ServerOptions {
+            graph: graph_settings(&config.entra)?,
             desktop_client_binary: std::env::current_exe().ok(),
             ..ServerOptions::default()
         };
@@ -44,6 +47,32 @@ pub fn run(_args: ServeArgs, config_file: Option<&Path>) -> anyhow::Result<ExitC
         running.shutdown().await.context("stopping the server")?;
         store.close().await;
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The configured Entra endpoints as the server's Graph settings.
+fn graph_settings(entra: &EntraConfig) -> anyhow::Result<GraphSettings> {
+    let cloud = match &entra.cloud {
+        EntraCloud::Global => Cloud::Global,
+        EntraCloud::UsGovernment => Cloud::UsGovernment,
+        EntraCloud::China => Cloud::China,
+        EntraCloud::Custom {
+            authority_url,
+            graph_url,
+        } => Cloud::custom(authority_url.as_str(), graph_url.as_str())
+            .context("entra.authority_url / entra.graph_url")?,
+    };
+    let ca_bundle_pem = match &entra.ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read entra.ca_file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    Ok(GraphSettings {
+        cloud,
+        ca_bundle_pem,
+        ..GraphSettings::default()
     })
 }
 
