@@ -19,7 +19,7 @@ use crate::models::{
 };
 use crate::odata::fido2_method_id;
 use crate::permissions::{AUTH_METHODS, POLICY_READ, POLICY_READ_WRITE};
-use crate::users::{Pages, user_segments};
+use crate::users::{Pages, check_segment, user_segments};
 
 /// The challenge lifetimes beta's creationOptions accepts, in minutes.
 pub const CHALLENGE_TIMEOUT_MINUTES: std::ops::RangeInclusive<u32> = 5..=43_200;
@@ -36,6 +36,9 @@ impl GraphClient {
         query: &[(&str, &str)],
     ) -> Result<url::Url, GraphError> {
         let mut segments = user_segments(id_or_upn)?;
+        for segment in rest {
+            check_segment("authentication method id", segment)?;
+        }
         segments.extend(rest.iter().map(|s| (*s).to_owned()));
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         Ok(self.url(version, &segments, query))

@@ -193,6 +193,7 @@ pub(crate) fn user_segments(id_or_upn: &str) -> Result<Vec<String>, GraphError> 
             "the user id or UPN is empty".to_owned(),
         ));
     }
+    check_segment("user id or UPN", id_or_upn)?;
     if id_or_upn.starts_with('$') {
         Ok(vec![format!(
             "users({})",
@@ -201,6 +202,17 @@ pub(crate) fn user_segments(id_or_upn: &str) -> Result<Vec<String>, GraphError> 
     } else {
         Ok(vec!["users".to_owned(), id_or_upn.to_owned()])
     }
+}
+
+/// Refuses `.` and `..` as a path segment: a URL drops them (`users/..` is `users`), so the
+/// request would address another resource than the one named.
+pub(crate) fn check_segment(what: &str, segment: &str) -> Result<(), GraphError> {
+    if segment == "." || segment == ".." {
+        return Err(GraphError::InvalidArgument(format!(
+            "'{segment}' is not a valid {what}"
+        )));
+    }
+    Ok(())
 }
 
 fn check_page_size(page_size: u16) -> Result<String, GraphError> {

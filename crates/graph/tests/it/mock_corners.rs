@@ -689,3 +689,40 @@ async fn a_batched_post_written_in_lower_case_is_not_resent_after_a_5xx() {
     // A 503 may come after the POST took effect: sending it again could add it twice.
     assert_eq!(server.count("POST", "$batch"), 1);
 }
+
+#[tokio::test]
+async fn dot_segments_are_refused_not_dropped_from_the_path() {
+    let server = MockServer::start(|seen| {
+        if is_token(seen) {
+            return Answer::token("t1", 3599);
+        }
+        Answer::empty(204)
+    })
+    .await;
+    let client = client(&server);
+    // A URL drops "." and ".." segments: the DELETE would go to the user's whole fido2Methods
+    // collection, or to another user's path.
+    for (user, method) in [(USER, ".."), (USER, "."), ("..", "abc"), (".", "abc")] {
+        let error = client.delete_fido2_method(user, method).await.unwrap_err();
+        assert!(
+            matches!(error, GraphError::InvalidArgument(_)),
+            "{user} {method}: {error}"
+        );
+    }
+    for user in ["..", "."] {
+        let error = client.get_user(user, &["id"]).await.unwrap_err();
+        assert!(
+            matches!(error, GraphError::InvalidArgument(_)),
+            "{user}: {error}"
+        );
+    }
+    assert!(
+        server.seen().iter().all(is_token),
+        "{:?}",
+        server
+            .seen()
+            .iter()
+            .map(|s| s.target.clone())
+            .collect::<Vec<_>>()
+    );
+}
