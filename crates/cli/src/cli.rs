@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{admin, attestation, config, device, entra_sim, serve};
+use crate::commands::{admin, attestation, config, device, entra_sim, sandbox, serve};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -37,7 +37,7 @@ pub enum Command {
     /// Run the keybridge server: console, API, device and workstation endpoints, workers.
     Serve(serve::ServeArgs),
     /// Run a complete local sandbox: entra-sim with a seeded tenant and the server on SQLite.
-    Sandbox,
+    Sandbox(sandbox::SandboxArgs),
     /// Run entra-sim, a local emulator of the part of Entra ID and Microsoft Graph keybridge uses.
     EntraSim(entra_sim::EntraSimArgs),
     /// The phone: a device-bound FIDO2 authenticator with its own key store.

@@ -6,6 +6,7 @@ pub mod attestation;
 pub mod config;
 pub mod device;
 pub mod entra_sim;
+pub mod sandbox;
 pub mod serve;
 pub mod token;
 
@@ -32,10 +33,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_file = cli.config;
     match cli.command {
         Command::Serve(args) => serve::run(args, config_file.as_deref()),
-        Command::Sandbox => Ok(not_built(
-            "sandbox",
-            "the sandbox needs the server and entra-sim, which are not built yet",
-        )),
+        Command::Sandbox(args) => sandbox::run(args, config_file.as_deref()),
         Command::EntraSim(args) => entra_sim::run(args),
         Command::Workstation => Ok(not_built(
             "workstation",
@@ -115,6 +113,17 @@ fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
                 dir.display()
             )
         })
+}
+
+/// Waits for Ctrl-C or SIGTERM, the signals that stop long-running commands cleanly.
+pub async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
 }
 
 /// Says plainly that a command is not part of this build and exits non-zero.

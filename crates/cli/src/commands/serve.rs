@@ -9,7 +9,7 @@ use keybridge_config::{EntraCloud, EntraConfig};
 use keybridge_graph::Cloud;
 use keybridge_server::{GraphSettings, Server, ServerOptions};
 
-use super::{load_config, open_store, runtime};
+use super::{load_config, open_store, runtime, wait_for_stop_signal};
 
 /// Arguments of `keybridge serve` (everything else comes from the configuration).
 #[derive(Debug, Args)]
@@ -74,14 +74,4 @@ fn graph_settings(entra: &EntraConfig) -> anyhow::Result<GraphSettings> {
         ca_bundle_pem,
         ..GraphSettings::default()
     })
-}
-
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
-        _ = terminate.recv() => {}
-    }
-    Ok(())
 }

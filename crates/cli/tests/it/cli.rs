@@ -67,7 +67,7 @@ fn version_names_the_binary_and_the_crate_version() {
 
 #[test]
 fn commands_not_in_this_build_say_so_and_exit_3() {
-    for command in ["sandbox", "workstation"] {
+    for command in ["workstation"] {
         let output = keybridge(&[command]);
         assert_eq!(output.status.code(), Some(3), "{command}");
         assert!(
