@@ -101,7 +101,8 @@ pub struct AdminLoginLink {
 }
 
 /// A console session. Its cookie value is returned once by [`Admins::create_session`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` does not show the CSRF token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AdminSession {
     /// The admin.
     pub admin_id: String,
@@ -121,6 +122,22 @@ pub struct AdminSession {
     pub idle_expires_at: Timestamp,
     /// Absolute timeout.
     pub absolute_expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for AdminSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSession")
+            .field("admin_id", &self.admin_id)
+            .field("role", &self.role)
+            .field("csrf_token", &"[redacted]")
+            .field("source_addr", &self.source_addr)
+            .field("user_agent", &self.user_agent)
+            .field("created_at", &self.created_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .field("idle_expires_at", &self.idle_expires_at)
+            .field("absolute_expires_at", &self.absolute_expires_at)
+            .finish()
+    }
 }
 
 /// Input for [`Admins::add_passkey`].

@@ -341,6 +341,10 @@ async fn admins_passkeys_links_and_sessions(store: Store) {
         .unwrap();
     assert_eq!(session.role, Role::Admin);
     assert!(!session.csrf_token.is_empty());
+    // The CSRF token is a secret of the session: Debug output (logs) must not carry it.
+    let shown = format!("{session:?}");
+    assert!(!shown.contains(&session.csrf_token), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
     let now = Timestamp::now();
     assert_eq!(
         store
