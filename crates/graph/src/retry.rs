@@ -62,7 +62,9 @@ pub fn parse_retry_after(value: &str, now_utc: time::OffsetDateTime) -> Option<D
     }
     if let Ok(seconds) = value.parse::<f64>() {
         if seconds.is_finite() && seconds >= 0.0 {
-            return Some(Duration::from_secs_f64(seconds));
+            // The header comes from the network: a value too large for a Duration is the
+            // longest wait (from_secs_f64 would panic on it).
+            return Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
         }
         return None;
     }
@@ -134,6 +136,13 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        // Beyond what a Duration holds: the longest wait, not a panic.
+        assert_eq!(parse_retry_after("1e20", now), Some(Duration::MAX));
+        assert_eq!(
+            parse_retry_after("99999999999999999999", now),
+            Some(Duration::MAX)
+        );
+        assert_eq!(parse_retry_after("inf", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
     }
 }
