@@ -73,13 +73,9 @@ impl<T: DeserializeOwned> Pages<T> {
         };
         let page: Page<T> = self
             .client
-            .get_json(url, self.permission, self.during)
+            .get_json(url.clone(), self.permission, self.during)
             .await?;
-        self.next = page
-            .next_link
-            .as_deref()
-            .map(|link| self.client.link(link))
-            .transpose()?;
+        self.next = next_link(&self.client, &url, page.next_link.as_deref(), self.during)?;
         self.pages += 1;
         Ok(Some(page.value))
     }
@@ -97,6 +93,28 @@ impl<T: DeserializeOwned> Pages<T> {
         }
         Ok(all)
     }
+}
+
+/// The page a `@odata.nextLink` points to. A link back to the page just read is refused:
+/// following it would fetch the same page forever (and `collect_all` would grow forever).
+fn next_link(
+    client: &GraphClient,
+    current: &Url,
+    link: Option<&str>,
+    during: &str,
+) -> Result<Option<Url>, GraphError> {
+    let Some(link) = link else {
+        return Ok(None);
+    };
+    let next = client.link(link)?;
+    if next == *current {
+        return Err(GraphError::UnexpectedResponse {
+            during: during.to_owned(),
+            detail: "@odata.nextLink points back to the same page".to_owned(),
+            ids: Default::default(),
+        });
+    }
+    Ok(Some(next))
 }
 
 /// Where a users delta query starts.
@@ -132,19 +150,13 @@ impl UserDelta {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
-        let page: Page<Value> = self
-            .client
-            .get_json(url, USER_READ, "reading a users delta page")
-            .await?;
+        let during = "reading a users delta page";
+        let page: Page<Value> = self.client.get_json(url.clone(), USER_READ, during).await?;
         let mut changes = Vec::with_capacity(page.value.len());
         for item in page.value {
             changes.push(parse_change(item)?);
         }
-        self.next = page
-            .next_link
-            .as_deref()
-            .map(|link| self.client.link(link))
-            .transpose()?;
+        self.next = next_link(&self.client, &url, page.next_link.as_deref(), during)?;
         if self.next.is_none() && page.delta_link.is_none() {
             return Err(GraphError::UnexpectedResponse {
                 during: "reading a users delta page".to_owned(),

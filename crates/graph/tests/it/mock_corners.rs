@@ -726,3 +726,32 @@ async fn dot_segments_are_refused_not_dropped_from_the_path() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_next_link_back_to_the_same_page_is_refused_not_followed_forever() {
+    let server = MockServer::start(|seen| {
+        if is_token(seen) {
+            return Answer::token("t1", 3599);
+        }
+        let host = seen.header("host").unwrap_or_default().to_owned();
+        Answer::json(
+            200,
+            serde_json::json!({
+                "value": [user_json(USER)],
+                "@odata.nextLink": format!("http://{host}{}", seen.target),
+            }),
+        )
+    })
+    .await;
+    let client = client(&server);
+    let pages = client.list_users(&["id"], 10).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), pages.collect_all())
+        .await
+        .expect("paging ends");
+    let error = outcome.unwrap_err();
+    assert!(
+        matches!(&error, GraphError::UnexpectedResponse { detail, .. } if detail.contains("same page")),
+        "{error}"
+    );
+    assert_eq!(server.count("GET", "/users"), 1);
+}
