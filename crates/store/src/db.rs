@@ -49,10 +49,16 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_device_requests_install_tokens.sql"),
         postgres: include_str!("../migrations/postgres/0003_device_requests_install_tokens.sql"),
     },
+    EmbeddedMigration {
+        version: 4,
+        description: "request nonces",
+        sqlite: include_str!("../migrations/sqlite/0004_request_nonces.sql"),
+        postgres: include_str!("../migrations/postgres/0004_request_nonces.sql"),
+    },
 ];
 
 /// The highest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How to connect.
 #[derive(Debug, Clone)]

@@ -150,6 +150,38 @@ impl Invites<'_> {
         }
     }
 
+    /// Uses the invite with this id (the pairing it opened completed): succeeds once, like
+    /// [`Invites::consume`]; afterwards [`StoreError::TokenRejected`].
+    pub async fn consume_by_id(&mut self, id: &str, now: Timestamp) -> Result<Invite> {
+        let mut conn = self.db.conn().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE invites SET used_at = $1 WHERE id = $2 AND used_at IS NULL ",
+            "AND revoked_at IS NULL AND expires_at > $1 ",
+            "RETURNING id, user_id, created_by, created_at, expires_at, used_at, revoked_at"
+        ))
+        .bind(now.unix_millis())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            return decode_invite(&row);
+        }
+        let row = sqlx::query(invite_select!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let invite = row
+            .as_ref()
+            .map(decode_invite)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("invite", id))?;
+        check_invite(&invite, now)?;
+        Err(StoreError::TokenRejected {
+            what: "the invite",
+            reason: "was already used",
+        })
+    }
+
     /// A user's invites, newest first.
     pub async fn list_for_user(&mut self, user_id: &str) -> Result<Vec<Invite>> {
         let mut conn = self.db.conn().await?;

@@ -17,7 +17,8 @@
 //! - Repositories: [`Integrations`], [`Users`] (keyset-paged [`UserQuery`]), [`Phones`],
 //!   [`Credentials`], [`Workstations`], [`InstallTokens`], [`DeviceRequests`] (the phones'
 //!   inbox), [`Invites`], [`PairingSessions`], [`Admins`] (with passkeys, login links and
-//!   console sessions), [`ApiTokens`], [`AuditLog`], [`Jobs`].
+//!   console sessions), [`ApiTokens`], [`AuditLog`], [`Jobs`], [`RequestNonces`] (the replay cache of signed
+//!   requests).
 //! - [`KeyRing`] / [`SecretKey`] / [`SecretString`]: AES-256-GCM secrets at rest bound to
 //!   their row; [`Store::rotate_secrets`] re-encrypts under a new key
 //!   (see [`secrets`] for the format and the rotation procedure).
@@ -46,6 +47,7 @@ pub mod install_tokens;
 pub mod integrations;
 pub mod invites;
 pub mod jobs;
+pub mod nonces;
 pub mod notify;
 pub mod pairing;
 pub mod phones;
@@ -75,6 +77,7 @@ pub use integrations::{
 };
 pub use invites::{Invite, Invites};
 pub use jobs::{Backoff, Enqueued, FailOutcome, Job, JobCounts, JobFilter, JobState, Jobs, NewJob};
+pub use nonces::RequestNonces;
 pub use notify::{Channel, Listener, Notification};
 pub use pairing::{NewPairingSession, PairingKind, PairingSession, PairingSessions};
 pub use phones::{NewPhone, Phone, Phones};
@@ -141,4 +144,6 @@ repositories! {
     audit -> AuditLog;
     /// The job queue.
     jobs -> Jobs;
+    /// The replay cache of signed requests.
+    request_nonces -> RequestNonces;
 }

@@ -136,6 +136,89 @@ impl PairingSessions<'_> {
         Ok((self.get(&id).await?, secret))
     }
 
+    /// Opens a session whose secret the caller made and keeps: `proof_key` is what proves
+    /// possession of it (the device protocol's pairing key, base64url), stored as given and
+    /// read back with [`PairingSessions::proof_key`]. The secret itself is never stored.
+    pub async fn create_with_proof_key(
+        &mut self,
+        new: NewPairingSession,
+        proof_key: &str,
+    ) -> Result<PairingSession> {
+        require("short code", &new.short_code)?;
+        require("proof key", proof_key)?;
+        let now = Timestamp::now();
+        let id = new_id();
+        let mut conn = self.db.conn().await?;
+        sqlx::query(
+            "INSERT INTO pairing_sessions (id, kind, user_id, invite_id, workstation_id, secret_hash, \
+             short_code, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&id)
+        .bind(new.kind.as_str())
+        .bind(&new.user_id)
+        .bind(&new.invite_id)
+        .bind(&new.workstation_id)
+        .bind(proof_key)
+        .bind(&new.short_code)
+        .bind(now.unix_millis())
+        .bind(now.plus(new.ttl).unix_millis())
+        .execute(&mut *conn)
+        .await?;
+        drop(conn);
+        self.get(&id).await
+    }
+
+    /// The proof key kept by [`PairingSessions::create_with_proof_key`].
+    pub async fn proof_key(&mut self, id: &str) -> Result<String> {
+        let mut conn = self.db.conn().await?;
+        let key: Option<String> =
+            sqlx::query_scalar("SELECT secret_hash FROM pairing_sessions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        key.ok_or_else(|| StoreError::not_found("pairing session", id))
+    }
+
+    /// Completes a session whose proof the caller has verified: succeeds once, only before
+    /// expiry and while fewer than `max_failures` wrong attempts were counted against it.
+    pub async fn complete_verified(
+        &mut self,
+        id: &str,
+        phone_id: &str,
+        max_failures: i64,
+        now: Timestamp,
+    ) -> Result<PairingSession> {
+        let mut conn = self.db.conn().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE pairing_sessions SET completed_at = $1, phone_id = $2 WHERE id = $3 ",
+            "AND completed_at IS NULL AND expires_at > $1 AND failed_attempts < $4 ",
+            "RETURNING id, kind, user_id, invite_id, workstation_id, short_code, failed_attempts, ",
+            "created_at, expires_at, completed_at, phone_id"
+        ))
+        .bind(now.unix_millis())
+        .bind(phone_id)
+        .bind(id)
+        .bind(max_failures)
+        .fetch_optional(&mut *conn)
+        .await?;
+        drop(conn);
+        if let Some(row) = row {
+            return decode_pairing(&row);
+        }
+        let session = self.get(id).await?;
+        let reason = if session.completed_at.is_some() {
+            "was already used"
+        } else if session.expires_at <= now {
+            "has expired"
+        } else {
+            "was closed after too many wrong attempts"
+        };
+        Err(StoreError::TokenRejected {
+            what: "the pairing session",
+            reason,
+        })
+    }
+
     /// One session.
     pub async fn get(&mut self, id: &str) -> Result<PairingSession> {
         let mut conn = self.db.conn().await?;

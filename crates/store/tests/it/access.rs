@@ -640,7 +640,208 @@ async fn api_tokens_are_hashed_expire_and_revoke(store: Store) {
     ));
 }
 
+async fn pairing_sessions_keep_a_given_proof_key_and_complete_once(store: Store) {
+    let integ = integration(&store, "Contoso").await;
+    let ids = users(&store, &integ, 1).await;
+    let new = |code: &str| NewPairingSession {
+        kind: PairingKind::Phone,
+        user_id: Some(ids[0].clone()),
+        invite_id: None,
+        workstation_id: None,
+        short_code: code.into(),
+        ttl: Duration::from_secs(60),
+    };
+    let session = store
+        .pairing_sessions()
+        .create_with_proof_key(new("K7QP2M"), "proof-key-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .pairing_sessions()
+            .proof_key(&session.id)
+            .await
+            .unwrap(),
+        "proof-key-1"
+    );
+    let phone = store
+        .phones()
+        .create(keybridge_store::NewPhone {
+            user_id: ids[0].clone(),
+            device_key: "k".into(),
+            name: "n".into(),
+            model: "m".into(),
+            os: "o".into(),
+        })
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let done = store
+        .pairing_sessions()
+        .complete_verified(&session.id, &phone.id, 5, now)
+        .await
+        .unwrap();
+    assert_eq!(done.phone_id.as_deref(), Some(phone.id.as_str()));
+    let err = store
+        .pairing_sessions()
+        .complete_verified(&session.id, &phone.id, 5, now)
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(&err), "was already used");
+
+    // Expired, and locked after too many failures.
+    let expired = store
+        .pairing_sessions()
+        .create_with_proof_key(new("ABCDEF"), "proof-key-2")
+        .await
+        .unwrap();
+    let err = store
+        .pairing_sessions()
+        .complete_verified(&expired.id, &phone.id, 5, now.plus(Duration::from_secs(61)))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(&err), "has expired");
+    let locked = store
+        .pairing_sessions()
+        .create_with_proof_key(new("GHJKMN"), "proof-key-3")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        store
+            .pairing_sessions()
+            .record_failed_attempt(&locked.id)
+            .await
+            .unwrap();
+    }
+    let err = store
+        .pairing_sessions()
+        .complete_verified(&locked.id, &phone.id, 2, Timestamp::now())
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(&err), "was closed after too many wrong attempts");
+    assert!(
+        store
+            .pairing_sessions()
+            .proof_key("no-such-id")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+async fn invites_are_used_once_by_id(store: Store) {
+    let integ = integration(&store, "Contoso").await;
+    let ids = users(&store, &integ, 1).await;
+    let (invite, token) = store
+        .invites()
+        .create(&ids[0], "admin:1", DAY)
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let used = store
+        .invites()
+        .consume_by_id(&invite.id, now)
+        .await
+        .unwrap();
+    assert!(used.used_at.is_some());
+    let err = store
+        .invites()
+        .consume_by_id(&invite.id, now)
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(&err), "was already used");
+    assert_eq!(
+        rejected(&store.invites().check(&token, now).await.unwrap_err()),
+        "was already used"
+    );
+    let (late, _) = store
+        .invites()
+        .create(&ids[0], "admin:1", DAY)
+        .await
+        .unwrap();
+    let err = store
+        .invites()
+        .consume_by_id(&late.id, now.plus(DAY + Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(&err), "has expired");
+    assert!(
+        store
+            .invites()
+            .consume_by_id("nope", now)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+async fn request_nonces_are_fresh_once_until_they_expire(store: Store) {
+    let now = Timestamp::now();
+    let until = now.plus(Duration::from_secs(300));
+    let key = "device:6f1c2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b:AAAAAAAAAAAAAAAAAAAAAA";
+    assert!(
+        store
+            .request_nonces()
+            .remember(key, until, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .request_nonces()
+            .remember(key, until, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .request_nonces()
+            .remember("device:other:AAAAAAAAAAAAAAAAAAAAAA", until, now)
+            .await
+            .unwrap()
+    );
+    // Concurrent inserts of one key: exactly one is fresh.
+    let racing = "workstation:1:BBBBBBBBBBBBBBBBBBBBBB";
+    let (a, b) = tokio::join!(
+        async {
+            store
+                .request_nonces()
+                .remember(racing, until, now)
+                .await
+                .unwrap()
+        },
+        async {
+            store
+                .request_nonces()
+                .remember(racing, until, now)
+                .await
+                .unwrap()
+        },
+    );
+    assert!(
+        a ^ b,
+        "exactly one of two concurrent inserts is fresh ({a}, {b})"
+    );
+    // After its time the key is swept and may be used again (the timestamp check refuses
+    // such an old request before the cache is asked).
+    let later = until.plus(Duration::from_secs(1));
+    assert!(
+        store
+            .request_nonces()
+            .remember(key, later.plus(Duration::from_secs(300)), later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.request_nonces().purge_expired(later).await.unwrap(),
+        2
+    );
+}
+
 crate::store_tests!(
+    pairing_sessions_keep_a_given_proof_key_and_complete_once,
+    request_nonces_are_fresh_once_until_they_expire,
+    invites_are_used_once_by_id,
     invites_are_single_use_and_expire,
     pairing_sessions_complete_once_with_the_right_secret,
     admins_passkeys_links_and_sessions,
