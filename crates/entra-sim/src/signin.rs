@@ -245,7 +245,7 @@ fn finish_inner(sim: &Sim, tenant: &str, body: &[u8]) -> Result<Response, Aadsts
 
     // 1. The credential is known and belongs to the user being signed in.
     let credential_id_text = URL_SAFE_NO_PAD.encode(&assertion.credential_id);
-    let (user_id, upn, method) = {
+    let (user_id, upn, method, registered_user_handle) = {
         let t = sim.read();
         let found = t.users.values().find_map(|u| {
             u.fido2_methods
@@ -257,10 +257,11 @@ fn finish_inner(sim: &Sim, tenant: &str, body: &[u8]) -> Result<Response, Aadsts
                         u.user_principal_name.clone(),
                         m.clone(),
                         u.account_enabled && u.deleted_date_time.is_none(),
+                        u.webauthn_user_id.clone(),
                     )
                 })
         });
-        let Some((user_id, upn, method, active)) = found else {
+        let Some((user_id, upn, method, active, registered_user_handle)) = found else {
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
@@ -284,8 +285,16 @@ fn finish_inner(sim: &Sim, tenant: &str, body: &[u8]) -> Result<Response, Aadsts
                 "The user account is disabled.",
             ));
         }
-        (user_id, upn, method)
+        (user_id, upn, method, registered_user_handle)
     };
+    // Credentials are registered with the owner's `user.id` (creation options); a returned
+    // userHandle must name that same user.
+    let registered_user_handle =
+        keybridge_webauthn::base64url::decode_lenient(&registered_user_handle).map_err(|e| {
+            bad(format!(
+                "The stored WebAuthn user id of this user is unreadable: {e}"
+            ))
+        })?;
     let key_bytes = method
         .public_key_cose
         .as_deref()
@@ -304,6 +313,7 @@ fn finish_inner(sim: &Sim, tenant: &str, body: &[u8]) -> Result<Response, Aadsts
         public_key: &public_key,
         sign_count: method.sign_count,
         backup_eligible: method.backup_eligible,
+        user_handle: Some(&registered_user_handle),
     };
     let expectations = AssertionExpectations {
         relying_party: &relying_party,

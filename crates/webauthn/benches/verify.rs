@@ -89,6 +89,7 @@ fn benchmarks(c: &mut Criterion) {
         public_key: &fixture.public_key,
         sign_count: 0,
         backup_eligible: true,
+        user_handle: None,
     };
     let assertion = AssertionExpectations {
         relying_party: &fixture.relying_party,

@@ -36,6 +36,10 @@ pub struct StoredCredential<'a> {
     pub sign_count: u32,
     /// BE as it was at registration; it must not change ([WebAuthn §6.1.3](https://www.w3.org/TR/webauthn-3/#sctn-credential-backup)).
     pub backup_eligible: bool,
+    /// The `user.id` the credential was registered for, when the relying party kept it. A
+    /// `userHandle` in the response must then be this same user
+    /// ([WebAuthn §7.2 step 6](https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion)).
+    pub user_handle: Option<&'a [u8]>,
 }
 
 /// What the relying party expects of an assertion.
@@ -70,6 +74,11 @@ pub enum AssertionError {
     /// The response names another credential than the stored one.
     #[error("the assertion was made with another credential than the one looked up")]
     CredentialMismatch,
+    /// The response's `userHandle` is not the user the credential was registered for.
+    #[error(
+        "the assertion's userHandle is not the user this credential was registered for; sign in as the credential's owner"
+    )]
+    UserHandleMismatch,
     /// `clientDataJSON` does not parse.
     #[error(transparent)]
     ClientData(#[from] ClientDataError),
@@ -146,6 +155,7 @@ impl AssertionError {
         use AssertionError as E;
         match self {
             E::CredentialMismatch => "error_unknown_credential",
+            E::UserHandleMismatch => "error_user_handle_mismatch",
             E::ClientData(_)
             | E::WrongCeremonyType(_)
             | E::OriginNotAllowed(_)
@@ -186,8 +196,10 @@ impl From<ClientDataCheckError> for AssertionError {
 /// Verifies an assertion against the stored credential.
 ///
 /// Finding the credential (by `rawId` or `userHandle`) and checking it belongs to the user is
-/// the caller's step 1; this function checks the response names that same credential, then
-/// client data, authenticator data, the signature and the counter (`entra.md` §7 steps 2–5).
+/// the caller's step 1; this function checks the response names that same credential and, when
+/// both the response and [`StoredCredential::user_handle`] carry one, that the `userHandle` is the
+/// registered user (WebAuthn §7.2 step 6), then client data, authenticator data, the signature
+/// and the counter (`entra.md` §7 steps 2–5).
 ///
 /// # Errors
 /// The first failed check, as an [`AssertionError`].
@@ -198,6 +210,13 @@ pub fn verify_assertion(
 ) -> Result<VerifiedAssertion, AssertionError> {
     if response.credential_id != credential.credential_id {
         return Err(AssertionError::CredentialMismatch);
+    }
+    // Without this, a credential of one user could finish a usernameless sign-in for another
+    // whose handle the authenticator reports.
+    if let (Some(returned), Some(registered)) = (&response.user_handle, credential.user_handle)
+        && returned.as_slice() != registered
+    {
+        return Err(AssertionError::UserHandleMismatch);
     }
     let client_data = CollectedClientData::parse(&response.client_data_json)?;
     expectations.relying_party.check_client_data(

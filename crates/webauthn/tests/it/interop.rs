@@ -119,6 +119,7 @@ impl Case {
                         public_key: &public_key,
                         sign_count: *count,
                         backup_eligible: *backup_eligible,
+                        user_handle: None,
                     },
                     &AssertionExpectations {
                         relying_party: &self.rp,

@@ -65,6 +65,7 @@ fn assert_with(
             public_key: &key,
             sign_count: stored_count,
             backup_eligible,
+            user_handle: None,
         },
         &AssertionExpectations {
             relying_party: &vector.relying_party(),
@@ -506,4 +507,55 @@ fn malformed_client_data_is_refused() {
         "{result:?}"
     );
     assert_eq!(result.unwrap_err().code(), "error_invalid_client_data");
+}
+
+/// Verifies `response` against the vector's credential registered for `registered_user`.
+fn assert_for_user(
+    vector: &Vector,
+    response: &AssertionResponse,
+    registered_user: Option<&[u8]>,
+) -> Result<VerifiedAssertion, AssertionError> {
+    let key = CredentialPublicKey::from_cose(&bytes(&vector.credential_public_key)).unwrap();
+    let credential_id = bytes(&vector.credential_id);
+    let challenge = bytes(&vector.authentication.challenge);
+    verify_assertion(
+        response,
+        &StoredCredential {
+            credential_id: &credential_id,
+            public_key: &key,
+            sign_count: 0,
+            backup_eligible: true,
+            user_handle: registered_user,
+        },
+        &AssertionExpectations {
+            relying_party: &vector.relying_party(),
+            challenge: &challenge,
+            require_user_verification: false,
+        },
+    )
+}
+
+// WebAuthn L3 §7.2 step 6: a returned userHandle must be the user the credential was registered for.
+#[test]
+fn user_handle_of_another_user_is_refused() {
+    let vector = vector("packed.ES256");
+    let mut response = vector.assertion_response();
+    response.user_handle = Some(b"mallory".to_vec());
+    let result = assert_for_user(&vector, &response, Some(b"alice"));
+    assert_eq!(result, Err(AssertionError::UserHandleMismatch));
+    assert_eq!(result.unwrap_err().code(), "error_user_handle_mismatch");
+}
+
+#[test]
+fn user_handle_is_accepted_when_it_matches_or_either_side_is_absent() {
+    let vector = vector("packed.ES256");
+    let mut response = vector.assertion_response();
+    response.user_handle = Some(b"alice".to_vec());
+    let verified = assert_for_user(&vector, &response, Some(b"alice")).unwrap();
+    assert_eq!(verified.user_handle.as_deref(), Some(&b"alice"[..]));
+    // Not registered with a handle: nothing to compare against.
+    assert!(assert_for_user(&vector, &response, None).is_ok());
+    // An authenticator may omit userHandle when the allow list named the credential.
+    response.user_handle = None;
+    assert!(assert_for_user(&vector, &response, Some(b"alice")).is_ok());
 }

@@ -134,6 +134,7 @@ fn supported_vectors_assertions_verify_with_the_registered_key() {
                 public_key: &public_key,
                 sign_count: 0,
                 backup_eligible: vector.expected.flags.backup_eligible,
+                user_handle: None,
             },
             &AssertionExpectations {
                 relying_party: &rp,
