@@ -192,6 +192,33 @@ pub struct Authenticator<S, P> {
     origins: OriginPolicy,
 }
 
+/// Relying-party text made safe to print: control characters (which could clear a terminal or
+/// forge lines) and bidirectional overrides become U+FFFD.
+fn display_safe(text: &str) -> String {
+    text.chars()
+        .map(|ch| {
+            let is_bidi_control = matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+            if ch.is_control() || is_bidi_control {
+                '\u{FFFD}'
+            } else {
+                ch
+            }
+        })
+        .collect()
+}
+
+/// A summary whose relying-party-supplied names are [`display_safe`], for error messages that
+/// end up on a terminal.
+fn display_safe_summary(summary: AccountSummary) -> AccountSummary {
+    AccountSummary {
+        rp_name: display_safe(&summary.rp_name),
+        user_name: display_safe(&summary.user_name),
+        user_display_name: display_safe(&summary.user_display_name),
+        tenant: summary.tenant.as_deref().map(display_safe),
+        ..summary
+    }
+}
+
 fn client_data_json(
     kind: &str,
     challenge: &str,
@@ -509,7 +536,7 @@ impl<S: CredentialStore, P: UserPresence> Authenticator<S, P> {
                 return Err(AuthenticatorError::AccountNotFound {
                     selector: account.map(|s| s.text().to_owned()).unwrap_or_default(),
                     rp_id,
-                    candidates: summaries(),
+                    candidates: summaries().into_iter().map(display_safe_summary).collect(),
                 });
             }
             several => {
@@ -517,7 +544,7 @@ impl<S: CredentialStore, P: UserPresence> Authenticator<S, P> {
                     rp_id,
                     candidates: several
                         .iter()
-                        .map(|&i| self.store.credentials()[i].summary())
+                        .map(|&i| display_safe_summary(self.store.credentials()[i].summary()))
                         .collect(),
                 });
             }
@@ -585,5 +612,102 @@ impl<S: CredentialStore, P: UserPresence> Authenticator<S, P> {
             user_handle: user_id,
             sign_count,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presence::{Approval, Declined};
+    use crate::store::MemoryStore;
+
+    const ORIGIN: &str = "https://login.microsoft.com";
+
+    type Phone = Authenticator<MemoryStore, fn(&ApprovalRequest<'_>) -> Result<Approval, Declined>>;
+
+    fn verified(_: &ApprovalRequest<'_>) -> Result<Approval, Declined> {
+        Ok(Approval {
+            user_verified: true,
+        })
+    }
+
+    fn phone() -> Phone {
+        Authenticator::new(
+            MemoryStore::new(),
+            verified as fn(&ApprovalRequest<'_>) -> _,
+        )
+    }
+
+    fn register(phone: &mut Phone, user_id: &[u8], name: &str) -> Vec<u8> {
+        let options = CreationOptions::from_json(
+            &json!({"publicKey": {
+                "rp": {"id": "login.microsoft.com", "name": "Microsoft"},
+                "user": {"id": b64url(user_id), "name": name, "displayName": name},
+                "challenge": "Y2hhbGxlbmdl",
+                "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+                "authenticatorSelection": {"userVerification": "required"},
+                "attestation": "none"
+            }})
+            .to_string(),
+        )
+        .expect("creation options");
+        let settings = MakeCredentialSettings {
+            attestation: AttestationPreference::None,
+            tenant: None,
+        };
+        phone
+            .make_credential(&options, ORIGIN, &settings)
+            .expect("registered")
+            .credential_id
+    }
+
+    fn sign_in_options(allow: &[&[u8]]) -> RequestOptions {
+        RequestOptions::from_json(
+            &json!({"publicKey": {
+                "challenge": "c2lnbi1pbg",
+                "rpId": "login.microsoft.com",
+                "allowCredentials": allow.iter().map(|id| json!({"type": "public-key", "id": b64url(id)})).collect::<Vec<_>>(),
+                "userVerification": "required"
+            }})
+            .to_string(),
+        )
+        .expect("request options")
+    }
+
+    #[test]
+    fn account_errors_do_not_carry_terminal_control_characters() {
+        let mut phone = phone();
+        register(&mut phone, b"user-1", "mallory\x1b[2J@contoso.com");
+        register(
+            &mut phone,
+            b"user-2",
+            "eve@contoso.com\nDone. Signed in as admin",
+        );
+        let ambiguous = phone
+            .get_assertion(&sign_in_options(&[]), ORIGIN, None)
+            .expect_err("two users match");
+        assert!(matches!(
+            ambiguous,
+            AuthenticatorError::AmbiguousAccount { .. }
+        ));
+        let not_found = phone
+            .get_assertion(
+                &sign_in_options(&[]),
+                ORIGIN,
+                Some(&AccountSelector::parse("nobody@contoso.com")),
+            )
+            .expect_err("no such account");
+        assert!(matches!(
+            not_found,
+            AuthenticatorError::AccountNotFound { .. }
+        ));
+        for error in [ambiguous, not_found] {
+            let text = error.to_string();
+            assert!(!text.contains('\x1b'), "escape in {text:?}");
+            assert!(!text.contains('\n'), "newline in {text:?}");
+            // Still recognisable: only the control characters are replaced.
+            assert!(text.contains("mallory\u{FFFD}[2J@contoso.com"), "{text:?}");
+            assert!(text.contains("eve@contoso.com\u{FFFD}Done."), "{text:?}");
+        }
     }
 }

@@ -15,9 +15,9 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use keybridge_authenticator::pki::{generate_device_local, load_attestation_dir};
 use keybridge_authenticator::{
-    AAGUID_STRING, AccountSelector, AttestationPreference, AttestationSource, Authenticator,
-    CreationOptions, CredentialStore, FileStore, KdfParams, MIN_PIN_LEN, MakeCredentialSettings,
-    OriginPolicy, RequestOptions,
+    AAGUID_STRING, AccountSelector, AccountSummary, AttestationPreference, AttestationSource,
+    Authenticator, CreationOptions, CredentialStore, FileStore, KdfParams, MIN_PIN_LEN,
+    MakeCredentialSettings, OriginPolicy, RequestOptions,
 };
 use serde_json::json;
 
@@ -324,17 +324,38 @@ fn get_assertion(args: &GetAssertionArgs, pin: &str, options_json: &str) -> anyh
     Ok(format!("{}\n", assertion.to_json()))
 }
 
+/// Relying-party text made safe to print: control characters (which could clear the terminal
+/// or forge lines) and bidirectional overrides become U+FFFD.
+fn display_safe(text: &str) -> String {
+    text.chars()
+        .map(|ch| {
+            let is_bidi_control = matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+            if ch.is_control() || is_bidi_control {
+                '\u{FFFD}'
+            } else {
+                ch
+            }
+        })
+        .collect()
+}
+
 fn accounts_text(store: &FileStore) -> String {
+    let summaries: Vec<AccountSummary> = store.credentials().iter().map(|c| c.summary()).collect();
+    summaries_text(&summaries)
+}
+
+fn summaries_text(summaries: &[AccountSummary]) -> String {
     let mut out = String::new();
-    if store.credentials().is_empty() {
+    if summaries.is_empty() {
         out.push_str("  (none)\n");
     }
-    for summary in store.credentials().iter().map(|c| c.summary()) {
+    // Names come from relying parties: never print them raw.
+    for summary in summaries {
         out.push_str(&format!(
             "  {}  rp {}  tenant {}  credential {}  counter {}  created {}\n",
-            summary.user_name,
-            summary.rp_id,
-            summary.tenant.as_deref().unwrap_or("-"),
+            display_safe(&summary.user_name),
+            display_safe(&summary.rp_id),
+            display_safe(summary.tenant.as_deref().unwrap_or("-")),
             summary.credential_id,
             summary.sign_count,
             summary.created_at
@@ -404,6 +425,32 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn account_list_does_not_print_terminal_control_characters() {
+        let summary = AccountSummary {
+            credential_id: "Y3JlZA".into(),
+            rp_id: "login.microsoft.com".into(),
+            rp_name: "Microsoft\x1b[2J".into(),
+            user_id: "dXNlcg".into(),
+            user_name: "mallory\x1b[2J@contoso.com\nDone.".into(),
+            user_display_name: "Mallory\x1b[2J".into(),
+            tenant: Some("contoso\r".into()),
+            sign_count: 3,
+            cred_protect: 1,
+            hmac_secret: true,
+            created_at: "2026-11-25T10:00:00Z".into(),
+        };
+        let text = summaries_text(&[summary]);
+        assert!(!text.contains('\x1b'), "{text:?}");
+        assert!(!text.contains('\r'), "{text:?}");
+        assert_eq!(text.lines().count(), 1, "one line per account: {text:?}");
+        assert!(
+            text.contains("mallory\u{FFFD}[2J@contoso.com\u{FFFD}Done."),
+            "{text:?}"
+        );
+        assert!(text.contains("tenant contoso\u{FFFD}"), "{text:?}");
+    }
 
     const PIN: &str = "493817";
 
