@@ -192,6 +192,27 @@ pub struct Authenticator<S, P> {
     origins: OriginPolicy,
 }
 
+/// Of `indices` into `credentials`, those that are the newest of their user (rp id and user
+/// handle): the latest `created_at`, and the later one in the store when two share a second.
+fn newest_per_user(credentials: &[StoredCredential], indices: &[usize]) -> Vec<usize> {
+    let same_user = |a: &StoredCredential, b: &StoredCredential| {
+        a.account.rp_id == b.account.rp_id && a.account.user_id == b.account.user_id
+    };
+    indices
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let credential = &credentials[i];
+            !indices.iter().any(|&j| {
+                let other = &credentials[j];
+                j != i
+                    && same_user(credential, other)
+                    && (other.created_at, j) > (credential.created_at, i)
+            })
+        })
+        .collect()
+}
+
 /// Relying-party text made safe to print: control characters (which could clear a terminal or
 /// forge lines) and bidirectional overrides become U+FFFD.
 fn display_safe(text: &str) -> String {
@@ -501,6 +522,13 @@ impl<S: CredentialStore, P: UserPresence> Authenticator<S, P> {
     /// When several credentials match and `allowCredentials` does not narrow them down,
     /// `account` must choose one; otherwise the error lists the candidates. The incremented
     /// signature counter is persisted before the assertion is returned.
+    ///
+    /// A new credential for a user who already has one here does not replace the old one
+    /// (unlike CTAP 2.1 §6.1.2 step 15): keybridge registers the new passkey with Entra only
+    /// after it is made, and if that registration fails the old one must still work. So when
+    /// `allowCredentials` is empty, only the newest credential of each user (same rp id and user
+    /// handle) is a candidate; the older ones still answer when the relying party or `account`
+    /// names them by credential id.
     pub fn get_assertion(
         &mut self,
         options: &RequestOptions,
@@ -522,7 +550,7 @@ impl<S: CredentialStore, P: UserPresence> Authenticator<S, P> {
                 .map(|&i| self.store.credentials()[i].summary())
                 .collect::<Vec<_>>()
         };
-        let chosen: Vec<usize> = match account {
+        let mut chosen: Vec<usize> = match account {
             None => candidates.clone(),
             Some(selector) => candidates
                 .iter()
@@ -530,6 +558,9 @@ impl<S: CredentialStore, P: UserPresence> Authenticator<S, P> {
                 .filter(|&i| selector.matches(&self.store.credentials()[i]))
                 .collect(),
         };
+        if options.allow_credentials.is_empty() {
+            chosen = newest_per_user(self.store.credentials(), &chosen);
+        }
         let index = match chosen.as_slice() {
             [only] => *only,
             [] => {
@@ -709,5 +740,55 @@ mod tests {
             assert!(text.contains("mallory\u{FFFD}[2J@contoso.com"), "{text:?}");
             assert!(text.contains("eve@contoso.com\u{FFFD}Done."), "{text:?}");
         }
+    }
+
+    // CTAP 2.1 §6.1.2 step 15 would replace the older credential of the same user; keybridge keeps
+    // it (see `get_assertion`) but signs with the newest when the relying party names none.
+    #[test]
+    fn newest_credential_of_a_user_answers_a_usernameless_sign_in() {
+        let mut phone = phone();
+        let older = register(&mut phone, b"user-1", "alice@contoso.com");
+        let newer = register(&mut phone, b"user-1", "alice@contoso.com");
+        assert_eq!(phone.store.credentials().len(), 2, "the older one is kept");
+
+        let assertion = phone
+            .get_assertion(&sign_in_options(&[]), ORIGIN, None)
+            .expect("one user: no account choice needed");
+        assert_eq!(assertion.credential_id, newer);
+        assert_eq!(assertion.user_handle, b"user-1");
+        let by_name = phone
+            .get_assertion(
+                &sign_in_options(&[]),
+                ORIGIN,
+                Some(&AccountSelector::parse("alice@contoso.com")),
+            )
+            .expect("the user name picks the newest");
+        assert_eq!(by_name.credential_id, newer);
+
+        // Named by the relying party or by the person, the older one still signs.
+        let named = phone
+            .get_assertion(&sign_in_options(&[&older]), ORIGIN, None)
+            .expect("allow list names the older credential");
+        assert_eq!(named.credential_id, older);
+        let chosen = phone
+            .get_assertion(
+                &sign_in_options(&[]),
+                ORIGIN,
+                Some(&AccountSelector::CredentialId(b64url(&older))),
+            )
+            .expect("credential id selector");
+        assert_eq!(chosen.credential_id, older);
+
+        // Another user keeps the choice ambiguous.
+        register(&mut phone, b"user-2", "bob@contoso.com");
+        let error = phone
+            .get_assertion(&sign_in_options(&[]), ORIGIN, None)
+            .expect_err("two users");
+        let AuthenticatorError::AmbiguousAccount { candidates, .. } = error else {
+            panic!("expected AmbiguousAccount, got {error:?}");
+        };
+        let listed: Vec<_> = candidates.iter().map(|c| c.credential_id.clone()).collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.contains(&b64url(&newer)) && !listed.contains(&b64url(&older)));
     }
 }
