@@ -11,6 +11,7 @@ use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
 
 use crate::encoding::{b64url, display_safe, from_b64url, from_b64url_exact};
 
@@ -60,9 +61,10 @@ impl IdentityKey {
             .map_err(|_| KeyError::BadPrivateKey)
     }
 
-    /// The 32-byte secret scalar, for the owner's encrypted key store only: never send it.
-    pub fn to_secret_bytes(&self) -> [u8; 32] {
-        self.0.to_bytes().into()
+    /// The 32-byte secret scalar, for the owner's encrypted key store only: never send it. It is
+    /// wiped from memory when the returned value is dropped.
+    pub fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes().into())
     }
 
     /// The public half, to register with the server.
@@ -275,12 +277,14 @@ mod tests {
     #[test]
     fn secret_bytes_round_trip_and_zero_is_refused() {
         let key = IdentityKey::generate(&mut OsRng);
-        let again = IdentityKey::from_secret_bytes(&key.to_secret_bytes()).expect("valid");
+        // Zeroizing: the copy handed to the key store is wiped when dropped.
+        let secret: Zeroizing<[u8; 32]> = key.to_secret_bytes();
+        let again = IdentityKey::from_secret_bytes(&secret[..]).expect("valid");
         assert_eq!(again.public_key(), key.public_key());
         assert_eq!(
             IdentityKey::from_secret_bytes(&[0u8; 32]).map(|k| k.public_key()),
             Err(KeyError::BadPrivateKey)
         );
-        assert!(!format!("{key:?}").contains(&b64url(&key.to_secret_bytes())));
+        assert!(!format!("{key:?}").contains(&b64url(&secret[..])));
     }
 }

@@ -40,8 +40,9 @@ const PIN_CHECK_LABEL: &[u8] = b"keybridge key store PIN check v1";
 const TAG_LEN: u64 = 16;
 /// Upper bounds on header KDF parameters, so that a crafted header cannot make opening take
 /// gigabytes or hours.
-const MAX_MEMORY_KIB: u32 = 1 << 20;
-const MAX_TIME_COST: u32 = 64;
+/// 256 MiB and 16 passes: four and five times what [`KdfParams::default`] writes.
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+const MAX_TIME_COST: u32 = 16;
 const MAX_PARALLELISM: u32 = 16;
 
 /// Argon2id parameters, stored in the header.
@@ -67,7 +68,10 @@ impl Default for KdfParams {
 }
 
 impl KdfParams {
-    /// Cheap parameters for tests only: they make a PIN easy to brute-force.
+    /// Cheap parameters for tests only: they make a PIN easy to brute-force. They exist only in
+    /// this crate's own tests and with the `insecure-test-kdf` feature, which no shipped build
+    /// enables.
+    #[cfg(any(test, feature = "insecure-test-kdf"))]
     pub fn insecure_for_tests() -> Self {
         Self {
             memory_kib: 64,
@@ -157,7 +161,8 @@ pub(crate) fn check_kdf(kdf: &KdfParams) -> Result<(), String> {
         || kdf.memory_kib < 8 * kdf.parallelism
     {
         return Err(format!(
-            "Argon2 parameters out of range (memory {} KiB, {} passes, {} lanes)",
+            "Argon2 parameters out of range (memory {} KiB, {} passes, {} lanes; this build \
+             accepts at most {MAX_MEMORY_KIB} KiB, {MAX_TIME_COST} passes, {MAX_PARALLELISM} lanes)",
             kdf.memory_kib, kdf.time_cost, kdf.parallelism
         ));
     }
@@ -372,6 +377,29 @@ mod tests {
                 other => panic!("length {len}: {other:?}"),
             }
         }
+    }
+
+    /// The store writes 64 MiB / 3 passes; a header asking for more than 256 MiB or 16 passes
+    /// is refused, so a planted store cannot exhaust the phone's memory or stall unlocking.
+    #[test]
+    fn kdf_bounds_admit_the_default_and_refuse_beyond_256_mib_or_16_passes() {
+        assert_eq!(check_kdf(&KdfParams::default()), Ok(()));
+        let at_limit = KdfParams {
+            memory_kib: 256 * 1024,
+            time_cost: 16,
+            parallelism: 1,
+        };
+        assert_eq!(check_kdf(&at_limit), Ok(()));
+        let more_memory = KdfParams {
+            memory_kib: 256 * 1024 + 1,
+            ..at_limit
+        };
+        assert!(check_kdf(&more_memory).is_err_and(|r| r.contains("262145 KiB")));
+        let more_passes = KdfParams {
+            time_cost: 17,
+            ..at_limit
+        };
+        assert!(check_kdf(&more_passes).is_err_and(|r| r.contains("17 passes")));
     }
 
     #[test]

@@ -454,6 +454,15 @@ mod tests {
 
     const PIN: &str = "493817";
 
+    /// Cheap Argon2 parameters so each test opens its store quickly; never for a real store.
+    fn cheap_kdf() -> KdfParams {
+        KdfParams {
+            memory_kib: 64,
+            time_cost: 1,
+            parallelism: 1,
+        }
+    }
+
     fn store_args(dir: &Path) -> StoreArgs {
         StoreArgs {
             store: dir.to_path_buf(),
@@ -468,7 +477,7 @@ mod tests {
                 attestation_dir,
             },
             PIN,
-            KdfParams::insecure_for_tests(),
+            cheap_kdf(),
         )
         .expect("init")
     }
@@ -621,7 +630,7 @@ mod tests {
                 attestation_dir: Some(material_dir),
             },
             PIN,
-            KdfParams::insecure_for_tests(),
+            cheap_kdf(),
         )
         .expect_err("exists")
         .to_string();
@@ -634,7 +643,7 @@ mod tests {
                 attestation_dir: Some(temp.path().join("missing")),
             },
             PIN,
-            KdfParams::insecure_for_tests(),
+            cheap_kdf(),
         )
         .expect_err("missing material");
         assert!(
@@ -654,7 +663,7 @@ mod tests {
                 attestation_dir: None,
             },
             "123",
-            KdfParams::insecure_for_tests(),
+            cheap_kdf(),
         )
         .expect_err("short PIN")
         .to_string();
