@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use keybridge_config::{
-    Config, DatabaseConfig, JobsConfig, LogConfig, LogFormat, SecretKeySource, SecretsConfig,
-    ServerConfig,
+    Config, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig, LogFormat,
+    SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_entra_sim::{EntraSim, SimConfig};
 use keybridge_graph::Cloud;
@@ -73,6 +73,11 @@ async fn run(users: usize) {
             public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
             tls_cert: None,
             tls_key: None,
+        },
+        // The benchmark hands the server entra-sim's endpoints through `ServerOptions::graph`.
+        entra: EntraConfig {
+            cloud: EntraCloud::Global,
+            ca_file: None,
         },
         jobs: JobsConfig {
             workers: 2,

@@ -167,6 +167,7 @@ struct AppInner {
     metrics: PrometheusHandle,
     tls_pin: String,
     desktop_client: Option<std::path::PathBuf>,
+    pairing_limits: crate::device_v1::pairing::PairingLimits,
 }
 
 impl App {
@@ -187,6 +188,7 @@ impl App {
                 metrics,
                 tls_pin,
                 desktop_client,
+                pairing_limits: Default::default(),
             }),
         }
     }
@@ -219,6 +221,11 @@ impl App {
     /// `job` with the configured number of attempts (`jobs.max_attempts`).
     pub fn attempts(&self, job: keybridge_store::NewJob) -> keybridge_store::NewJob {
         job.max_attempts(i64::from(self.inner.config.jobs.max_attempts.max(1)))
+    }
+
+    /// Failed pairing attempts, for the short-code rate limits.
+    pub fn pairing_limits(&self) -> &crate::device_v1::pairing::PairingLimits {
+        &self.inner.pairing_limits
     }
 
     /// The TLS pin phones and workstations check.

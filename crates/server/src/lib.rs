@@ -26,11 +26,13 @@
 //!
 //! ## Areas
 //! `router.rs` merges the area routers: [`health`] and [`api_v1`] (tokens, integrations,
-//! users, jobs). The console, `device_v1` and `workstation_v1` join the same way.
+//! users, jobs) and [`device_v1`] (the phone's `/device/v1` and the invitation's pairing
+//! session). The console and `workstation_v1` join the same way.
 
 pub mod api_v1;
 pub mod app;
 pub mod auth;
+pub mod device_v1;
 pub mod error;
 pub mod extract;
 pub mod health;

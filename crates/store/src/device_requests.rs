@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 
 use crate::db::Db;
 use crate::error::{Result, StoreError};
-use crate::rows::{corrupt, new_id, opt_text, opt_ts, text, ts};
+use crate::rows::{corrupt, new_id, opt_text, opt_ts, require, text, ts};
 use crate::timestamp::Timestamp;
 
 /// What the device is asked to do.
@@ -168,6 +168,17 @@ fn decode(row: &AnyRow) -> Result<DeviceRequest> {
 impl DeviceRequests<'_> {
     /// Puts a request in the inbox of the device behind `phone_id`.
     pub async fn create(&mut self, new: NewDeviceRequest) -> Result<DeviceRequest> {
+        self.create_with_id(&new_id(), new).await
+    }
+
+    /// Like [`DeviceRequests::create`], under an id the caller chose: the device protocol's
+    /// `request_id`, which the payload carries too and the device answers to.
+    pub async fn create_with_id(
+        &mut self,
+        id: &str,
+        new: NewDeviceRequest,
+    ) -> Result<DeviceRequest> {
+        require("request id", id)?;
         let now = Timestamp::now();
         let mut conn = self.db.conn().await?;
         let row = sqlx::query(concat!(
@@ -177,7 +188,7 @@ impl DeviceRequests<'_> {
             "FROM phones p WHERE p.id = $7 RETURNING ",
             request_cols!()
         ))
-        .bind(new_id())
+        .bind(id)
         .bind(new.kind.as_str())
         .bind(serde_json::to_string(&new.payload).unwrap_or_else(|_| "null".to_string()))
         .bind(&new.workstation_id)

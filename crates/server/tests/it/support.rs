@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use keybridge_config::{
-    Config, DatabaseConfig, JobsConfig, LogConfig, LogFormat, SecretKeySource, SecretsConfig,
-    ServerConfig,
+    Config, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig, LogFormat,
+    SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_entra_sim::{EntraSim, RunningSim, SimConfig};
 use keybridge_graph::Cloud;
@@ -45,6 +45,11 @@ pub fn config(data_dir: &Path, database_url: &str) -> Config {
             public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
             tls_cert: None,
             tls_key: None,
+        },
+        // The tests hand the server entra-sim's endpoints through `ServerOptions::graph`.
+        entra: EntraConfig {
+            cloud: EntraCloud::Global,
+            ca_file: None,
         },
         jobs: JobsConfig {
             workers: 2,
@@ -93,6 +98,16 @@ pub fn http_client(ca_files: &[&Path]) -> reqwest::Client {
 }
 
 pub async fn start(backend: Backend) -> Harness {
+    start_with(backend, false).await
+}
+
+/// A harness whose `server.public_url` names the port it listens on, as phones need: the
+/// pairing payload carries that URL and enrolments are checked against it.
+pub async fn start_reachable(backend: Backend) -> Harness {
+    start_with(backend, true).await
+}
+
+async fn start_with(backend: Backend, reachable: bool) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let sim = EntraSim::start(SimConfig::new(dir.path().join("sim")))
         .await
@@ -105,7 +120,17 @@ pub async fn start(backend: Backend) -> Harness {
     std::fs::write(&client, CLIENT_STAND_IN).expect("stand-in client");
     let mut server_options = options(&sim);
     server_options.desktop_client_binary = Some(client);
-    let server = Server::start(config(&server_dir, db.url()), store.clone(), server_options)
+    let mut server_config = config(&server_dir, db.url());
+    if reachable {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        server_config.server.listen = SocketAddr::from(([127, 0, 0, 1], port));
+        server_config.server.public_url =
+            url::Url::parse(&format!("https://127.0.0.1:{port}/")).expect("URL");
+    }
+    let server = Server::start(server_config, store.clone(), server_options)
         .await
         .expect("server starts");
     let ca = server.ca_file.clone().expect("self-made certificate");

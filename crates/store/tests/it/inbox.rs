@@ -261,7 +261,67 @@ async fn install_tokens_redeem_until_expiry_or_revocation(store: Store) {
     assert_eq!(store.install_tokens().list(&integ).await.unwrap().len(), 1);
 }
 
+async fn a_request_can_carry_the_id_its_payload_names(store: Store) {
+    let integ = integration(&store, "Contoso").await;
+    let ids = users(&store, &integ, 1).await;
+    let phone = store
+        .phones()
+        .create(NewPhone {
+            user_id: ids[0].clone(),
+            device_key: "device-1".into(),
+            name: "Pixel".into(),
+            model: "Pixel 9".into(),
+            os: "Android".into(),
+        })
+        .await
+        .unwrap();
+    let new = || NewDeviceRequest {
+        phone_id: phone.id.clone(),
+        kind: DeviceRequestKind::Provision,
+        payload: json!({"request_id": "0190c3d4-5e6f-7a8b-9cad-bedf01234567"}),
+        workstation_id: None,
+        ttl: Duration::from_secs(60),
+    };
+    let id = "0190c3d4-5e6f-7a8b-9cad-bedf01234567";
+    let made = store
+        .device_requests()
+        .create_with_id(id, new())
+        .await
+        .unwrap();
+    assert_eq!(made.id, id);
+    assert_eq!(store.device_requests().get(id).await.unwrap(), made);
+    let inbox = store
+        .device_requests()
+        .fetch_inbox("device-1", Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        inbox.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [id]
+    );
+    // The id is the primary key: a second request under it is refused.
+    assert!(
+        store
+            .device_requests()
+            .create_with_id(id, new())
+            .await
+            .is_err()
+    );
+    assert!(matches!(
+        store
+            .device_requests()
+            .create_with_id(" ", new())
+            .await
+            .unwrap_err(),
+        StoreError::Invalid {
+            field: "request id",
+            ..
+        }
+    ));
+}
+
 crate::store_tests!(
+    a_request_can_carry_the_id_its_payload_names,
     requests_reach_the_device_once_and_are_answered_once,
     install_tokens_redeem_until_expiry_or_revocation,
 );

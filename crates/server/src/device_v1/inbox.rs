@@ -1,0 +1,258 @@
+//! The phone's inbox (long poll), its answers, and unpairing.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use keybridge_core::{Command, StoredUserFacts, UserFacts, apply};
+use keybridge_device_protocol::{Answer, InboxItem, InboxPage, ProtocolVersion, RequestAnswer};
+use keybridge_store::{Channel, CredentialStatus, NewAuditEvent, StoreError, Timestamp};
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::auth::RequestMeta;
+use crate::device_v1::auth::DeviceAuth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiQuery;
+use crate::jobs;
+use crate::services::facts::{has_open_invite, user_facts};
+
+/// The longest a poll is held.
+pub const MAX_WAIT_SECONDS: u64 = 30;
+
+/// `?wait=N`.
+#[derive(Debug, Deserialize)]
+pub struct WaitQuery {
+    /// Seconds to hold the request when nothing is pending (0–30; default 30).
+    pub wait: Option<u64>,
+}
+
+async fn open_items(app: &App, device_key: &str) -> ApiResult<Vec<InboxItem>> {
+    let requests = app
+        .store()
+        .device_requests()
+        .fetch_inbox(device_key, Timestamp::now())
+        .await?;
+    Ok(requests
+        .into_iter()
+        .filter_map(
+            |request| match serde_json::from_value::<InboxItem>(request.payload) {
+                Ok(item) => Some(item),
+                Err(e) => {
+                    tracing::error!(request_id = %request.id, error = %e, "an inbox request is not a protocol message; skipped");
+                    None
+                }
+            },
+        )
+        .collect())
+}
+
+/// `GET /device/v1/inbox?wait=N`: the open requests of the signing device, at once when there
+/// are some, else after the first one arrives or `wait` seconds.
+pub async fn fetch(
+    State(app): State<App>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    auth: DeviceAuth,
+) -> ApiResult<Json<InboxPage>> {
+    let wait = query.wait.unwrap_or(MAX_WAIT_SECONDS);
+    if wait > MAX_WAIT_SECONDS {
+        return Err(ApiError::invalid(
+            "wait",
+            format!("{wait} s is more than the longest poll, {MAX_WAIT_SECONDS} s"),
+        ));
+    }
+    let device_key = auth.phone.device_key.clone();
+    // Listen before looking, so that a request created in between still wakes the poll.
+    let mut listener = if wait > 0 {
+        Some(app.store().listen(&[Channel::DeviceInbox]).await?)
+    } else {
+        None
+    };
+    let mut requests = open_items(&app, &device_key).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    while requests.is_empty() {
+        let Some(listener) = listener.as_mut() else {
+            break;
+        };
+        match tokio::time::timeout_at(deadline, listener.recv()).await {
+            Err(_) => break,
+            Ok(Ok(n)) if !n.payload.is_empty() && n.payload != device_key => continue,
+            Ok(Ok(_)) => requests = open_items(&app, &device_key).await?,
+            Ok(Err(e)) => return Err(e.into()),
+        }
+    }
+    Ok(Json(InboxPage {
+        v: ProtocolVersion,
+        requests,
+    }))
+}
+
+/// `POST /device/v1/requests/{id}`: the device's answer, kept once.
+pub async fn answer(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    meta: RequestMeta,
+    auth: DeviceAuth,
+) -> ApiResult<StatusCode> {
+    let answer: RequestAnswer = serde_json::from_slice(&auth.body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_answer",
+            format!("the answer cannot be read: {e}"),
+        )
+    })?;
+    let not_found = || ApiError::not_found(format!("no request {id} is waiting for this device"));
+    let path_id = uuid::Uuid::try_parse(&id).map_err(|_| not_found())?;
+    let stored = match app.store().device_requests().get(&id).await {
+        Ok(request) if request.device_key == auth.phone.device_key => request,
+        Ok(_) => return Err(not_found()),
+        Err(e) if e.is_not_found() => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    let item: InboxItem = serde_json::from_value(stored.payload.clone())
+        .map_err(|e| ApiError::internal(format!("stored request {id} is unreadable: {e}")))?;
+    answer.check_fits(path_id, &item.request).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "answer_does_not_fit",
+            e.to_string(),
+        )
+    })?;
+    let approved = matches!(
+        answer.answer,
+        Answer::Credential { .. } | Answer::Approved { .. }
+    );
+    let response = serde_json::to_value(&answer)
+        .map_err(|e| ApiError::internal(format!("cannot keep the answer: {e}")))?;
+    match app
+        .store()
+        .device_requests()
+        .answer(
+            &id,
+            &auth.phone.device_key,
+            approved,
+            Some(&response),
+            Timestamp::now(),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::TokenRejected {
+            reason: "was already answered",
+            ..
+        }) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_answered",
+                format!("request {id} was already answered"),
+            ));
+        }
+        Err(StoreError::TokenRejected { reason, .. }) => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "expired",
+                format!("request {id} {reason}: wait for a new one"),
+            ));
+        }
+        Err(e) if e.is_not_found() => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    }
+    app.store()
+        .audit()
+        .append(
+            meta.stamp(
+                NewAuditEvent::new(format!("phone:{}", auth.phone.id), "device.request.answer")
+                    .target(format!("user:{}", stored.user_id))
+                    .details(serde_json::json!({
+                        "request_id": id,
+                        "approved": approved,
+                    })),
+            ),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /device/v1/device`: the phone unpairs itself. The user returns to Pending with
+/// "This user unpaired from keybridge." when it was their last phone.
+pub async fn unpair(
+    State(app): State<App>,
+    meta: RequestMeta,
+    auth: DeviceAuth,
+) -> ApiResult<StatusCode> {
+    let store = app.store();
+    let phone = &auth.phone;
+    let user = store.users().get(&phone.user_id).await?;
+    let live_passkeys: Vec<_> = store
+        .credentials()
+        .list_for_phone(&phone.id)
+        .await?
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                c.status,
+                CredentialStatus::Registered | CredentialStatus::Created
+            )
+        })
+        .collect();
+    if !live_passkeys.is_empty() {
+        // Deleting a phone removes its credential rows; the Entra passkey must go first, which
+        // the provisioning step's job does. Refuse rather than leave a passkey behind in Entra.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "passkey_in_entra",
+            "this phone's passkey is registered in Microsoft Entra: ask your administrator to \
+             delete the device in the console, which removes the passkey from Entra too",
+        ));
+    }
+    let now = Timestamp::now();
+    let invited = has_open_invite(store, &user.id, now).await?;
+    let phones = store.phones().list_for_user(&user.id).await?;
+    let facts = UserFacts::from_stored(StoredUserFacts {
+        state: user.state,
+        unpaired: user.unpaired,
+        entra_status: user.entra_status,
+        invited: invited && phones.is_empty(),
+        paired_phones: u32::try_from(phones.len()).unwrap_or(u32::MAX),
+        entra_passkeys: 0,
+    })
+    .ok()
+    .or_else(|| user_facts(&user, invited))
+    .ok_or_else(|| ApiError::internal(format!("user {} has inconsistent stored facts", user.id)))?;
+    let transition = apply(
+        &facts,
+        Command::UnpairPhone {
+            had_entra_passkey: false,
+        },
+    )
+    .map_err(|e| ApiError::new(StatusCode::CONFLICT, "not_allowed", e.to_string()))?;
+    let next = &transition.facts;
+
+    let mut tx = store.begin().await?;
+    tx.phones().delete(&phone.id).await?;
+    tx.users()
+        .set_state(&user.id, next.state(), next.is_unpaired())
+        .await?;
+    tx.audit()
+        .append(
+            meta.stamp(
+                NewAuditEvent::new(format!("phone:{}", phone.id), "device.unpair")
+                    .target(format!("user:{}", user.id))
+                    .details(serde_json::json!({
+                        "phone_id": phone.id,
+                        "name": phone.name,
+                        "state": next.state().as_str(),
+                        "warning": next.warning(),
+                    })),
+            ),
+        )
+        .await?;
+    if !transition.groups_to_add.is_empty() || !transition.groups_to_remove.is_empty() {
+        tx.jobs()
+            .enqueue(app.attempts(jobs::group_sync(&user.integration_id)))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
