@@ -33,8 +33,9 @@
 //! Main types: [`Authenticator`] (make_credential / get_assertion), [`CreationOptions`] and
 //! [`RequestOptions`] (JSON in), [`RegistrationResponse`] and [`AssertionResponse`] (JSON out),
 //! the [`CredentialStore`] trait with [`FileStore`] (encrypted directory) and [`MemoryStore`],
-//! the [`UserPresence`] trait, and [`pki`] for attestation roots, batch certificates and FIDO
-//! metadata.
+//! the [`UserPresence`] trait, [`pki`] for attestation roots, batch certificates and FIDO
+//! metadata, and [`server_client`] for pairing with a keybridge server and its inbox over a
+//! TLS connection pinned to the server's key ([`ServerPairing`] keeps the pairing in the store).
 //!
 //! ```
 //! use keybridge_authenticator::{
@@ -69,6 +70,7 @@ mod options;
 mod origin;
 pub mod pki;
 mod presence;
+pub mod server_client;
 mod store;
 
 pub use authenticator::{
@@ -87,7 +89,7 @@ pub use presence::{Approval, ApprovalRequest, Ceremony, Declined, PinUnlocked, U
 pub use store::{
     Account, AccountSummary, AttestationIdentity, AttestationSource, CredProtect, CredentialStore,
     FileStore, HmacSecret, KdfParams, LOCK_FILE_NAME, MIN_PIN_LEN, MemoryStore, STORE_FILE_NAME,
-    StoredCredential,
+    ServerPairing, StoredCredential,
 };
 
 /// keybridge's AAGUID, the same on every keybridge device.

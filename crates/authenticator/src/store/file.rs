@@ -17,7 +17,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use super::format::{self, Header, KdfParams, OpenFailure, StoreKey};
 use super::{
     Account, AttestationIdentity, AttestationSource, CredProtect, CredentialStore, HmacSecret,
-    StoredCredential, incremented,
+    ServerPairing, StoredCredential, incremented,
 };
 use crate::encoding::{b64url, decode_lenient};
 use crate::error::StoreError;
@@ -31,7 +31,10 @@ pub const LOCK_FILE_NAME: &str = "keystore.lock";
 /// The shortest PIN accepted when creating a store.
 pub const MIN_PIN_LEN: usize = 6;
 const TEMP_PREFIX: &str = "keystore.kbs.tmp-";
-const CONTENTS_VERSION: u32 = 1;
+/// The contents version this build writes: 2 added the server pairings. Version 1 stores
+/// (no pairings) still open, and are written as version 2 at their next change.
+const CONTENTS_VERSION: u32 = 2;
+const OLDEST_CONTENTS_VERSION: u32 = 1;
 
 /// The encrypted on-disk key store. Open means unlocked and locked against other processes.
 pub struct FileStore {
@@ -42,6 +45,7 @@ pub struct FileStore {
     created_at: i64,
     attestation: Option<AttestationIdentity>,
     credentials: Vec<StoredCredential>,
+    pairings: Vec<ServerPairing>,
     // Dropping the file releases the lock.
     _lock: File,
 }
@@ -51,6 +55,7 @@ impl std::fmt::Debug for FileStore {
         f.debug_struct("FileStore")
             .field("dir", &self.dir)
             .field("credentials", &self.credentials.len())
+            .field("pairings", &self.pairings.len())
             .field("attestation", &self.attestation.as_ref().map(|a| a.source))
             .finish_non_exhaustive()
     }
@@ -105,6 +110,7 @@ impl FileStore {
             created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
             attestation,
             credentials: Vec::new(),
+            pairings: Vec::new(),
             _lock: lock,
         };
         store.persist()?;
@@ -156,7 +162,7 @@ impl FileStore {
                 path: path.clone(),
                 reason: format!("the decrypted contents are unreadable ({error})"),
             })?;
-        let (attestation, credentials) =
+        let (attestation, credentials, pairings) =
             contents.restore().map_err(|reason| StoreError::Corrupt {
                 path: path.clone(),
                 reason,
@@ -169,6 +175,7 @@ impl FileStore {
             created_at: contents.created_at,
             attestation,
             credentials,
+            pairings,
             _lock: lock,
         })
     }
@@ -181,6 +188,39 @@ impl FileStore {
     /// The approval that this store's PIN unlock stands for (user verified), for the CLI.
     pub fn user_verification(&self) -> PinUnlocked {
         PinUnlocked::new()
+    }
+
+    /// The servers this device is paired with (one per account), oldest first.
+    pub fn pairings(&self) -> &[ServerPairing] {
+        &self.pairings
+    }
+
+    /// Records a pairing, written to disk before this returns. A pairing with the same device
+    /// id replaces the old one.
+    pub fn add_pairing(&mut self, pairing: ServerPairing) -> Result<(), StoreError> {
+        let previous = self.pairings.clone();
+        self.pairings.retain(|p| p.device_id != pairing.device_id);
+        self.pairings.push(pairing);
+        if let Err(error) = self.persist() {
+            self.pairings = previous;
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Forgets the pairing with `device_id` (its device key is gone from the store once this
+    /// returns `Ok(true)`); `Ok(false)` when there was none.
+    pub fn remove_pairing(&mut self, device_id: &str) -> Result<bool, StoreError> {
+        let previous = self.pairings.clone();
+        self.pairings.retain(|p| p.device_id != device_id);
+        if self.pairings.len() == previous.len() {
+            return Ok(false);
+        }
+        if let Err(error) = self.persist() {
+            self.pairings = previous;
+            return Err(error);
+        }
+        Ok(true)
     }
 
     fn persist(&self) -> Result<(), StoreError> {
@@ -392,6 +432,12 @@ fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), Store
     result
 }
 
+type Restored = (
+    Option<AttestationIdentity>,
+    Vec<StoredCredential>,
+    Vec<ServerPairing>,
+);
+
 /// The decrypted contents, as JSON. Private: the only place key scalars are encoded.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct PersistedContents {
@@ -399,6 +445,22 @@ struct PersistedContents {
     created_at: i64,
     attestation: Option<PersistedAttestation>,
     credentials: Vec<PersistedCredential>,
+    /// Absent in version 1.
+    #[serde(default)]
+    pairings: Vec<PersistedPairing>,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct PersistedPairing {
+    server_url: String,
+    tls_pin: String,
+    device_id: String,
+    device_key: String,
+    upn: String,
+    tenant_id: String,
+    entra_user_id: String,
+    integration_id: String,
+    paired_at: i64,
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -462,11 +524,26 @@ impl PersistedContents {
                     created_at: c.created_at,
                 })
                 .collect(),
+            pairings: store
+                .pairings
+                .iter()
+                .map(|p| PersistedPairing {
+                    server_url: p.server_url.clone(),
+                    tls_pin: p.tls_pin.clone(),
+                    device_id: p.device_id.clone(),
+                    device_key: b64url(p.device_key.as_ref()),
+                    upn: p.upn.clone(),
+                    tenant_id: p.tenant_id.clone(),
+                    entra_user_id: p.entra_user_id.clone(),
+                    integration_id: p.integration_id.clone(),
+                    paired_at: p.paired_at,
+                })
+                .collect(),
         }
     }
 
-    fn restore(&self) -> Result<(Option<AttestationIdentity>, Vec<StoredCredential>), String> {
-        if self.version != CONTENTS_VERSION {
+    fn restore(&self) -> Result<Restored, String> {
+        if !(OLDEST_CONTENTS_VERSION..=CONTENTS_VERSION).contains(&self.version) {
             return Err(format!("unknown contents version {}", self.version));
         }
         let bytes = |what: &str, text: &str| {
@@ -530,6 +607,117 @@ impl PersistedContents {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok((attestation, credentials))
+        let pairings = self
+            .pairings
+            .iter()
+            .map(|p| {
+                Ok(ServerPairing {
+                    server_url: p.server_url.clone(),
+                    tls_pin: p.tls_pin.clone(),
+                    device_id: p.device_id.clone(),
+                    device_key: secret32("a device key", &p.device_key)?,
+                    upn: p.upn.clone(),
+                    tenant_id: p.tenant_id.clone(),
+                    entra_user_id: p.entra_user_id.clone(),
+                    integration_id: p.integration_id.clone(),
+                    paired_at: p.paired_at,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok((attestation, credentials, pairings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairing(device_id: &str) -> ServerPairing {
+        ServerPairing {
+            server_url: "https://keybridge.example.com".to_owned(),
+            tls_pin: "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk".to_owned(),
+            device_id: device_id.to_owned(),
+            device_key: Zeroizing::new([7u8; 32]),
+            upn: "ana@contoso.com".to_owned(),
+            tenant_id: "8d6f2c1a-0b9e-4c3d-a1f2-3e4d5c6b7a89".to_owned(),
+            entra_user_id: "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f".to_owned(),
+            integration_id: "ContosoPasskeys".to_owned(),
+            paired_at: 1_795_615_200,
+        }
+    }
+
+    #[test]
+    fn pairings_survive_reopening_and_are_removed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store");
+        let mut store = FileStore::create(&path, "123456", None, KdfParams::insecure_for_tests())
+            .expect("created");
+        store.add_pairing(pairing("device-1")).expect("added");
+        store.add_pairing(pairing("device-2")).expect("added");
+        drop(store);
+        let mut store = FileStore::open(&path, "123456").expect("opened");
+        let ids: Vec<&str> = store
+            .pairings()
+            .iter()
+            .map(|p| p.device_id.as_str())
+            .collect();
+        assert_eq!(ids, ["device-1", "device-2"]);
+        assert_eq!(*store.pairings()[0].device_key, [7u8; 32]);
+        assert!(!format!("{:?}", store.pairings()[0]).contains("7, 7"));
+        assert!(store.remove_pairing("device-1").expect("removed"));
+        assert!(!store.remove_pairing("device-1").expect("nothing to remove"));
+        drop(store);
+        let store = FileStore::open(&path, "123456").expect("opened");
+        assert_eq!(store.pairings().len(), 1);
+        assert_eq!(store.pairings()[0].device_id, "device-2");
+    }
+
+    #[test]
+    fn a_version_1_store_without_pairings_still_opens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store");
+        let store = FileStore::create(&path, "123456", None, KdfParams::insecure_for_tests())
+            .expect("created");
+        // The contents as the previous version wrote them: version 1, no `pairings` member.
+        let old = serde_json::json!({
+            "version": 1,
+            "created_at": 1_795_000_000,
+            "attestation": null,
+            "credentials": [],
+        });
+        let image =
+            format::seal(&store.header, &store.key, old.to_string().as_bytes()).expect("sealed");
+        write_atomically(&store.dir, &store.path, &image).expect("written");
+        drop(store);
+        let mut store = FileStore::open(&path, "123456").expect("a version 1 store opens");
+        assert!(store.pairings().is_empty());
+        // The next change writes the current version, which opens again.
+        store.add_pairing(pairing("device-1")).expect("added");
+        drop(store);
+        let store = FileStore::open(&path, "123456").expect("opened");
+        assert_eq!(store.pairings().len(), 1);
+    }
+
+    #[test]
+    fn a_newer_contents_version_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store");
+        let store = FileStore::create(&path, "123456", None, KdfParams::insecure_for_tests())
+            .expect("created");
+        let newer = serde_json::json!({
+            "version": CONTENTS_VERSION + 1,
+            "created_at": 1,
+            "attestation": null,
+            "credentials": [],
+        });
+        let image =
+            format::seal(&store.header, &store.key, newer.to_string().as_bytes()).expect("sealed");
+        write_atomically(&store.dir, &store.path, &image).expect("written");
+        drop(store);
+        let error = FileStore::open(&path, "123456").expect_err("refused");
+        assert!(
+            error.to_string().contains("unknown contents version 3"),
+            "{error}"
+        );
     }
 }

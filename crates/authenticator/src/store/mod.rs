@@ -265,3 +265,44 @@ pub(crate) fn incremented(credential: &StoredCredential) -> Result<u32, StoreErr
             credential_id: b64url(&credential.credential_id),
         })
 }
+
+/// This device's pairing with a keybridge server for one account (`keybridge device pair`):
+/// where the server is, the TLS pin it is trusted by, and the device key its requests are
+/// signed with. Kept only in the encrypted store.
+#[derive(Clone)]
+pub struct ServerPairing {
+    /// The server's base URL, as in the pairing payload.
+    pub server_url: String,
+    /// The server's TLS pin (base64url SHA-256 of its certificate's SubjectPublicKeyInfo).
+    pub tls_pin: String,
+    /// The device id the server gave (`KB-Device-Id`).
+    pub device_id: String,
+    /// The device key's secret scalar (P-256). Never printed or exported.
+    pub device_key: zeroize::Zeroizing<[u8; 32]>,
+    /// The account's user principal name.
+    pub upn: String,
+    /// The account's Entra tenant id.
+    pub tenant_id: String,
+    /// The account's Entra object id.
+    pub entra_user_id: String,
+    /// The server's integration id.
+    pub integration_id: String,
+    /// When the pairing was made, Unix seconds.
+    pub paired_at: i64,
+}
+
+impl fmt::Debug for ServerPairing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerPairing")
+            .field("server_url", &self.server_url)
+            .field("tls_pin", &self.tls_pin)
+            .field("device_id", &self.device_id)
+            .field("device_key", &"<redacted>")
+            .field("upn", &self.upn)
+            .field("tenant_id", &self.tenant_id)
+            .field("entra_user_id", &self.entra_user_id)
+            .field("integration_id", &self.integration_id)
+            .field("paired_at", &self.paired_at)
+            .finish()
+    }
+}

@@ -64,6 +64,76 @@ pub enum DeviceCommand {
     Info(InfoArgs),
     /// List the accounts (passkeys) in the store. No secrets.
     Accounts(AccountsArgs),
+    /// Pair with a keybridge server: the QR payload from the Device Manager page, or its short
+    /// code with the server's address and TLS pin.
+    Pair(PairArgs),
+    /// Wait for requests from the server (provision a passkey, approve a sign-in) and answer
+    /// them.
+    Inbox(InboxArgs),
+    /// Unpair from the server: the server forgets this device and the user returns to
+    /// Pending; the device key is deleted from the store.
+    Unpair(UnpairArgs),
+}
+
+/// `keybridge device pair`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["payload", "code"])))]
+pub struct PairArgs {
+    /// Store location and PIN.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The QR code's text, `keybridge:pair?v=1&...`.
+    #[arg(value_name = "PAYLOAD")]
+    pub payload: Option<String>,
+    /// The 6-character code shown under the QR code (with --server and --pin).
+    #[arg(long, value_name = "CODE", requires_all = ["server", "pin"])]
+    pub code: Option<String>,
+    /// The server's address, e.g. https://keybridge.example.com (with --code).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The server's TLS pin as `keybridge serve` prints it (with --code).
+    #[arg(long, value_name = "PIN")]
+    pub pin: Option<String>,
+    /// The device name shown to the user and the admins.
+    #[arg(long, default_value = "keybridge device")]
+    pub name: String,
+    /// The device model.
+    #[arg(long, default_value = "keybridge CLI")]
+    pub model: String,
+    /// The operating system.
+    #[arg(long, default_value = std::env::consts::OS)]
+    pub os: String,
+}
+
+/// `keybridge device inbox`.
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// Store location and PIN.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Look once (waiting up to --wait seconds), answer what came, and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds each poll waits for a request (at most 30).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=30))]
+    pub wait: u64,
+    /// Approve every request that passes the checks, without asking.
+    #[arg(long, conflicts_with = "deny_all")]
+    pub approve_all: bool,
+    /// Refuse every request, without asking.
+    #[arg(long)]
+    pub deny_all: bool,
+}
+
+/// `keybridge device unpair`.
+#[derive(Debug, Args)]
+pub struct UnpairArgs {
+    /// Store location and PIN.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Which pairing, when the device is paired for several accounts: the account's username.
+    #[arg(long, value_name = "UPN")]
+    pub account: Option<String>,
 }
 
 /// Where the store is and how to unlock it.
@@ -182,6 +252,18 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<ExitCode> {
             let pin = read_pin(&args.store, false)?;
             accounts(&args, &pin)?
         }
+        DeviceCommand::Pair(args) => {
+            let pin = read_pin(&args.store, false)?;
+            super::device_server::pair(&args, &pin)?
+        }
+        DeviceCommand::Inbox(args) => {
+            let pin = read_pin(&args.store, false)?;
+            super::device_server::inbox(&args, &pin)?
+        }
+        DeviceCommand::Unpair(args) => {
+            let pin = read_pin(&args.store, false)?;
+            super::device_server::unpair(&args, &pin)?
+        }
     };
     print!("{output}");
     Ok(ExitCode::SUCCESS)
@@ -240,13 +322,13 @@ fn read_stdin(what: &str) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn open_store(args: &StoreArgs, pin: &str) -> anyhow::Result<FileStore> {
+pub(crate) fn open_store(args: &StoreArgs, pin: &str) -> anyhow::Result<FileStore> {
     Ok(FileStore::open(&args.store, pin)?)
 }
 
 /// The origin policy of the CLI: strict, plus Microsoft's published related origins for
 /// `login.microsoft.com` (Entra's browser sign-in origins).
-fn origin_policy() -> OriginPolicy {
+pub(crate) fn origin_policy() -> OriginPolicy {
     OriginPolicy::with_microsoft_related_origins()
 }
 
@@ -326,7 +408,7 @@ fn get_assertion(args: &GetAssertionArgs, pin: &str, options_json: &str) -> anyh
 
 /// Relying-party text made safe to print: control characters (which could clear the terminal
 /// or forge lines) and bidirectional overrides become U+FFFD.
-fn display_safe(text: &str) -> String {
+pub(crate) fn display_safe(text: &str) -> String {
     text.chars()
         .map(|ch| {
             let is_bidi_control = matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod attestation;
 pub mod config;
 pub mod device;
+pub mod device_server;
 pub mod entra_sim;
 pub mod sandbox;
 pub mod serve;

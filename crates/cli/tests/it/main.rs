@@ -3,4 +3,5 @@
 
 mod admin;
 mod cli;
+mod device_pairing;
 mod sandbox;
