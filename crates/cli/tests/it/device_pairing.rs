@@ -16,6 +16,7 @@ struct Sandbox {
     child: Child,
     api: String,
     token: String,
+    tls_pin: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -76,6 +77,7 @@ fn start_sandbox() -> Sandbox {
         child,
         api: field(&lines, "keybridge API"),
         token: field(&lines, "admin API token"),
+        tls_pin: field(&lines, "TLS pin"),
         http,
         _dir: dir,
     }
@@ -96,8 +98,27 @@ impl Sandbox {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// The sandbox's database, opened beside the running server (SQLite in WAL mode), to put
+    /// requests in a phone's inbox as the provisioning step will.
+    async fn store(&self) -> keybridge_store::Store {
+        let db = self._dir.path().join("keybridge/keybridge.db");
+        keybridge_store::Store::connect(
+            &format!("sqlite://{}", db.display()),
+            keybridge_store::StoreOptions::new(keybridge_store::KeyRing::new(
+                keybridge_store::SecretKey::generate(),
+                Vec::new(),
+            )),
+        )
+        .await
+        .unwrap()
+    }
+
     /// The first synced user (the first directory sync runs after the sandbox starts).
     async fn a_user(&self) -> Value {
+        self.nth_user(0).await
+    }
+
+    async fn nth_user(&self, n: usize) -> Value {
         let (_, integrations) = self.call(reqwest::Method::GET, "/integrations", None).await;
         let id = integrations[0]["id"].as_str().unwrap().to_owned();
         let started = Instant::now();
@@ -105,11 +126,11 @@ impl Sandbox {
             let (_, users) = self
                 .call(
                     reqwest::Method::GET,
-                    &format!("/integrations/{id}/users?limit=1"),
+                    &format!("/integrations/{id}/users?limit=5"),
                     None,
                 )
                 .await;
-            if let Some(user) = users["items"].as_array().and_then(|items| items.first()) {
+            if let Some(user) = users["items"].as_array().and_then(|items| items.get(n)) {
                 return user.clone();
             }
             assert!(
@@ -127,6 +148,35 @@ impl Sandbox {
         assert_eq!(status, 200, "{user}");
         user
     }
+}
+
+/// A provisioning request as the server will queue it: Graph's creation options for `rp`.
+fn provision_request(id: uuid::Uuid, account: &Value, rp: &str, upn: &str) -> Value {
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::minutes(5))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    json!({
+        "v": 1,
+        "type": "provision_passkey",
+        "request_id": id,
+        "account": account,
+        "rp_id": rp,
+        "creation_options": {
+            "challengeTimeoutDateTime": expires,
+            "publicKey": {
+                "rp": {"id": rp, "name": "Microsoft"},
+                "user": {"id": "dXNlci1oYW5kbGUtMTIz", "name": upn, "displayName": "Test User"},
+                "challenge": "Y2hhbGxlbmdlLWZyb20tZ3JhcGg",
+                "pubKeyCredParams": [{"type": "public-key", "alg": -7}, {"type": "public-key", "alg": -257}],
+                "timeout": 60000,
+                "excludeCredentials": [],
+                "authenticatorSelection": {"authenticatorAttachment": "cross-platform", "requireResidentKey": true, "userVerification": "required"},
+                "attestation": "direct",
+                "extensions": {"hmacCreateSecret": true, "enforceCredentialProtectionPolicy": true, "credentialProtectionPolicy": "userVerificationOptional"}
+            }
+        },
+        "expires_at": expires,
+    })
 }
 
 fn device(args: &[&str]) -> std::process::Output {
@@ -163,16 +213,16 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
         .to_owned();
 
     let store_dir = tempfile::tempdir().unwrap();
-    let store = store_dir.path().join("phone");
-    let store = store.to_str().unwrap();
-    let init = device(&["device", "init", "--store", store]);
+    let store_path = store_dir.path().join("phone");
+    let store_path = store_path.to_str().unwrap();
+    let init = device(&["device", "init", "--store", store_path]);
     assert!(init.status.success(), "{}", stderr(&init));
 
     // A payload whose pin is not the server's: the phone refuses to talk to it.
     let (before, after) = payload.split_once("&p=").unwrap();
     let rest = &after[43..];
     let wrong_pin = format!("{before}&p={}{rest}", "A".repeat(43));
-    let refused = device(&["device", "pair", "--store", store, &wrong_pin]);
+    let refused = device(&["device", "pair", "--store", store_path, &wrong_pin]);
     assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
     let message = stderr(&refused);
     assert!(message.contains("not the pinned"), "{message}");
@@ -184,7 +234,7 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
         "device",
         "pair",
         "--store",
-        store,
+        store_path,
         "--name",
         "Test phone",
         &payload,
@@ -205,7 +255,7 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
         "device",
         "inbox",
         "--store",
-        store,
+        store_path,
         "--once",
         "--wait",
         "0",
@@ -218,8 +268,106 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
         stdout(&inbox)
     );
 
+    // Requests in the inbox: one for Entra is checked, shown and answered with a credential;
+    // one for another relying party is refused without signing.
+    let device_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Device id: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (_, integration) = sandbox
+        .call(
+            reqwest::Method::GET,
+            &format!("/integrations/{}", user["integration_id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let tenant_id = integration["tenant_id"]
+        .as_str()
+        .or_else(|| integration["integration"]["tenant_id"].as_str())
+        .unwrap_or_else(|| panic!("{integration}"))
+        .to_owned();
+    let upn = user["username"].as_str().unwrap().to_owned();
+    let account = json!({
+        "upn": upn,
+        "tenant_id": tenant_id,
+        "entra_user_id": user["entra_object_id"],
+    });
+    let store = sandbox.store().await;
+    let entra_request = uuid::Uuid::now_v7();
+    let foreign_request = uuid::Uuid::now_v7();
+    for (id, rp) in [
+        (entra_request, "login.microsoft.com"),
+        (foreign_request, "evil.example"),
+    ] {
+        store
+            .device_requests()
+            .create_with_id(
+                &id.to_string(),
+                keybridge_store::NewDeviceRequest {
+                    phone_id: device_id.clone(),
+                    kind: keybridge_store::DeviceRequestKind::Provision,
+                    payload: provision_request(id, &account, rp, &upn),
+                    workstation_id: None,
+                    ttl: Duration::from_secs(300),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let inbox = device(&[
+        "device",
+        "inbox",
+        "--store",
+        store_path,
+        "--once",
+        "--wait",
+        "0",
+        "--approve-all",
+    ]);
+    assert!(inbox.status.success(), "{}", stderr(&inbox));
+    let printed = stdout(&inbox);
+    assert!(
+        printed.contains(&upn),
+        "the summary names the account: {printed}"
+    );
+    assert!(
+        printed.contains("Passkey created and sent to the server."),
+        "{printed}"
+    );
+    assert!(printed.contains("Refused a request"), "{printed}");
+    assert!(printed.contains("2 request(s) answered."), "{printed}");
+    let answered = store
+        .device_requests()
+        .get(&entra_request.to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        answered.status,
+        keybridge_store::DeviceRequestStatus::Approved
+    );
+    let response = answered.response.unwrap();
+    assert_eq!(response["answer"], "credential", "{response}");
+    let credential = &response["credential"];
+    assert_eq!(credential["type"], "public-key");
+    assert!(
+        credential["response"]["attestationObject"]
+            .as_str()
+            .is_some_and(|a| a.len() > 100),
+        "{credential}"
+    );
+    let refused = store
+        .device_requests()
+        .get(&foreign_request.to_string())
+        .await
+        .unwrap();
+    assert_eq!(refused.status, keybridge_store::DeviceRequestStatus::Denied);
+    assert_eq!(refused.response.unwrap()["reason"], "foreign_relying_party");
+    store.close().await;
+
     // Unpair: back to Pending with the warning, and the device key is gone.
-    let unpaired = device(&["device", "unpair", "--store", store]);
+    let unpaired = device(&["device", "unpair", "--store", store_path]);
     assert!(unpaired.status.success(), "{}", stderr(&unpaired));
     let shown = sandbox.user(&user_id).await;
     assert_eq!(shown["state"], "pending", "{shown}");
@@ -231,7 +379,7 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
         "device",
         "inbox",
         "--store",
-        store,
+        store_path,
         "--once",
         "--wait",
         "0",
@@ -239,4 +387,48 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
     ]);
     assert_eq!(again.status.code(), Some(2));
     assert!(stderr(&again).contains("not paired"), "{}", stderr(&again));
+
+    // The short code, with the server's address and pin typed in.
+    let second = sandbox.nth_user(1).await;
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    let (_, invited) = sandbox
+        .call(
+            reqwest::Method::POST,
+            &format!("/users/{second_id}/invites"),
+            Some(json!({})),
+        )
+        .await;
+    let link = invited["link"].as_str().unwrap();
+    let view: Value = sandbox
+        .http
+        .get(format!("{link}/pairing"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = view["short_code"].as_str().unwrap();
+    let server = sandbox.api.trim_end_matches("/api/v1").to_owned();
+    let other_store = store_dir.path().join("second-phone");
+    let other_store = other_store.to_str().unwrap();
+    let init = device(&["device", "init", "--store", other_store]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let by_code = device(&[
+        "device",
+        "pair",
+        "--store",
+        other_store,
+        "--code",
+        &code.to_lowercase(),
+        "--server",
+        &server,
+        "--pin",
+        &sandbox.tls_pin,
+    ]);
+    assert!(by_code.status.success(), "{}", stderr(&by_code));
+    assert_eq!(
+        sandbox.user(&second_id).await["state"],
+        "paired_with_keybridge"
+    );
 }
