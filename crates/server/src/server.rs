@@ -43,6 +43,9 @@ impl Default for ServerOptions {
     }
 }
 
+/// How often the replay cache, old pairing sessions and overdue inbox requests are cleaned up.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How often directory syncs are scheduled by default.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(30 * 60);
 
@@ -86,6 +89,7 @@ pub struct RunningServer {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     workers: Option<RunningWorkers>,
     scheduler: Option<tokio::task::JoinHandle<()>>,
+    housekeeping: Option<tokio::task::JoinHandle<()>>,
     grace: Duration,
     app: App,
 }
@@ -154,6 +158,9 @@ impl Server {
             .sync_interval
             .filter(|_| options.run_workers)
             .map(|interval| crate::jobs::spawn_sync_scheduler(app.clone(), interval));
+        let housekeeping = options
+            .run_workers
+            .then(|| crate::device_v1::spawn_housekeeping(app.clone(), HOUSEKEEPING_INTERVAL));
 
         let host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
             "127.0.0.1".to_owned()
@@ -173,6 +180,7 @@ impl Server {
             server,
             workers,
             scheduler,
+            housekeeping,
             grace: options.shutdown_grace,
             app,
         })
@@ -203,6 +211,9 @@ impl RunningServer {
         if let Some(scheduler) = &self.scheduler {
             scheduler.abort();
         }
+        if let Some(housekeeping) = &self.housekeeping {
+            housekeeping.abort();
+        }
         if let Some(workers) = self.workers {
             workers.abort();
         }
@@ -216,6 +227,9 @@ impl RunningServer {
     pub async fn shutdown(self) -> Result<(), ServerError> {
         if let Some(scheduler) = &self.scheduler {
             scheduler.abort();
+        }
+        if let Some(housekeeping) = &self.housekeeping {
+            housekeeping.abort();
         }
         self.handle.graceful_shutdown(Some(self.grace));
         if let Some(workers) = self.workers {

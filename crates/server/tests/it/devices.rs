@@ -502,6 +502,10 @@ async fn pairing_by_short_code_and_what_is_refused() {
         user_view(&h, &user_id).await["state"],
         "paired_with_keybridge"
     );
+    let code_phone = PairedPhone {
+        key: device_key,
+        device_id: Uuid::try_parse(body["device_id"].as_str().expect("device id")).expect("uuid"),
+    };
     // A used code reads like an unknown one.
     let (status, body) = post_enrolment(
         &h,
@@ -621,6 +625,27 @@ async fn pairing_by_short_code_and_what_is_refused() {
         }
     }
     assert_eq!(last, 429, "guessing is limited per address");
+
+    // A phone whose passkey is in Entra is not unpaired by the phone alone: the passkey would
+    // stay behind in Entra.
+    h.store
+        .credentials()
+        .create(keybridge_store::NewCredential {
+            user_id: user_id.clone(),
+            phone_id: code_phone.device_id.to_string(),
+            credential_id: "Y3JlZGVudGlhbC1pZA".to_owned(),
+            rp_id: "login.microsoft.com".to_owned(),
+            aaguid: "f6773e06-415d-4c83-ba1c-c91297b3d387".to_owned(),
+            display_name: "keybridge".to_owned(),
+        })
+        .await
+        .expect("credential recorded");
+    let (status, body) = signed(&h, &code_phone, Method::DELETE, "/device/v1/device", b"").await;
+    assert_error(status, &body, 409, "passkey_in_entra", None);
+    assert_eq!(
+        user_view(&h, &user_id).await["state"],
+        "paired_with_keybridge"
+    );
     h.stop().await;
 }
 
@@ -663,6 +688,52 @@ async fn domain_not_allowed_and_expired_invites_cannot_pair() {
             .expect("message")
             .contains("has expired"),
         "{body}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_purges_nonces_past_their_window() {
+    let h = support::start_reachable(Backend::Sqlite).await;
+    let now = keybridge_store::Timestamp::now();
+    let past = now.minus(Duration::from_secs(10));
+    assert!(
+        h.store
+            .request_nonces()
+            .remember(
+                "device:old:AAAAAAAAAAAAAAAAAAAAAA",
+                past,
+                past.minus(Duration::from_secs(300))
+            )
+            .await
+            .expect("remembered")
+    );
+    assert!(
+        h.store
+            .request_nonces()
+            .remember(
+                "device:live:AAAAAAAAAAAAAAAAAAAAAA",
+                now.plus(Duration::from_secs(300)),
+                now
+            )
+            .await
+            .expect("remembered")
+    );
+    let done = keybridge_server::device_v1::housekeep(h.server.app())
+        .await
+        .expect("housekeeping");
+    assert_eq!(done.nonces_purged, 1, "{done:?}");
+    // The live nonce is still remembered: a replay of it is refused.
+    assert!(
+        !h.store
+            .request_nonces()
+            .remember(
+                "device:live:AAAAAAAAAAAAAAAAAAAAAA",
+                now.plus(Duration::from_secs(300)),
+                now
+            )
+            .await
+            .expect("checked")
     );
     h.stop().await;
 }
