@@ -39,6 +39,8 @@ pub const ADDRESS_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Failed code attempts allowed server-wide in [`GLOBAL_WINDOW`]; above it code pairing is
 /// suspended (QR pairing keeps working).
 pub const MAX_FAILURES_GLOBAL: usize = 1_000;
+/// Addresses tracked before quiet ones are dropped.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
 /// The window of [`MAX_FAILURES_GLOBAL`].
 pub const GLOBAL_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -101,6 +103,13 @@ impl PairingLimits {
             .entry(address.to_owned())
             .or_default()
             .push_back(now);
+        // Keep the map bounded under a spread-out guessing run: drop quiet addresses.
+        if failures.by_address.len() > MAX_TRACKED_ADDRESSES {
+            failures.by_address.retain(|_, queue| {
+                prune(queue, ADDRESS_WINDOW, now);
+                !queue.is_empty()
+            });
+        }
     }
 }
 
@@ -504,4 +513,36 @@ async fn enrol_inner(
         integration_id: integration.internal_id,
         tls_pin: server_pin(app)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_limited_per_address() {
+        let limits = PairingLimits::default();
+        for _ in 0..MAX_FAILURES_PER_ADDRESS - 1 {
+            limits.record_failure("192.0.2.1", true);
+        }
+        assert_eq!(limits.retry_after("192.0.2.1", true), None);
+        limits.record_failure("192.0.2.1", false);
+        let wait = limits
+            .retry_after("192.0.2.1", false)
+            .expect("over the limit");
+        assert!(wait > 0 && wait <= ADDRESS_WINDOW.as_secs() + 1, "{wait}");
+        // Another address is not affected.
+        assert_eq!(limits.retry_after("192.0.2.2", true), None);
+    }
+
+    #[test]
+    fn code_failures_are_limited_globally_and_qr_pairing_keeps_working() {
+        let limits = PairingLimits::default();
+        for n in 0..MAX_FAILURES_GLOBAL {
+            limits.record_failure(&format!("198.51.100.{}", n % 250), true);
+        }
+        // Any address, by code: suspended; by QR code: still allowed.
+        assert!(limits.retry_after("203.0.113.9", true).is_some());
+        assert_eq!(limits.retry_after("203.0.113.9", false), None);
+    }
 }
