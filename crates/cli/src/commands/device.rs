@@ -460,6 +460,14 @@ fn info(args: &InfoArgs, pin: &str) -> anyhow::Result<String> {
                 "rootCertificatePem": a.root_certificate_pem(),
             })),
             "accounts": summaries,
+            "pairings": store.pairings().iter().map(|p| json!({
+                "server": p.server_url,
+                "tlsPin": p.tls_pin,
+                "deviceId": p.device_id,
+                "upn": p.upn,
+                "tenantId": p.tenant_id,
+                "integrationId": p.integration_id,
+            })).collect::<Vec<_>>(),
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&value)?));
     }
@@ -489,6 +497,18 @@ fn info(args: &InfoArgs, pin: &str) -> anyhow::Result<String> {
             out.push_str(&format!("accounts      {}\n", summaries.len()));
             out.push_str(&accounts_text(&store));
         }
+    }
+    out.push_str(&format!(
+        "paired with   {} server account(s)\n",
+        store.pairings().len()
+    ));
+    for pairing in store.pairings() {
+        out.push_str(&format!(
+            "  {} at {} (device {})\n",
+            display_safe(&pairing.upn),
+            display_safe(&pairing.server_url),
+            pairing.device_id
+        ));
     }
     Ok(out)
 }

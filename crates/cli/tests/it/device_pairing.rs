@@ -250,6 +250,20 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
     assert_eq!(shown["state"], "paired_with_keybridge", "{shown}");
     assert_eq!(shown["device_count"], 1, "{shown}");
 
+    let info = device(&["device", "info", "--store", store_path, "--json"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let info: Value = serde_json::from_str(&stdout(&info)).unwrap();
+    assert_eq!(info["pairings"][0]["upn"], user["username"], "{info}");
+    assert_eq!(
+        info["pairings"][0]["tlsPin"].as_str().unwrap().len(),
+        43,
+        "{info}"
+    );
+    assert!(
+        !info.to_string().contains("deviceKey"),
+        "no key material: {info}"
+    );
+
     // Nothing waits in the inbox yet.
     let inbox = device(&[
         "device",
