@@ -88,8 +88,8 @@ pub use origin::{CheckedOrigin, MICROSOFT_RELATED_ORIGINS, MICROSOFT_RP_ID, Orig
 pub use presence::{Approval, ApprovalRequest, Ceremony, Declined, PinUnlocked, UserPresence};
 pub use store::{
     Account, AccountSummary, AttestationIdentity, AttestationSource, CredProtect, CredentialStore,
-    FileStore, HmacSecret, KdfParams, LOCK_FILE_NAME, MIN_PIN_LEN, MemoryStore, STORE_FILE_NAME,
-    ServerPairing, StoredCredential,
+    FileStore, HmacSecret, KdfParams, LOCK_FILE_NAME, MAX_ANSWERED_REQUESTS, MIN_PIN_LEN,
+    MemoryStore, STORE_FILE_NAME, ServerPairing, StoredCredential,
 };
 
 /// keybridge's AAGUID, the same on every keybridge device.

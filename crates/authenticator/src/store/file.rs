@@ -35,6 +35,9 @@ const TEMP_PREFIX: &str = "keystore.kbs.tmp-";
 /// (no pairings) still open, and are written as version 2 at their next change.
 const CONTENTS_VERSION: u32 = 2;
 const OLDEST_CONTENTS_VERSION: u32 = 1;
+/// Answered request ids kept (the oldest are forgotten first); far more than a device is sent
+/// while a request can still be valid.
+pub const MAX_ANSWERED_REQUESTS: usize = 1_000;
 
 /// The encrypted on-disk key store. Open means unlocked and locked against other processes.
 pub struct FileStore {
@@ -46,6 +49,7 @@ pub struct FileStore {
     attestation: Option<AttestationIdentity>,
     credentials: Vec<StoredCredential>,
     pairings: Vec<ServerPairing>,
+    answered_requests: Vec<AnsweredRequest>,
     // Dropping the file releases the lock.
     _lock: File,
 }
@@ -111,6 +115,7 @@ impl FileStore {
             attestation,
             credentials: Vec::new(),
             pairings: Vec::new(),
+            answered_requests: Vec::new(),
             _lock: lock,
         };
         store.persist()?;
@@ -162,6 +167,7 @@ impl FileStore {
                 path: path.clone(),
                 reason: format!("the decrypted contents are unreadable ({error})"),
             })?;
+        let answered_requests = contents.answered_requests.clone();
         let (attestation, credentials, pairings) =
             contents.restore().map_err(|reason| StoreError::Corrupt {
                 path: path.clone(),
@@ -176,6 +182,7 @@ impl FileStore {
             attestation,
             credentials,
             pairings,
+            answered_requests,
             _lock: lock,
         })
     }
@@ -221,6 +228,34 @@ impl FileStore {
             return Err(error);
         }
         Ok(true)
+    }
+
+    /// Whether the server request `request_id` was answered (signed or refused) before.
+    pub fn was_answered(&self, request_id: &str) -> bool {
+        self.answered_requests.iter().any(|a| a.id == request_id)
+    }
+
+    /// Records that `request_id` was answered, on disk before this returns, so that the device
+    /// never signs the same request twice, even when the server sends it again. The newest
+    /// [`MAX_ANSWERED_REQUESTS`] are kept.
+    pub fn record_answered(&mut self, request_id: &str, at: i64) -> Result<(), StoreError> {
+        if self.was_answered(request_id) {
+            return Ok(());
+        }
+        let previous = self.answered_requests.clone();
+        self.answered_requests.push(AnsweredRequest {
+            id: request_id.to_owned(),
+            at,
+        });
+        if self.answered_requests.len() > MAX_ANSWERED_REQUESTS {
+            let excess = self.answered_requests.len() - MAX_ANSWERED_REQUESTS;
+            self.answered_requests.drain(..excess);
+        }
+        if let Err(error) = self.persist() {
+            self.answered_requests = previous;
+            return Err(error);
+        }
+        Ok(())
     }
 
     fn persist(&self) -> Result<(), StoreError> {
@@ -448,6 +483,16 @@ struct PersistedContents {
     /// Absent in version 1.
     #[serde(default)]
     pairings: Vec<PersistedPairing>,
+    /// Absent in version 1.
+    #[serde(default)]
+    answered_requests: Vec<AnsweredRequest>,
+}
+
+/// A server request the device answered.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct AnsweredRequest {
+    id: String,
+    at: i64,
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -524,6 +569,7 @@ impl PersistedContents {
                     created_at: c.created_at,
                 })
                 .collect(),
+            answered_requests: store.answered_requests.clone(),
             pairings: store
                 .pairings
                 .iter()
@@ -670,6 +716,36 @@ mod tests {
         let store = FileStore::open(&path, "123456").expect("opened");
         assert_eq!(store.pairings().len(), 1);
         assert_eq!(store.pairings()[0].device_id, "device-2");
+    }
+
+    #[test]
+    fn answered_requests_are_remembered_across_opening() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store");
+        let mut store = FileStore::create(&path, "123456", None, KdfParams::insecure_for_tests())
+            .expect("created");
+        assert!(!store.was_answered("request-1"));
+        store.record_answered("request-1", 10).expect("recorded");
+        store
+            .record_answered("request-1", 11)
+            .expect("recorded once");
+        drop(store);
+        let mut store = FileStore::open(&path, "123456").expect("opened");
+        assert!(store.was_answered("request-1"));
+        assert!(!store.was_answered("request-2"));
+        for n in 0..MAX_ANSWERED_REQUESTS {
+            store.answered_requests.push(AnsweredRequest {
+                id: format!("bulk-{n}"),
+                at: 0,
+            });
+        }
+        store.record_answered("newest", 12).expect("recorded");
+        assert_eq!(store.answered_requests.len(), MAX_ANSWERED_REQUESTS);
+        assert!(
+            !store.was_answered("request-1"),
+            "the oldest is forgotten first"
+        );
+        assert!(store.was_answered("newest"));
     }
 
     #[test]

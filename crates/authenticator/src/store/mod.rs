@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use file::{FileStore, LOCK_FILE_NAME, MIN_PIN_LEN, STORE_FILE_NAME};
+pub use file::{FileStore, LOCK_FILE_NAME, MAX_ANSWERED_REQUESTS, MIN_PIN_LEN, STORE_FILE_NAME};
 pub use format::KdfParams;
 pub use memory::MemoryStore;
 

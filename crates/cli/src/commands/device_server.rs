@@ -244,11 +244,26 @@ pub fn inbox(args: &InboxArgs, store_pin: &str) -> anyhow::Result<String> {
     let runtime = runtime()?;
     let mut answered = 0usize;
     loop {
+        let mut skipped_any = false;
         for pairing in &paired {
             let page = runtime.block_on(pairing.client.inbox(&pairing.identity, wait))?;
             for item in page.requests {
                 let id = item.request.request_id();
+                let id_text = id.hyphenated().to_string();
+                let opened = store
+                    .as_mut()
+                    .context("the key store is not open; run the command again")?;
+                if opened.was_answered(&id_text) {
+                    // Never sign a request twice, whatever the server sends.
+                    println!("Skipped request {id_text}: this device answered it already.");
+                    skipped_any = true;
+                    continue;
+                }
                 let (answer, line) = handle(args, &mut store, &pairing.account, &item.request)?;
+                store
+                    .as_mut()
+                    .context("the key store is not open; run the command again")?
+                    .record_answered(&id_text, OffsetDateTime::now_utc().unix_timestamp())?;
                 runtime.block_on(
                     pairing
                         .client
@@ -261,7 +276,9 @@ pub fn inbox(args: &InboxArgs, store_pin: &str) -> anyhow::Result<String> {
         if args.once {
             break;
         }
-        if wait == 0 {
+        if wait == 0 || skipped_any {
+            // Nothing new to wait for: the server answers at once while a request this device
+            // skipped is still open, so pause instead of asking again right away.
             std::thread::sleep(std::time::Duration::from_secs(2));
         }
     }

@@ -311,7 +311,18 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
     let store = sandbox.store().await;
     let entra_request = uuid::Uuid::now_v7();
     let foreign_request = uuid::Uuid::now_v7();
+    // A request this phone answered before (as if the server sent it again): never signed twice.
+    let replayed_request = uuid::Uuid::now_v7();
+    {
+        let mut phone =
+            keybridge_authenticator::FileStore::open(std::path::Path::new(store_path), STORE_PIN)
+                .unwrap();
+        phone
+            .record_answered(&replayed_request.to_string(), 0)
+            .unwrap();
+    }
     for (id, rp) in [
+        (replayed_request, "login.microsoft.com"),
         (entra_request, "login.microsoft.com"),
         (foreign_request, "evil.example"),
     ] {
@@ -352,6 +363,20 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
     );
     assert!(printed.contains("Refused a request"), "{printed}");
     assert!(printed.contains("2 request(s) answered."), "{printed}");
+    assert!(
+        printed.contains(&format!("Skipped request {replayed_request}")),
+        "{printed}"
+    );
+    let replayed = store
+        .device_requests()
+        .get(&replayed_request.to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed.status,
+        keybridge_store::DeviceRequestStatus::Delivered
+    );
+    assert!(replayed.response.is_none());
     let answered = store
         .device_requests()
         .get(&entra_request.to_string())
