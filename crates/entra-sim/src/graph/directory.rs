@@ -306,6 +306,54 @@ fn next_link(
     )
 }
 
+/// Where a page starts: just after the id its `$skiptoken` names, or at the first key.
+fn after_cursor(after: Option<Uuid>) -> (Bound<Uuid>, Bound<Uuid>) {
+    (
+        after.map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Unbounded,
+    )
+}
+
+/// Takes up to `top` items, and says whether any is left for a next page.
+fn take_page<T>(items: impl Iterator<Item = T>, top: usize) -> (Vec<T>, bool) {
+    let mut items = items.peekable();
+    let page: Vec<T> = items.by_ref().take(top).collect();
+    let more = items.peek().is_some();
+    (page, more)
+}
+
+/// One page of a collection (`/users`, `/groups`, `/groups/{id}/members`) as Graph answers it.
+struct CollectionPage<'a> {
+    /// Entity set named in `@odata.context`.
+    set: &'a str,
+    /// The validated `$select`, also named in `@odata.context`.
+    select: Option<&'a [String]>,
+    /// `@odata.count`, when `$count=true` was asked for.
+    total: Option<usize>,
+    /// `@odata.nextLink`, when more items follow this page.
+    next_link: Option<String>,
+    /// The page's items, already rendered.
+    value: Vec<Value>,
+}
+
+impl CollectionPage<'_> {
+    fn into_response(self, sim: &Sim, req: &GraphRequest) -> GraphResponse {
+        let mut body = Map::new();
+        body.insert(
+            "@odata.context".into(),
+            json!(context(sim, req.version, self.set, self.select)),
+        );
+        if let Some(total) = self.total {
+            body.insert("@odata.count".into(), json!(total));
+        }
+        if let Some(link) = self.next_link {
+            body.insert("@odata.nextLink".into(), json!(link));
+        }
+        body.insert("value".into(), Value::Array(self.value));
+        GraphResponse::ok(Value::Object(body))
+    }
+}
+
 /// `GET /users`.
 pub(crate) fn list_users(
     sim: &Arc<Sim>,
@@ -320,46 +368,28 @@ pub(crate) fn list_users(
     let after = cursor(options, "u")?;
     let tenant = sim.read();
     let live = |u: &&User| u.deleted_date_time.is_none() && user_matches(u, filter.as_ref());
-    let range = match after {
-        Some(id) => tenant.users.range((Bound::Excluded(id), Bound::Unbounded)),
-        None => tenant.users.range(..),
-    };
-    let mut page: Vec<&User> = Vec::with_capacity(top.min(1000));
-    let mut more = false;
-    for (_, user) in range {
-        if !live(&user) {
-            continue;
-        }
-        if page.len() == top {
-            more = true;
-            break;
-        }
-        page.push(user);
-    }
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        json!(context(sim, req.version, "users", select.as_deref())),
+    let (page, more) = take_page(
+        tenant
+            .users
+            .range(after_cursor(after))
+            .map(|(_, u)| u)
+            .filter(live),
+        top,
     );
-    if count {
-        let total = tenant.users.values().filter(|u| live(u)).count();
-        body.insert("@odata.count".into(), json!(total));
+    Ok(CollectionPage {
+        set: "users",
+        select: select.as_deref(),
+        total: count.then(|| tenant.users.values().filter(live).count()),
+        next_link: page
+            .last()
+            .filter(|_| more)
+            .map(|last| next_link(sim, req, options, "/users", "u", last.id)),
+        value: page
+            .iter()
+            .map(|u| Value::Object(user_json(u, select.as_deref(), req.version)))
+            .collect(),
     }
-    if more && let Some(last) = page.last() {
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(next_link(sim, req, options, "/users", "u", last.id)),
-        );
-    }
-    body.insert(
-        "value".into(),
-        Value::Array(
-            page.iter()
-                .map(|u| Value::Object(user_json(u, select.as_deref(), req.version)))
-                .collect(),
-        ),
-    );
-    Ok(GraphResponse::ok(Value::Object(body)))
+    .into_response(sim, req))
 }
 
 /// `GET /users/$count` (needs `ConsistencyLevel: eventual`).
@@ -729,50 +759,29 @@ pub(crate) fn list_groups(
     let (filter, count) = list_rules(req, options, GROUP_FILTERABLE, "Group")?;
     let after = cursor(options, "g")?;
     let tenant = sim.read();
-    let range = match after {
-        Some(id) => tenant.groups.range((Bound::Excluded(id), Bound::Unbounded)),
-        None => tenant.groups.range(..),
-    };
-    let mut page = Vec::new();
-    let mut more = false;
-    for (_, group) in range {
-        if !group_matches(group, filter.as_ref()) {
-            continue;
-        }
-        if page.len() == top {
-            more = true;
-            break;
-        }
-        page.push(group);
-    }
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        json!(context(sim, req.version, "groups", select.as_deref())),
-    );
-    if count {
-        let total = tenant
+    let matching = |g: &&Group| group_matches(g, filter.as_ref());
+    let (page, more) = take_page(
+        tenant
             .groups
-            .values()
-            .filter(|g| group_matches(g, filter.as_ref()))
-            .count();
-        body.insert("@odata.count".into(), json!(total));
-    }
-    if more && let Some(last) = page.last() {
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(next_link(sim, req, options, "/groups", "g", last.id)),
-        );
-    }
-    body.insert(
-        "value".into(),
-        Value::Array(
-            page.iter()
-                .map(|g| Value::Object(group_json(g, select.as_deref())))
-                .collect(),
-        ),
+            .range(after_cursor(after))
+            .map(|(_, g)| g)
+            .filter(matching),
+        top,
     );
-    Ok(GraphResponse::ok(Value::Object(body)))
+    Ok(CollectionPage {
+        set: "groups",
+        select: select.as_deref(),
+        total: count.then(|| tenant.groups.values().filter(matching).count()),
+        next_link: page
+            .last()
+            .filter(|_| more)
+            .map(|last| next_link(sim, req, options, "/groups", "g", last.id)),
+        value: page
+            .iter()
+            .map(|g| Value::Object(group_json(g, select.as_deref())))
+            .collect(),
+    }
+    .into_response(sim, req))
 }
 
 fn find_group<'a>(tenant: &'a Tenant, gid: &str) -> Result<&'a Group, GraphError> {
@@ -1102,64 +1111,37 @@ pub(crate) fn list_members(
     let tenant = sim.read();
     let group = find_group(&tenant, gid)?;
     let cast = req.path.ends_with("microsoft.graph.user");
-    let range = match after {
-        Some(id) => group.members.range((Bound::Excluded(id), Bound::Unbounded)),
-        None => group.members.range(..),
-    };
-    let mut page = Vec::new();
-    let mut more = false;
-    for id in range {
-        let Some(user) = tenant
-            .users
-            .get(id)
-            .filter(|u| u.deleted_date_time.is_none())
-        else {
-            continue;
-        };
-        if !user_matches(user, filter.as_ref()) {
-            continue;
-        }
-        if page.len() == top {
-            more = true;
-            break;
-        }
-        page.push(user);
-    }
-    let mut body = Map::new();
-    let set = if cast { "users" } else { "directoryObjects" };
-    body.insert(
-        "@odata.context".into(),
-        json!(context(sim, req.version, set, select.as_deref())),
-    );
-    if count {
-        body.insert("@odata.count".into(), json!(group.members.len()));
-    }
-    if more && let Some(last) = page.last() {
+    let members = group
+        .members
+        .range(after_cursor(after))
+        .filter_map(|id| tenant.users.get(id))
+        .filter(|u| u.deleted_date_time.is_none() && user_matches(u, filter.as_ref()));
+    let (page, more) = take_page(members, top);
+    let next_link = page.last().filter(|_| more).map(|last| {
         let path = if cast {
             format!("/groups/{}/members/microsoft.graph.user", group.id)
         } else {
             format!("/groups/{}/members", group.id)
         };
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(next_link(sim, req, options, &path, "m", last.id)),
-        );
+        next_link(sim, req, options, &path, "m", last.id)
+    });
+    Ok(CollectionPage {
+        set: if cast { "users" } else { "directoryObjects" },
+        select: select.as_deref(),
+        total: count.then_some(group.members.len()),
+        next_link,
+        value: page
+            .iter()
+            .map(|u| {
+                let mut item = user_json(u, select.as_deref(), req.version);
+                if !cast {
+                    item.insert("@odata.type".into(), json!("#microsoft.graph.user"));
+                }
+                Value::Object(item)
+            })
+            .collect(),
     }
-    body.insert(
-        "value".into(),
-        Value::Array(
-            page.iter()
-                .map(|u| {
-                    let mut item = user_json(u, select.as_deref(), req.version);
-                    if !cast {
-                        item.insert("@odata.type".into(), json!("#microsoft.graph.user"));
-                    }
-                    Value::Object(item)
-                })
-                .collect(),
-        ),
-    );
-    Ok(GraphResponse::ok(Value::Object(body)))
+    .into_response(sim, req))
 }
 
 /// `POST /groups/{id}/members/$ref`.
