@@ -27,6 +27,7 @@ use keybridge_store::{
 use crate::app::App;
 use crate::jobs::{graph_failure, store_failure};
 use crate::services::facts::{has_open_invite, user_facts};
+use crate::services::job_integration;
 
 /// What one sync did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -50,15 +51,7 @@ pub async fn run_groups(
     ctx: &JobContext,
 ) -> Result<SyncReport, JobError> {
     let store = ctx.store();
-    let integration = store
-        .integrations()
-        .get(integration_id)
-        .await
-        .map_err(store_failure)?;
-    let client = app
-        .graph()
-        .for_integration(&integration)
-        .map_err(graph_failure)?;
+    let (integration, client) = job_integration(app, ctx, integration_id).await?;
     let mut report = SyncReport::default();
     reconcile_groups(&client, store, &integration, ctx, &mut report).await?;
     Ok(report)
@@ -71,15 +64,7 @@ pub async fn run(
     ctx: &JobContext,
 ) -> Result<SyncReport, JobError> {
     let store = ctx.store();
-    let integration = store
-        .integrations()
-        .get(integration_id)
-        .await
-        .map_err(store_failure)?;
-    let client = app
-        .graph()
-        .for_integration(&integration)
-        .map_err(graph_failure)?;
+    let (integration, client) = job_integration(app, ctx, integration_id).await?;
     let mut report = SyncReport::default();
     sync_users(&client, store, &integration, ctx, &mut report).await?;
     reconcile_groups(&client, store, &integration, ctx, &mut report).await?;

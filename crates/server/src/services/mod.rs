@@ -10,3 +10,29 @@ pub mod invites;
 pub mod preflight;
 pub mod status_check;
 pub mod user_delete;
+
+use keybridge_graph::GraphClient;
+use keybridge_store::{Integration, JobContext, JobError};
+
+use crate::app::App;
+use crate::jobs::{graph_failure, store_failure};
+
+/// The integration a job works on and a Graph client signed in as it, with failures as job
+/// results (a vanished integration is permanent, a transient Graph failure is retried).
+pub(crate) async fn job_integration(
+    app: &App,
+    ctx: &JobContext,
+    integration_id: &str,
+) -> Result<(Integration, GraphClient), JobError> {
+    let integration = ctx
+        .store()
+        .integrations()
+        .get(integration_id)
+        .await
+        .map_err(store_failure)?;
+    let client = app
+        .graph()
+        .for_integration(&integration)
+        .map_err(graph_failure)?;
+    Ok((integration, client))
+}

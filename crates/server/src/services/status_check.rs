@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::jobs::{QUEUE, STATUS_CHECK, graph_failure, store_failure};
+use crate::services::job_integration;
 
 /// Users checked less than this long ago are not checked again when the list is opened.
 pub const RECHECK_AFTER: Duration = Duration::from_secs(10 * 60);
@@ -60,15 +61,7 @@ pub async fn run(app: &App, ctx: &JobContext) -> Result<(), JobError> {
                 .collect()
         })
         .unwrap_or_default();
-    let integration = store
-        .integrations()
-        .get(integration_id)
-        .await
-        .map_err(store_failure)?;
-    let client = app
-        .graph()
-        .for_integration(&integration)
-        .map_err(graph_failure)?;
+    let (integration, client) = job_integration(app, ctx, integration_id).await?;
     let mut users: HashMap<String, User> = HashMap::new();
     for id in &user_ids {
         match store.users().get(id).await {
