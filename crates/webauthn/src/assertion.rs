@@ -7,7 +7,7 @@ use sha2::{Digest as _, Sha256};
 use crate::authenticator_data::{AuthenticatorData, AuthenticatorDataError, AuthenticatorFlags};
 use crate::client_data::{ClientDataError, CollectedClientData};
 use crate::cose::{CredentialPublicKey, SignatureError};
-use crate::relying_party::{ClientDataCheckError, RelyingParty};
+use crate::relying_party::{RelyingParty, ceremony_check_error_into};
 
 /// An authenticator's answer to `navigator.credentials.get()`, as bytes
 /// ([`AuthenticatorAssertionResponse`](https://www.w3.org/TR/webauthn-3/#authenticatorassertionresponse)).
@@ -174,24 +174,7 @@ impl AssertionError {
     }
 }
 
-impl From<ClientDataCheckError> for AssertionError {
-    fn from(error: ClientDataCheckError) -> Self {
-        match error {
-            ClientDataCheckError::WrongType { found, .. } => {
-                AssertionError::WrongCeremonyType(found)
-            }
-            ClientDataCheckError::ChallengeMismatch => AssertionError::ChallengeMismatch,
-            ClientDataCheckError::OriginNotAllowed(origin) => {
-                AssertionError::OriginNotAllowed(origin)
-            }
-            ClientDataCheckError::CrossOrigin => AssertionError::CrossOriginRefused,
-            ClientDataCheckError::TopOriginMissing => AssertionError::TopOriginMissing,
-            ClientDataCheckError::TopOriginNotAllowed(top) => {
-                AssertionError::TopOriginNotAllowed(top)
-            }
-        }
-    }
-}
+ceremony_check_error_into!(AssertionError);
 
 /// Verifies an assertion against the stored credential.
 ///
@@ -226,21 +209,10 @@ pub fn verify_assertion(
     )?;
 
     let auth_data = AuthenticatorData::parse(&response.authenticator_data)?;
-    if auth_data.rp_id_hash != *expectations.relying_party.id_hash() {
-        return Err(AssertionError::RpIdHashMismatch(
-            expectations.relying_party.id().to_owned(),
-        ));
-    }
+    expectations
+        .relying_party
+        .check_authenticator_data(&auth_data, expectations.require_user_verification)?;
     let flags = auth_data.flags;
-    if !flags.user_present() {
-        return Err(AssertionError::UserNotPresent);
-    }
-    if expectations.require_user_verification && !flags.user_verified() {
-        return Err(AssertionError::UserNotVerified);
-    }
-    if flags.backup_state() && !flags.backup_eligible() {
-        return Err(AssertionError::BackupStateWithoutEligibility);
-    }
     if flags.backup_eligible() != credential.backup_eligible {
         return Err(AssertionError::BackupEligibilityChanged {
             registered: credential.backup_eligible,

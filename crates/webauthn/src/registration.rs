@@ -13,7 +13,7 @@ use crate::authenticator_data::AuthenticatorFlags;
 use crate::certificate::{self, CertificateError, SignatureCheckError};
 use crate::client_data::{ClientDataError, CollectedClientData};
 use crate::cose::{CoseAlgorithm, CoseKeyError, CredentialPublicKey, SignatureError};
-use crate::relying_party::{ClientDataCheckError, RelyingParty};
+use crate::relying_party::{RelyingParty, ceremony_check_error_into};
 
 /// Longest credential id a relying party accepts ([WebAuthn §7.1 step 24](https://www.w3.org/TR/webauthn-3/#sctn-registering-a-new-credential)).
 pub const MAX_CREDENTIAL_ID_LENGTH: usize = 1023;
@@ -282,24 +282,7 @@ impl RegistrationError {
     }
 }
 
-impl From<ClientDataCheckError> for RegistrationError {
-    fn from(error: ClientDataCheckError) -> Self {
-        match error {
-            ClientDataCheckError::WrongType { found, .. } => {
-                RegistrationError::WrongCeremonyType(found)
-            }
-            ClientDataCheckError::ChallengeMismatch => RegistrationError::ChallengeMismatch,
-            ClientDataCheckError::OriginNotAllowed(origin) => {
-                RegistrationError::OriginNotAllowed(origin)
-            }
-            ClientDataCheckError::CrossOrigin => RegistrationError::CrossOriginRefused,
-            ClientDataCheckError::TopOriginMissing => RegistrationError::TopOriginMissing,
-            ClientDataCheckError::TopOriginNotAllowed(top) => {
-                RegistrationError::TopOriginNotAllowed(top)
-            }
-        }
-    }
-}
+ceremony_check_error_into!(RegistrationError);
 
 /// Verifies a registration ([WebAuthn §7.1](https://www.w3.org/TR/webauthn-3/#sctn-registering-a-new-credential)),
 /// in the spec's order: client data, authenticator data, credential key, attestation.
@@ -324,20 +307,9 @@ pub fn verify_registration(
 
     let attestation_object = AttestationObject::parse(&response.attestation_object)?;
     let auth_data = &attestation_object.authenticator_data;
-    if auth_data.rp_id_hash != *expectations.relying_party.id_hash() {
-        return Err(RegistrationError::RpIdHashMismatch(
-            expectations.relying_party.id().to_owned(),
-        ));
-    }
-    if !auth_data.flags.user_present() {
-        return Err(RegistrationError::UserNotPresent);
-    }
-    if expectations.require_user_verification && !auth_data.flags.user_verified() {
-        return Err(RegistrationError::UserNotVerified);
-    }
-    if auth_data.flags.backup_state() && !auth_data.flags.backup_eligible() {
-        return Err(RegistrationError::BackupStateWithoutEligibility);
-    }
+    expectations
+        .relying_party
+        .check_authenticator_data(auth_data, expectations.require_user_verification)?;
     let Some(credential) = &auth_data.attested_credential_data else {
         return Err(RegistrationError::NoAttestedCredentialData);
     };

@@ -5,6 +5,7 @@
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::authenticator_data::AuthenticatorData;
 use crate::base64url;
 use crate::client_data::CollectedClientData;
 
@@ -105,9 +106,9 @@ impl RelyingParty {
         client_data: &CollectedClientData,
         ceremony_type: &'static str,
         challenge: &[u8],
-    ) -> Result<(), ClientDataCheckError> {
+    ) -> Result<(), CeremonyCheckError> {
         if client_data.ceremony_type != ceremony_type {
-            return Err(ClientDataCheckError::WrongType {
+            return Err(CeremonyCheckError::WrongType {
                 expected: ceremony_type,
                 found: client_data.ceremony_type.clone(),
             });
@@ -116,21 +117,21 @@ impl RelyingParty {
         // constant-time compare of the strings does not leak how much of it matched.
         let expected = base64url::encode_url(challenge);
         if !bool::from(expected.as_bytes().ct_eq(client_data.challenge.as_bytes())) {
-            return Err(ClientDataCheckError::ChallengeMismatch);
+            return Err(CeremonyCheckError::ChallengeMismatch);
         }
         if !self.origins.contains(&client_data.origin) {
-            return Err(ClientDataCheckError::OriginNotAllowed(
+            return Err(CeremonyCheckError::OriginNotAllowed(
                 client_data.origin.clone(),
             ));
         }
         let cross_origin = client_data.cross_origin == Some(true);
         match (&self.cross_origin, cross_origin) {
-            (CrossOriginPolicy::Refuse, true) => return Err(ClientDataCheckError::CrossOrigin),
+            (CrossOriginPolicy::Refuse, true) => return Err(CeremonyCheckError::CrossOrigin),
             // A listed set of top origins needs a topOrigin to check against it.
             (CrossOriginPolicy::Allow { top_origins }, true)
                 if !top_origins.is_empty() && client_data.top_origin.is_none() =>
             {
-                return Err(ClientDataCheckError::TopOriginMissing);
+                return Err(CeremonyCheckError::TopOriginMissing);
             }
             _ => {}
         }
@@ -144,16 +145,43 @@ impl RelyingParty {
                 }
             };
             if !expected {
-                return Err(ClientDataCheckError::TopOriginNotAllowed(top.clone()));
+                return Err(CeremonyCheckError::TopOriginNotAllowed(top.clone()));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks the parts of authenticator data both ceremonies share, in the spec's order: the
+    /// RP id hash is this relying party's, the user was present and, when required, verified,
+    /// and a backed-up credential is backup eligible
+    /// ([WebAuthn §7.1](https://www.w3.org/TR/webauthn-3/#sctn-registering-a-new-credential),
+    /// [§7.2](https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion)).
+    pub(crate) fn check_authenticator_data(
+        &self,
+        auth_data: &AuthenticatorData,
+        require_user_verification: bool,
+    ) -> Result<(), CeremonyCheckError> {
+        if auth_data.rp_id_hash != self.id_hash {
+            return Err(CeremonyCheckError::RpIdHashMismatch(self.id.clone()));
+        }
+        let flags = auth_data.flags;
+        if !flags.user_present() {
+            return Err(CeremonyCheckError::UserNotPresent);
+        }
+        if require_user_verification && !flags.user_verified() {
+            return Err(CeremonyCheckError::UserNotVerified);
+        }
+        if flags.backup_state() && !flags.backup_eligible() {
+            return Err(CeremonyCheckError::BackupStateWithoutEligibility);
         }
         Ok(())
     }
 }
 
-/// A failed client-data check, shared by both ceremonies.
+/// A failed check shared by both ceremonies; each ceremony's error enum has a variant of the
+/// same name for each (see `ceremony_check_error_into!`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ClientDataCheckError {
+pub(crate) enum CeremonyCheckError {
     WrongType {
         expected: &'static str,
         found: String,
@@ -163,7 +191,36 @@ pub(crate) enum ClientDataCheckError {
     CrossOrigin,
     TopOriginMissing,
     TopOriginNotAllowed(String),
+    RpIdHashMismatch(String),
+    UserNotPresent,
+    UserNotVerified,
+    BackupStateWithoutEligibility,
 }
+
+/// Implements `From<CeremonyCheckError>` for a ceremony's error enum. A macro rather than a
+/// shared variant: the ceremonies' public error enums list these failures as their own variants.
+macro_rules! ceremony_check_error_into {
+    ($target:ident) => {
+        impl From<$crate::relying_party::CeremonyCheckError> for $target {
+            fn from(error: $crate::relying_party::CeremonyCheckError) -> Self {
+                use $crate::relying_party::CeremonyCheckError as Check;
+                match error {
+                    Check::WrongType { found, .. } => $target::WrongCeremonyType(found),
+                    Check::ChallengeMismatch => $target::ChallengeMismatch,
+                    Check::OriginNotAllowed(origin) => $target::OriginNotAllowed(origin),
+                    Check::CrossOrigin => $target::CrossOriginRefused,
+                    Check::TopOriginMissing => $target::TopOriginMissing,
+                    Check::TopOriginNotAllowed(top) => $target::TopOriginNotAllowed(top),
+                    Check::RpIdHashMismatch(rp_id) => $target::RpIdHashMismatch(rp_id),
+                    Check::UserNotPresent => $target::UserNotPresent,
+                    Check::UserNotVerified => $target::UserNotVerified,
+                    Check::BackupStateWithoutEligibility => $target::BackupStateWithoutEligibility,
+                }
+            }
+        }
+    };
+}
+pub(crate) use ceremony_check_error_into;
 
 #[cfg(test)]
 mod tests {
