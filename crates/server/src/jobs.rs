@@ -6,7 +6,9 @@
 //! | `group_sync` | `{"integration_id"}` | only the group step of the directory sync, queued after an invite |
 //! | `status_check` | `{"integration_id","user_ids"}` | looks a page of the user list up in Entra in batches and records who is active, disabled or gone |
 //! | `delete_user` | `{"user_id","actor"}` | deletes keybridge's Entra passkeys of the user, takes them out of the groups, removes them from the database |
-//! | `provision_paired_users` | `{"integration_id"}` | queued when the native Entra login experience is enabled; registers the paired users' passkeys. Provisioning itself comes with the device protocol: until then the handler records that there is nothing it can do yet and finishes |
+//! | `provision_paired_users` | `{"integration_id"}` | queued when the native Entra login experience is enabled; queues `provision_user` for every user Paired with keybridge |
+//! | `provision_user` | `{"user_id","phone_id"[,"renew_round"]}` | creationOptions, then a `provision_passkey` request in the phone's inbox; renews a lapsed challenge (see [`crate::services::provisioning`]) |
+//! | `register_passkey` | `{"request_id"}` | queued by the phone's answer: records a refusal, or records the credential and registers it in Entra, then Paired with Entra |
 //!
 //! Slow Graph work always runs here, never inside a request.
 
@@ -77,7 +79,9 @@ pub fn worker_pool(app: &App, poll_interval: Option<Duration>) -> WorkerPool {
         .register(GroupSync { app: app.clone() })
         .register(StatusCheck { app: app.clone() })
         .register(DeleteUser { app: app.clone() })
-        .register(ProvisionPairedUsers)
+        .register(ProvisionPairedUsers { app: app.clone() })
+        .register(ProvisionUser { app: app.clone() })
+        .register(RegisterPasskey { app: app.clone() })
 }
 
 fn integration_id(ctx: &JobContext) -> Result<String, JobError> {
@@ -177,8 +181,11 @@ impl JobHandler for DeleteUser {
     }
 }
 
-/// Runs [`PROVISION_PAIRED_USERS`] (see the module docs).
-pub struct ProvisionPairedUsers;
+/// Runs [`PROVISION_PAIRED_USERS`] through
+/// [`crate::services::provisioning::provision_paired_users`].
+pub struct ProvisionPairedUsers {
+    app: App,
+}
 
 impl JobHandler for ProvisionPairedUsers {
     fn kind(&self) -> &str {
@@ -188,12 +195,42 @@ impl JobHandler for ProvisionPairedUsers {
     fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
         Box::pin(async move {
             let id = integration_id(ctx)?;
-            tracing::info!(
-                integration = %id,
-                "native login enabled: passkey provisioning runs once phones can pair (device protocol)"
-            );
-            Ok(())
+            crate::services::provisioning::provision_paired_users(&self.app, ctx, &id).await
         })
+    }
+}
+
+/// Runs [`crate::services::provisioning::PROVISION_USER`].
+pub struct ProvisionUser {
+    app: App,
+}
+
+impl JobHandler for ProvisionUser {
+    fn kind(&self) -> &str {
+        crate::services::provisioning::PROVISION_USER
+    }
+
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(crate::services::provisioning::run_provision_user(
+            &self.app, ctx,
+        ))
+    }
+}
+
+/// Runs [`crate::services::provisioning::REGISTER_PASSKEY`].
+pub struct RegisterPasskey {
+    app: App,
+}
+
+impl JobHandler for RegisterPasskey {
+    fn kind(&self) -> &str {
+        crate::services::provisioning::REGISTER_PASSKEY
+    }
+
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(crate::services::provisioning::run_register_passkey(
+            &self.app, ctx,
+        ))
     }
 }
 

@@ -6,7 +6,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use keybridge_core::{Command, StoredUserFacts, UserFacts, apply};
-use keybridge_device_protocol::{Answer, InboxItem, InboxPage, ProtocolVersion, RequestAnswer};
+use keybridge_device_protocol::{
+    Answer, InboxItem, InboxPage, InboxRequest, ProtocolVersion, RequestAnswer,
+};
 use keybridge_store::{Channel, CredentialStatus, NewAuditEvent, StoreError, Timestamp};
 use serde::Deserialize;
 
@@ -17,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use crate::jobs;
 use crate::services::facts::{has_open_invite, user_facts};
+use crate::services::provisioning;
 
 /// The longest a poll is held.
 pub const MAX_WAIT_SECONDS: u64 = 30;
@@ -157,6 +160,13 @@ pub async fn answer(
         }
         Err(e) if e.is_not_found() => return Err(not_found()),
         Err(e) => return Err(e.into()),
+    }
+    if matches!(item.request, InboxRequest::ProvisionPasskey(_)) {
+        // Entra is slow work: the registration (or the recording of a refusal) is a job.
+        app.store()
+            .jobs()
+            .enqueue(app.attempts(provisioning::register_passkey(&id)))
+            .await?;
     }
     app.store()
         .audit()

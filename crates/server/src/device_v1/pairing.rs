@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keybridge_core::{Command, RestrictDomains, Upn, apply};
+use keybridge_core::{Command, RestrictDomains, Upn, UserState, apply};
 use keybridge_device_protocol::{
     Account, EnrolmentError, EnrolmentRequest, EnrolmentResponse, PairingKey, PairingPayload,
     PairingReference, PairingSecret, ProtocolVersion, ServerUrl, ShortCode, TlsPin,
@@ -27,6 +27,7 @@ use crate::auth::RequestMeta;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs;
 use crate::services::facts::{has_open_invite, user_facts};
+use crate::services::provisioning;
 
 /// How long a QR code and its short code work (the page renews them).
 pub const PAIRING_TTL: Duration = Duration::from_secs(60);
@@ -501,6 +502,11 @@ async fn enrol_inner(
     if !transition.groups_to_add.is_empty() || !transition.groups_to_remove.is_empty() {
         tx.jobs()
             .enqueue(app.attempts(jobs::group_sync(&integration.id)))
+            .await?;
+    }
+    if integration.native_login_enabled && next.state() == UserState::PairedWithKeybridge {
+        tx.jobs()
+            .enqueue(app.attempts(provisioning::provision_user(&user.id, &phone.id)))
             .await?;
     }
     tx.commit().await?;

@@ -8,6 +8,7 @@ pub mod facts;
 pub mod integrations;
 pub mod invites;
 pub mod preflight;
+pub mod provisioning;
 pub mod status_check;
 pub mod user_delete;
 

@@ -10,5 +10,6 @@ mod health;
 mod instances;
 mod integrations;
 mod interop;
+mod provisioning;
 mod support;
 mod tokens;
