@@ -46,6 +46,8 @@ pub const REGISTER_PASSKEY: &str = "register_passkey";
 const MAX_ROUNDS: u32 = 10_000;
 /// Taken off the challenge's lifetime so the phone's answer reaches Graph before it lapses.
 const CHALLENGE_MARGIN: Duration = Duration::from_secs(20);
+/// Below this, a challenge's lifetime is not shortened by [`CHALLENGE_MARGIN`].
+const MIN_REQUEST_LIFETIME: Duration = Duration::from_secs(30);
 /// Used when Graph gives no challenge expiry (v1.0 challenges last 5 minutes).
 const DEFAULT_CHALLENGE_LIFETIME: Duration = Duration::from_secs(300);
 
@@ -270,10 +272,16 @@ async fn ask_phone(
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
         })
         .unwrap_or(now + DEFAULT_CHALLENGE_LIFETIME);
-    let ttl = (challenge_expiry - now - CHALLENGE_MARGIN)
+    let lifetime: Duration = (challenge_expiry - now)
         .try_into()
-        .unwrap_or(Duration::from_secs(30))
-        .max(Duration::from_secs(30));
+        .unwrap_or(Duration::ZERO);
+    // Leave the phone's answer time to reach Graph; a short challenge (or a Graph clock ahead
+    // of ours) is used as it is, within bounds, so renewal neither waits long nor spins.
+    let ttl = if lifetime >= MIN_REQUEST_LIFETIME + CHALLENGE_MARGIN {
+        lifetime - CHALLENGE_MARGIN
+    } else {
+        lifetime.clamp(Duration::from_secs(10), MIN_REQUEST_LIFETIME)
+    };
     let expires_at = now + ttl;
     let id = request_id(&phone.id, round);
     let account = Account {

@@ -428,3 +428,98 @@ async fn provisioning_end_to_end_on_sqlite() {
 async fn provisioning_end_to_end_on_postgres() {
     provisioning_end_to_end(Backend::Postgres).await;
 }
+
+/// An offline phone leaves its request waiting; once the challenge lapses unanswered, the
+/// request is renewed with a new challenge, and answering the renewed one registers the
+/// passkey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_challenge_is_renewed() {
+    let h = support::start_reachable(Backend::Sqlite).await;
+    let integration_id = integration(&h).await;
+    let (_, list) = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{integration_id}/users?limit=1"),
+            None,
+        )
+        .await;
+    let user_id = list["items"][0]["id"].as_str().expect("a user").to_owned();
+    let phone = pair(&h, &user_id).await;
+    // Entra's clock 285 s behind: its 5-minute challenge lapses 15 s from now.
+    let status = h
+        .control(Method::PUT, "/clock", Some(json!({"offsetSeconds": -285})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, enabled) = h
+        .call(
+            Method::PUT,
+            &format!("/api/v1/integrations/{integration_id}/native-login"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{enabled}");
+    let first = provisioning_request(&h, &phone).await;
+    let lifetime = first.expires_at - OffsetDateTime::now_utc();
+    assert!(
+        lifetime <= time::Duration::seconds(16),
+        "the request lapses with its challenge: {lifetime}"
+    );
+    let status = h
+        .control(Method::PUT, "/clock", Some(json!({"offsetSeconds": 0})))
+        .await;
+    assert_eq!(status, 200);
+
+    // The phone stays offline past the expiry; then a new request is waiting.
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let renewed = provisioning_request(&h, &phone).await;
+    assert_ne!(renewed.request_id, first.request_id);
+    assert_ne!(
+        renewed.creation_options["publicKey"]["challenge"],
+        first.creation_options["publicKey"]["challenge"],
+        "a new challenge"
+    );
+    assert!(renewed.expires_at - OffsetDateTime::now_utc() > time::Duration::minutes(4));
+
+    // The lapsed request can no longer be answered; the renewed one registers the passkey.
+    let body = serde_json::to_vec(&RequestAnswer::new(
+        first.request_id,
+        Answer::Credential {
+            credential: make_passkey(&phone, &renewed),
+        },
+    ))
+    .expect("JSON");
+    let path = format!("/device/v1/requests/{}", first.request_id);
+    let (status, reply) = signed(&h, &phone, Method::POST, &path, &body).await;
+    assert_eq!(status, 410, "{reply}");
+    let credential = make_passkey(&phone, &renewed);
+    answer(
+        &h,
+        &phone,
+        renewed.request_id,
+        Answer::Credential { credential },
+    )
+    .await;
+    wait_for_user(&h, &user_id, |u| u["state"] == "paired_with_entra").await;
+    let stored_user = h.store.users().get(&user_id).await.expect("user");
+    let stored_integration = h
+        .store
+        .integrations()
+        .get(&integration_id)
+        .await
+        .expect("integration");
+    let methods = h
+        .server
+        .app()
+        .graph()
+        .for_integration(&stored_integration)
+        .expect("client")
+        .list_fido2_methods(&stored_user.entra_object_id)
+        .await
+        .expect("methods");
+    let ours = methods
+        .iter()
+        .filter(|m| m.aa_guid.as_deref() == Some(AAGUID_STRING))
+        .count();
+    assert_eq!(ours, 1, "{methods:?}");
+    h.stop().await;
+}
