@@ -16,6 +16,7 @@ use keybridge_device_protocol::{
     InboxRequest, PairingPayload, PairingReference, ProvisionPasskey, RefusalReason, RequestAnswer,
     RequestTarget, SignedHeaders, SignerKind, check_provision_request,
 };
+use keybridge_entra_sim::{FaultKind, FaultRule};
 use keybridge_server::services::provisioning;
 use keybridge_testkit::Backend;
 use rand_core::OsRng;
@@ -228,12 +229,13 @@ async fn provisioning_end_to_end(backend: Backend) {
     let (_, list) = h
         .call(
             Method::GET,
-            &format!("/api/v1/integrations/{integration_id}/users?limit=2"),
+            &format!("/api/v1/integrations/{integration_id}/users?limit=3"),
             None,
         )
         .await;
     let user_id = list["items"][0]["id"].as_str().expect("a user").to_owned();
     let refusing_user_id = list["items"][1]["id"].as_str().expect("a user").to_owned();
+    let blocked_user_id = list["items"][2]["id"].as_str().expect("a user").to_owned();
     let phone = pair(&h, &user_id).await;
     let user = user_view(&h, &user_id).await;
     assert_eq!(user["state"], "paired_with_keybridge", "{user}");
@@ -267,6 +269,15 @@ async fn provisioning_end_to_end(backend: Backend) {
     );
     let credential = make_passkey(&phone, &request);
     let credential_id = credential["id"].as_str().expect("id").to_owned();
+    // Entra registers the passkey but the answer is lost: the uncertain POST is resolved by
+    // reading the user's methods, not by posting again.
+    h.sim.set_faults(vec![FaultRule {
+        path: "/users".to_owned(),
+        method: Some("POST".to_owned()),
+        kind: FaultKind::DropAfter,
+        fraction: 1.0,
+        count: Some(1),
+    }]);
     answer(
         &h,
         &phone,
@@ -277,6 +288,11 @@ async fn provisioning_end_to_end(backend: Backend) {
 
     let user = wait_for_user(&h, &user_id, |u| u["state"] == "paired_with_entra").await;
     assert_eq!(user["provisioning_error"], Value::Null, "{user}");
+    assert_eq!(
+        h.sim.counters().dropped,
+        1,
+        "the registration's answer was dropped"
+    );
 
     // Entra holds exactly one passkey for the user: keybridge's AAGUID, this credential.
     let stored_user = h.store.users().get(&user_id).await.expect("user");
@@ -402,6 +418,47 @@ async fn provisioning_end_to_end(backend: Backend) {
         "{methods:?}"
     );
 
+    // Entra refuses the passkey (a key restriction blocks keybridge's AAGUID): the reason is
+    // on the user, who stays Paired with keybridge.
+    let status = h
+        .control(
+            Method::PATCH,
+            "/policy",
+            Some(json!({"keyRestrictions": {
+                "isEnforced": true, "enforcementType": "block", "aaGuids": [AAGUID_STRING]
+            }})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let blocked = pair(&h, &blocked_user_id).await;
+    let request = provisioning_request(&h, &blocked).await;
+    let credential = make_passkey(&blocked, &request);
+    answer(
+        &h,
+        &blocked,
+        request.request_id,
+        Answer::Credential { credential },
+    )
+    .await;
+    let user = wait_for_user(&h, &blocked_user_id, |u| {
+        u["provisioning_error"]
+            .as_str()
+            .is_some_and(|text| text.starts_with("Microsoft Entra refused the passkey"))
+    })
+    .await;
+    assert_eq!(user["state"], "paired_with_keybridge", "{user}");
+    let blocked_credentials = h
+        .store
+        .credentials()
+        .list_for_user(&blocked_user_id)
+        .await
+        .expect("credentials");
+    assert_eq!(blocked_credentials.len(), 1);
+    assert_eq!(
+        blocked_credentials[0].status,
+        keybridge_store::CredentialStatus::Failed
+    );
+
     let events = h
         .store
         .audit()
@@ -413,6 +470,7 @@ async fn provisioning_end_to_end(backend: Backend) {
         "user.provision.request",
         "user.passkey_registered",
         "user.provision.refused",
+        "user.provision.failed",
     ] {
         assert!(actions.contains(&action), "{action} audited: {actions:?}");
     }
