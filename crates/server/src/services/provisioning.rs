@@ -222,7 +222,17 @@ pub async fn run_provision_user(app: &App, ctx: &JobContext) -> Result<(), JobEr
             return ask_phone(app, ctx, &client, &user, &phone, &tenant_id, round).await;
         };
         if is_open(&request) {
-            // Still waiting for the phone.
+            // Still waiting for the phone; its renewal is scheduled (again, if a crash lost it).
+            store
+                .jobs()
+                .enqueue(app.attempts(renewal(
+                    &user.id,
+                    &phone.id,
+                    round,
+                    request.expires_at.plus(Duration::from_secs(1)),
+                )))
+                .await
+                .map_err(store_failure)?;
             return Ok(());
         }
         if request.status == DeviceRequestStatus::Approved {
@@ -307,8 +317,11 @@ async fn ask_phone(
     let payload = serde_json::to_value(&item)
         .map_err(|e| JobError::Permanent(format!("the inbox request cannot be kept: {e}")))?;
     let expires = Timestamp::now().plus(ttl);
-    let mut tx = store.begin().await.map_err(store_failure)?;
-    match tx
+    // Created outside the transaction below: on SQLite the inbox notification is sent at once,
+    // so a phone's long poll woken before the commit would find nothing and sleep on. A crash
+    // before the transaction leaves an open request that the job's retry finds (and schedules
+    // its renewal for).
+    match store
         .device_requests()
         .create_with_id(
             &id,
@@ -326,6 +339,7 @@ async fn ask_phone(
         Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => return Err(store_failure(e)),
     }
+    let mut tx = store.begin().await.map_err(store_failure)?;
     tx.users()
         .set_provisioning_error(
             &user.id,
