@@ -328,6 +328,42 @@ async fn provisioning_end_to_end(backend: Backend) {
         Some(methods[0].id.as_str())
     );
 
+    // The queued group step moves the user to "(Client Paired with Entra)" and out of
+    // "Users Not Yet Enrolled".
+    let groups = stored_integration.groups.clone();
+    let members = |group: Option<String>| {
+        let graph = graph.clone();
+        async move {
+            graph
+                .list_group_members(&group.expect("group"))
+                .expect("members")
+                .collect_all()
+                .await
+                .expect("members")
+                .into_iter()
+                .map(|m| m.id)
+                .collect::<Vec<String>>()
+        }
+    };
+    let object_id = stored_user.entra_object_id.clone();
+    let mut in_step = false;
+    for _ in 0..300 {
+        in_step = members(groups.paired_entra.clone())
+            .await
+            .contains(&object_id)
+            && !members(groups.not_enrolled.clone())
+                .await
+                .contains(&object_id)
+            && !members(groups.paired_keybridge.clone())
+                .await
+                .contains(&object_id);
+        if in_step {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(in_step, "the user's groups follow Paired with Entra");
+
     // Running the jobs again (as after a crash that lost the state change): no second
     // passkey, no second question to the phone, and the user ends Paired with Entra.
     h.store
