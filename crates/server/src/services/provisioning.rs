@@ -42,6 +42,8 @@ pub const PROVISION_USER: &str = "provision_user";
 /// Kind of the job registering a phone's answered credential in Entra.
 pub const REGISTER_PASSKEY: &str = "register_passkey";
 
+/// How the user's `provisioning_error` starts while the phone is being waited for.
+const WAITING: &str = "Waiting for the phone";
 /// Most rounds looked through for one phone (each renewal or refusal is one round).
 const MAX_ROUNDS: u32 = 10_000;
 /// Taken off the challenge's lifetime so the phone's answer reaches Graph before it lapses.
@@ -162,6 +164,18 @@ pub async fn run_provision_user(app: &App, ctx: &JobContext) -> Result<(), JobEr
     }
     let (integration, client) = job_integration(app, ctx, &user.integration_id).await?;
     if !integration.native_login_enabled {
+        // Disabled since: nothing new is asked, and the user no longer shows as waiting.
+        if user
+            .provisioning_error
+            .as_deref()
+            .is_some_and(|text| text.starts_with(WAITING))
+        {
+            store
+                .users()
+                .set_provisioning_error(&user.id, None)
+                .await
+                .map_err(store_failure)?;
+        }
         return Ok(());
     }
     let credentials = store
@@ -344,7 +358,7 @@ async fn ask_phone(
         .set_provisioning_error(
             &user.id,
             Some(&format!(
-                "Waiting for the phone \"{}\" to create the passkey (asked at {}; renewed at {} if \
+                "{WAITING} \"{}\" to create the passkey (asked at {}; renewed at {} if \
                  the phone stays offline).",
                 phone.name,
                 Timestamp::now().to_rfc3339(),
@@ -485,8 +499,15 @@ async fn register(
     }
     let (integration, client) = job_integration(app, ctx, &user.integration_id).await?;
     if !integration.native_login_enabled {
-        tracing::info!(user = %user.id, "native login was disabled before the phone answered; not registering");
-        return Ok(());
+        return record_failure(
+            store,
+            user,
+            "user.provision.failed",
+            "The native Entra login experience was disabled before the phone answered: the \
+             passkey was not registered in Microsoft Entra.",
+            serde_json::json!({ "request_id": request_id }),
+        )
+        .await;
     }
     let parsed = match read_credential(credential) {
         Ok(parsed) => parsed,
@@ -614,4 +635,45 @@ async fn register(
     tx.commit().await.map_err(store_failure)?;
     ctx.set_progress(1, 0, 1).await.ok();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_stable_per_phone_and_round() {
+        let first = request_id("phone-1", 0);
+        assert_eq!(first, request_id("phone-1", 0));
+        assert_ne!(first, request_id("phone-1", 1));
+        assert_ne!(first, request_id("phone-2", 0));
+        let parsed = uuid::Uuid::try_parse(&first).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 4);
+    }
+
+    #[test]
+    fn a_phone_credential_is_read_from_its_json() {
+        let credential = serde_json::json!({
+            "id": "AQID", "rawId": "AQID", "type": "public-key",
+            "response": {"clientDataJSON": "e30", "attestationObject": "oA"},
+            "clientExtensionResults": {},
+        });
+        let parsed = read_credential(&credential).expect("readable");
+        assert_eq!(parsed.credential_id, vec![1, 2, 3]);
+        assert_eq!(parsed.client_data_json, b"{}".to_vec());
+        assert_eq!(parsed.attestation_object, vec![0xa0]);
+    }
+
+    #[test]
+    fn an_unreadable_credential_says_what_is_wrong() {
+        let missing = serde_json::json!({"id": "AQID", "response": {"clientDataJSON": "e30"}});
+        let error = read_credential(&missing).err().expect("refused");
+        assert!(error.contains("/response/attestationObject"), "{error}");
+        let garbled = serde_json::json!({
+            "id": "AQID",
+            "response": {"clientDataJSON": "not base64!", "attestationObject": "oA"},
+        });
+        let error = read_credential(&garbled).err().expect("refused");
+        assert!(error.contains("not base64url"), "{error}");
+    }
 }

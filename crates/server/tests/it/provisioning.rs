@@ -617,3 +617,71 @@ async fn a_lapsed_challenge_is_renewed() {
     assert_eq!(ours, 1, "{methods:?}");
     h.stop().await;
 }
+
+/// Disabling native login stops provisioning: a phone answering afterwards gets nothing
+/// registered, and the user says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_native_login_before_the_phone_answers_registers_nothing() {
+    let h = support::start_reachable(Backend::Sqlite).await;
+    let integration_id = integration(&h).await;
+    let (_, list) = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{integration_id}/users?limit=1"),
+            None,
+        )
+        .await;
+    let user_id = list["items"][0]["id"].as_str().expect("a user").to_owned();
+    let phone = pair(&h, &user_id).await;
+    let native_login_path = format!("/api/v1/integrations/{integration_id}/native-login");
+    let native_login = |enabled: bool| {
+        h.call(
+            Method::PUT,
+            &native_login_path,
+            Some(json!({ "enabled": enabled })),
+        )
+    };
+    let (status, body) = native_login(true).await;
+    assert_eq!(status, 200, "{body}");
+    let request = provisioning_request(&h, &phone).await;
+    let (status, body) = native_login(false).await;
+    assert_eq!(status, 200, "{body}");
+    let credential = make_passkey(&phone, &request);
+    answer(
+        &h,
+        &phone,
+        request.request_id,
+        Answer::Credential { credential },
+    )
+    .await;
+    let user = wait_for_user(&h, &user_id, |u| {
+        u["provisioning_error"]
+            .as_str()
+            .is_some_and(|text| text.contains("was disabled before the phone answered"))
+    })
+    .await;
+    assert_eq!(user["state"], "paired_with_keybridge", "{user}");
+    let stored_user = h.store.users().get(&user_id).await.expect("user");
+    let stored_integration = h
+        .store
+        .integrations()
+        .get(&integration_id)
+        .await
+        .expect("integration");
+    let methods = h
+        .server
+        .app()
+        .graph()
+        .for_integration(&stored_integration)
+        .expect("client")
+        .list_fido2_methods(&stored_user.entra_object_id)
+        .await
+        .expect("methods");
+    assert!(
+        methods
+            .iter()
+            .all(|m| m.aa_guid.as_deref() != Some(AAGUID_STRING)),
+        "{methods:?}"
+    );
+    h.stop().await;
+}
