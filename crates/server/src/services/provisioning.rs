@@ -249,7 +249,9 @@ pub async fn run_provision_user(app: &App, ctx: &JobContext) -> Result<(), JobEr
                 .map_err(store_failure)?;
             return Ok(());
         }
-        if request.status == DeviceRequestStatus::Approved {
+        if request.status == DeviceRequestStatus::Approved
+            && !refused_by_entra(store, request.response.as_ref()).await?
+        {
             store
                 .jobs()
                 .enqueue(app.attempts(register_passkey(&id)))
@@ -257,12 +259,37 @@ pub async fn run_provision_user(app: &App, ctx: &JobContext) -> Result<(), JobEr
                 .map_err(store_failure)?;
             return Ok(());
         }
-        // Refused, lapsed or withdrawn: this run asks again in the next round.
+        // Refused (by the phone or by Entra), lapsed or withdrawn: this run asks again in the
+        // next round.
     }
     Err(JobError::Permanent(format!(
         "phone {} was asked {MAX_ROUNDS} times: remove and pair it again",
         phone.id
     )))
+}
+
+/// Whether the credential a phone answered with was refused by Entra (a new run asks the phone
+/// for a new one rather than offering Entra the same again).
+async fn refused_by_entra(
+    store: &Store,
+    response: Option<&serde_json::Value>,
+) -> Result<bool, JobError> {
+    let Some(Answer::Credential { credential }) = response
+        .cloned()
+        .and_then(|r| serde_json::from_value::<RequestAnswer>(r).ok())
+        .map(|a| a.answer)
+    else {
+        return Ok(false);
+    };
+    let Ok(parsed) = read_credential(&credential) else {
+        return Ok(true);
+    };
+    let row = store
+        .credentials()
+        .find_by_credential_id(&URL_SAFE_NO_PAD.encode(&parsed.credential_id))
+        .await
+        .map_err(store_failure)?;
+    Ok(row.is_some_and(|c| c.status == CredentialStatus::Failed))
 }
 
 fn found<T>(result: Result<T, StoreError>) -> Result<Option<T>, JobError> {

@@ -495,6 +495,55 @@ async fn provisioning_end_to_end(backend: Backend) {
         keybridge_store::CredentialStatus::Failed
     );
 
+    // The admin lifts the restriction and turns native login off and on: the phone is asked
+    // for a new passkey, which Entra now takes.
+    let status = h
+        .control(
+            Method::PATCH,
+            "/policy",
+            Some(json!({"keyRestrictions": {
+                "isEnforced": false, "enforcementType": "block", "aaGuids": []
+            }})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for enabled in [false, true] {
+        let (status, body) = h
+            .call(
+                Method::PUT,
+                &format!("/api/v1/integrations/{integration_id}/native-login"),
+                Some(json!({ "enabled": enabled })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let asked_again = provisioning_request(&h, &blocked).await;
+    assert_ne!(asked_again.request_id, request.request_id);
+    let credential = make_passkey(&blocked, &asked_again);
+    answer(
+        &h,
+        &blocked,
+        asked_again.request_id,
+        Answer::Credential { credential },
+    )
+    .await;
+    wait_for_user(&h, &blocked_user_id, |u| u["state"] == "paired_with_entra").await;
+    let blocked_entra_id = h
+        .store
+        .users()
+        .get(&blocked_user_id)
+        .await
+        .expect("user")
+        .entra_object_id;
+    let ours = graph
+        .list_fido2_methods(&blocked_entra_id)
+        .await
+        .expect("methods")
+        .into_iter()
+        .filter(|m| m.aa_guid.as_deref() == Some(AAGUID_STRING))
+        .count();
+    assert_eq!(ours, 1);
+
     let events = h
         .store
         .audit()
