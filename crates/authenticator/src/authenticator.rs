@@ -5,6 +5,7 @@
 //! both (WebAuthn L3 §5.1.3, §5.1.4; CTAP 2.1 §6.1, §6.2).
 
 use ciborium::Value as Cbor;
+use keybridge_device_protocol::terminal_safe;
 use rand_core::{OsRng, RngCore as _};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -213,29 +214,14 @@ fn newest_per_user(credentials: &[StoredCredential], indices: &[usize]) -> Vec<u
         .collect()
 }
 
-/// Relying-party text made safe to print: control characters (which could clear a terminal or
-/// forge lines) and bidirectional overrides become U+FFFD.
-fn display_safe(text: &str) -> String {
-    text.chars()
-        .map(|ch| {
-            let is_bidi_control = matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-            if ch.is_control() || is_bidi_control {
-                '\u{FFFD}'
-            } else {
-                ch
-            }
-        })
-        .collect()
-}
-
-/// A summary whose relying-party-supplied names are [`display_safe`], for error messages that
+/// A summary whose relying-party-supplied names are [`terminal_safe`], for error messages that
 /// end up on a terminal.
 fn display_safe_summary(summary: AccountSummary) -> AccountSummary {
     AccountSummary {
-        rp_name: display_safe(&summary.rp_name),
-        user_name: display_safe(&summary.user_name),
-        user_display_name: display_safe(&summary.user_display_name),
-        tenant: summary.tenant.as_deref().map(display_safe),
+        rp_name: terminal_safe(&summary.rp_name),
+        user_name: terminal_safe(&summary.user_name),
+        user_display_name: terminal_safe(&summary.user_display_name),
+        tenant: summary.tenant.as_deref().map(terminal_safe),
         ..summary
     }
 }

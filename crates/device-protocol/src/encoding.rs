@@ -62,15 +62,24 @@ pub fn display_safe(text: &str, max_chars: usize) -> String {
             out.push('…');
             break;
         }
-        // Bidirectional overrides can make text read differently from what it is.
-        let is_bidi_control = matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-        out.push(if ch.is_control() || is_bidi_control {
-            '\u{FFFD}'
-        } else {
-            ch
-        });
+        out.push(terminal_safe_char(ch));
     }
     out
+}
+
+/// Like [`display_safe`], without cutting: for names a user must see whole.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars().map(terminal_safe_char).collect()
+}
+
+fn terminal_safe_char(ch: char) -> char {
+    // Bidirectional overrides can make text read differently from what it is.
+    let is_bidi_control = matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if ch.is_control() || is_bidi_control {
+        '\u{FFFD}'
+    } else {
+        ch
+    }
 }
 
 /// Serde helper for fixed-size byte arrays as unpadded base64url.

@@ -72,7 +72,7 @@ pub mod pin;
 pub mod signed_request;
 
 pub use account::Account;
-pub use encoding::{ProtocolVersion, display_safe};
+pub use encoding::{ProtocolVersion, display_safe, terminal_safe};
 pub use enrolment::{
     DeviceInfo, EnrolmentError, EnrolmentRequest, EnrolmentResponse, MAX_DEVICE_FIELD_CHARS,
     PairingReference, VerifiedEnrolment, enrolment_message,

@@ -7,6 +7,7 @@
 //! terminal. Unlocking the store with the PIN is the user verification (UV) of every
 //! ceremony. Nothing here prints or exports a private key.
 
+use keybridge_device_protocol::terminal_safe;
 use std::io::{IsTerminal as _, Read as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -406,21 +407,6 @@ fn get_assertion(args: &GetAssertionArgs, pin: &str, options_json: &str) -> anyh
     Ok(format!("{}\n", assertion.to_json()))
 }
 
-/// Relying-party text made safe to print: control characters (which could clear the terminal
-/// or forge lines) and bidirectional overrides become U+FFFD.
-pub(crate) fn display_safe(text: &str) -> String {
-    text.chars()
-        .map(|ch| {
-            let is_bidi_control = matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-            if ch.is_control() || is_bidi_control {
-                '\u{FFFD}'
-            } else {
-                ch
-            }
-        })
-        .collect()
-}
-
 fn accounts_text(store: &FileStore) -> String {
     let summaries: Vec<AccountSummary> = store.credentials().iter().map(|c| c.summary()).collect();
     summaries_text(&summaries)
@@ -435,9 +421,9 @@ fn summaries_text(summaries: &[AccountSummary]) -> String {
     for summary in summaries {
         out.push_str(&format!(
             "  {}  rp {}  tenant {}  credential {}  counter {}  created {}\n",
-            display_safe(&summary.user_name),
-            display_safe(&summary.rp_id),
-            display_safe(summary.tenant.as_deref().unwrap_or("-")),
+            terminal_safe(&summary.user_name),
+            terminal_safe(&summary.rp_id),
+            terminal_safe(summary.tenant.as_deref().unwrap_or("-")),
             summary.credential_id,
             summary.sign_count,
             summary.created_at
@@ -505,8 +491,8 @@ fn info(args: &InfoArgs, pin: &str) -> anyhow::Result<String> {
     for pairing in store.pairings() {
         out.push_str(&format!(
             "  {} at {} (device {})\n",
-            display_safe(&pairing.upn),
-            display_safe(&pairing.server_url),
+            terminal_safe(&pairing.upn),
+            terminal_safe(&pairing.server_url),
             pairing.device_id
         ));
     }

@@ -18,7 +18,9 @@ use rand_core::OsRng;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::device::{InboxArgs, PairArgs, UnpairArgs, display_safe, open_store, origin_policy};
+use keybridge_device_protocol::terminal_safe;
+
+use super::device::{InboxArgs, PairArgs, UnpairArgs, open_store, origin_policy};
 
 /// The origin a provisioning credential is made for: Entra's.
 const ENTRA_ORIGIN: &str = "https://login.microsoft.com";
@@ -74,7 +76,7 @@ pub fn pair(args: &PairArgs, store_pin: &str) -> anyhow::Result<String> {
         .context("paired, but the pairing could not be saved in the key store; unpair the device in the console and pair again")?;
     Ok(format!(
         "Paired with {server} as {}\nConfirmation code: {}   (the Device Manager page shows the same code)\nDevice id: {}\n",
-        display_safe(&response.account.upn),
+        terminal_safe(&response.account.upn),
         request.confirmation_code(),
         response.device_id,
     ))
@@ -312,7 +314,7 @@ pub fn unpair(args: &UnpairArgs, store_pin: &str) -> anyhow::Result<String> {
     store.remove_pairing(&pairing.device_id)?;
     Ok(format!(
         "Unpaired {} from {}; the device key is deleted.\n",
-        display_safe(&pairing.upn),
+        terminal_safe(&pairing.upn),
         pairing.server_url
     ))
 }
