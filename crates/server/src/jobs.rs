@@ -84,7 +84,8 @@ pub fn worker_pool(app: &App, poll_interval: Option<Duration>) -> WorkerPool {
         .register(RegisterPasskey { app: app.clone() })
 }
 
-fn integration_id(ctx: &JobContext) -> Result<String, JobError> {
+/// The `integration_id` a job's payload names.
+pub(crate) fn integration_id(ctx: &JobContext) -> Result<String, JobError> {
     ctx.job
         .payload
         .get("integration_id")

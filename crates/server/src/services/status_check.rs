@@ -44,12 +44,7 @@ pub fn job(integration_id: &str, user_ids: &[String]) -> NewJob {
 /// Runs one status check.
 pub async fn run(app: &App, ctx: &JobContext) -> Result<(), JobError> {
     let store = ctx.store();
-    let integration_id = ctx
-        .job
-        .payload
-        .get("integration_id")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| JobError::Permanent("the job has no integration_id".to_owned()))?;
+    let integration_id = crate::jobs::integration_id(ctx)?;
     let user_ids: Vec<String> = ctx
         .job
         .payload
@@ -61,7 +56,7 @@ pub async fn run(app: &App, ctx: &JobContext) -> Result<(), JobError> {
                 .collect()
         })
         .unwrap_or_default();
-    let (integration, client) = job_integration(app, ctx, integration_id).await?;
+    let (integration, client) = job_integration(app, ctx, &integration_id).await?;
     let mut users: HashMap<String, User> = HashMap::new();
     for id in &user_ids {
         match store.users().get(id).await {

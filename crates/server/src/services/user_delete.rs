@@ -89,15 +89,7 @@ pub async fn run(app: &App, ctx: &JobContext) -> Result<(), JobError> {
         Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => return Err(store_failure(e)),
     };
-    let integration = store
-        .integrations()
-        .get(&user.integration_id)
-        .await
-        .map_err(store_failure)?;
-    let client = app
-        .graph()
-        .for_integration(&integration)
-        .map_err(graph_failure)?;
+    let (integration, client) = super::job_integration(app, ctx, &user.integration_id).await?;
 
     // Our passkeys, by credential id; Entra's method id is base64url(credential id) plus a
     // padding digit.
