@@ -105,32 +105,10 @@ async fn serve(args: EntraSimArgs) -> anyhow::Result<ExitCode> {
             info.control_url
         );
     }
-    wait_for_stop().await;
+    super::wait_for_stop_signal().await?;
     running
         .shutdown()
         .await
         .context("entra-sim stopped but could not save its state")?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
