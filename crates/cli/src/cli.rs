@@ -9,8 +9,10 @@ use crate::commands::{admin, attestation, config, device, entra_sim, sandbox, se
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
-  1  the check ran and found a problem (config check, audit verify)
-  2  error: bad arguments, unreadable configuration, unreachable database, ...
+  1  the check ran and found a problem (config check, audit verify, a blocking pre-flight
+     check, a job that waited for failed or was cancelled)
+  2  error: bad arguments, unreadable configuration, unreachable database or server, a request
+     the API refused (its message, code and request id are printed), ...
   3  the command is not available in this version of keybridge
 
 Configuration comes from --config FILE (or KEYBRIDGE_CONFIG) and KEYBRIDGE_* environment
@@ -44,7 +46,8 @@ pub enum Command {
     Device(device::DeviceArgs),
     /// The workstation client: pair with a phone and sign in through it.
     Workstation,
-    /// Administer keybridge: audit log, secrets, database.
+    /// Administer keybridge: over the admin API (integrations, users, jobs, tokens, audit), or
+    /// locally on the server (audit verify, secrets, database, the first API token).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Make an organisation's attestation root, batch certificate and FIDO metadata.

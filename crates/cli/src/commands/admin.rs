@@ -1,5 +1,7 @@
-//! `keybridge admin`: operations on a keybridge installation that work directly on its
-//! database (audit chain, secrets keys, schema), so they also work while the server is down.
+//! `keybridge admin`: the admin API from the command line (integrations, users, jobs, tokens,
+//! audit list and export; see [`super::admin_api`]), and the operations that work directly on
+//! the server's database (audit chain, secrets keys, schema, the first API token), so they also
+//! work while the server is down.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -10,48 +12,74 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use keybridge_store::{AuditFilter, ExportFormat, Store};
 
+use super::admin_api;
+use super::api_client::ApiOptions;
 use super::{EXIT_FOUND_PROBLEM, load_config, open_store, runtime};
+
+/// Says where a command of `keybridge admin` runs.
+const ADMIN_AFTER_HELP: &str = "\
+Over the API (--server URL or KEYBRIDGE_API_URL, --token-file FILE or KEYBRIDGE_API_TOKEN,
+--ca-file FILE or --pin sha256/... to trust the server): integrations, users, jobs, tokens,
+audit list, audit export.
+Local, on the server's own database and configuration (work while the server is down): audit
+verify, audit export --local, secrets, db, token (the first admin token).";
 
 /// `keybridge admin` subcommands.
 #[derive(Debug, Subcommand)]
+#[command(after_help = ADMIN_AFTER_HELP)]
 pub enum AdminCommand {
-    /// The tamper-evident audit log.
+    /// [API] Integrations: connect a tenant, credentials, native login, restrict domains,
+    /// pre-flight checks, sync, desktop client.
+    Integrations(admin_api::IntegrationsArgs),
+    /// [API] Users: list, show, invite, delete.
+    Users(admin_api::UsersArgs),
+    /// [API] Background jobs: list, show, retry, cancel, wait.
+    Jobs(admin_api::JobsArgs),
+    /// [API] API tokens: list, create, revoke.
+    Tokens(admin_api::TokensArgs),
+    /// The tamper-evident audit log: list and export over the API; verify (local).
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// The key that encrypts client secrets, private keys and tokens at rest.
+    /// [local] The key that encrypts client secrets, private keys and tokens at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
-    /// The database.
+    /// [local] The database.
     #[command(subcommand)]
     Db(DbCommand),
-    /// API tokens for `/api/v1`, made directly in the database (the first admin token).
+    /// [local] API tokens made directly in the database: the first admin token, before anyone
+    /// can call the API (`keybridge admin tokens` does the rest over the API).
     Token(super::token::TokenArgs),
 }
 
 /// `keybridge admin audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain; exit 1 if any event was edited, deleted or inserted.
+    /// [local] Check the audit log's hash chain in the database; exit 1 if any event was
+    /// edited, deleted or inserted.
     Verify,
-    /// Write audit events, oldest first, as JSON lines or CSV.
+    /// [API] Audit events, newest first.
+    List(admin_api::AuditListArgs),
+    /// [API] Write audit events, oldest first, as JSON lines or CSV (`--local`: read the
+    /// database directly, e.g. while the server is down).
     Export(ExportArgs),
 }
 
 /// Arguments of `keybridge admin audit export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    #[command(flatten)]
+    api: ApiOptions,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
     /// File to write (default: standard output).
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Only events with this action, e.g. `integration_created`.
+    #[command(flatten)]
+    filter: admin_api::AuditFilterArgs,
+    /// Read the server's database directly (needs its configuration) instead of the API.
     #[arg(long)]
-    action: Option<String>,
-    /// Only events by this actor.
-    #[arg(long)]
-    actor: Option<String>,
+    local: bool,
 }
 
 /// Export formats.
@@ -91,6 +119,19 @@ pub fn run(command: AdminCommand, config_file: Option<&Path>) -> anyhow::Result<
     let command = match command {
         AdminCommand::Secrets(SecretsCommand::NewKey { path }) => return new_key(&path),
         AdminCommand::Token(args) => return super::token::run(args, config_file),
+        AdminCommand::Integrations(args) => return admin_api::integrations(args),
+        AdminCommand::Users(args) => return admin_api::users(args),
+        AdminCommand::Jobs(args) => return admin_api::jobs(args),
+        AdminCommand::Tokens(args) => return admin_api::tokens(args),
+        AdminCommand::Audit(AuditCommand::List(args)) => return admin_api::audit_list(args),
+        AdminCommand::Audit(AuditCommand::Export(args)) if !args.local => {
+            return admin_api::audit_export(
+                &args.api,
+                &args.filter,
+                matches!(args.format, Format::Csv),
+                args.output.as_deref(),
+            );
+        }
         other => other,
     };
     let config = load_config(config_file)?;
@@ -102,9 +143,13 @@ pub fn run(command: AdminCommand, config_file: Option<&Path>) -> anyhow::Result<
             AdminCommand::Secrets(SecretsCommand::Rotate) => secrets_rotate(&store).await,
             AdminCommand::Secrets(SecretsCommand::Status) => secrets_status(&store).await,
             // Handled above, without opening the store here.
-            AdminCommand::Secrets(SecretsCommand::NewKey { .. }) | AdminCommand::Token(_) => {
-                Ok(ExitCode::SUCCESS)
-            }
+            AdminCommand::Secrets(SecretsCommand::NewKey { .. })
+            | AdminCommand::Token(_)
+            | AdminCommand::Integrations(_)
+            | AdminCommand::Users(_)
+            | AdminCommand::Jobs(_)
+            | AdminCommand::Tokens(_)
+            | AdminCommand::Audit(AuditCommand::List(_)) => Ok(ExitCode::SUCCESS),
             AdminCommand::Db(DbCommand::Status) => db_status(&store).await,
         };
         store.close().await;
@@ -134,9 +179,14 @@ async fn audit_verify(store: &Store) -> anyhow::Result<ExitCode> {
 }
 
 async fn audit_export(store: &Store, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    if args.filter.from.is_some() || args.filter.to.is_some() {
+        anyhow::bail!(
+            "--from and --to work over the API; with --local, filter by --action and --actor"
+        );
+    }
     let filter = AuditFilter {
-        action: args.action,
-        actor: args.actor,
+        action: args.filter.action,
+        actor: args.filter.actor,
         ..AuditFilter::default()
     };
     let format = match args.format {

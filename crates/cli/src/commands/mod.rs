@@ -2,6 +2,8 @@
 //! function; [`dispatch`] only routes.
 
 pub mod admin;
+pub mod admin_api;
+pub mod api_client;
 pub mod attestation;
 pub mod config;
 pub mod device;

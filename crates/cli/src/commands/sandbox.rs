@@ -95,6 +95,12 @@ pub fn run(args: SandboxArgs, config_file: Option<&Path>) -> anyhow::Result<Exit
                 ca.display()
             );
         }
+        if let Some(ca) = &server.ca_file {
+            println!(
+                "  KEYBRIDGE_API_TOKEN={token} keybridge admin users list --server {public_url} --ca-file {}",
+                ca.display()
+            );
+        }
         println!("The web console comes with a later version; everything it will do is in the API (docs/api.md).");
 
         wait_for_stop_signal().await?;

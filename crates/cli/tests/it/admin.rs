@@ -96,7 +96,10 @@ async fn audit_export_writes_csv_and_json_lines() {
         .unwrap();
     store.close().await;
 
-    let output = run(&["admin", "audit", "export", "--format", "json"], &env);
+    let output = run(
+        &["admin", "audit", "export", "--local", "--format", "json"],
+        &env,
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let lines: Vec<serde_json::Value> = stdout(&output)
         .lines()
@@ -111,6 +114,7 @@ async fn audit_export_writes_csv_and_json_lines() {
             "admin",
             "audit",
             "export",
+            "--local",
             "--format",
             "csv",
             "--action",

@@ -12,11 +12,11 @@ use crate::cli::{keybridge_with_env, stderr, stdout};
 
 const STORE_PIN: &str = "246810";
 
-struct Sandbox {
+pub(crate) struct Sandbox {
     child: Child,
-    api: String,
-    token: String,
-    tls_pin: String,
+    pub(crate) api: String,
+    pub(crate) token: String,
+    pub(crate) tls_pin: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -42,7 +42,7 @@ fn field(lines: &[String], label: &str) -> String {
         .to_owned()
 }
 
-fn start_sandbox() -> Sandbox {
+pub(crate) fn start_sandbox() -> Sandbox {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_keybridge"))
         .args(["sandbox", "--port", "0", "--users", "20", "--dir"])
@@ -84,7 +84,17 @@ fn start_sandbox() -> Sandbox {
 }
 
 impl Sandbox {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    /// The sandbox's directory (entra-sim's state, the server's data).
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.api))
@@ -114,7 +124,7 @@ impl Sandbox {
     }
 
     /// The first synced user (the first directory sync runs after the sandbox starts).
-    async fn a_user(&self) -> Value {
+    pub(crate) async fn a_user(&self) -> Value {
         self.nth_user(0).await
     }
 

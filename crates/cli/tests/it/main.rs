@@ -2,6 +2,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers may fail loudly
 
 mod admin;
+mod admin_api;
 mod cli;
 mod device_pairing;
 mod sandbox;
