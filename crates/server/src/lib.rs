@@ -32,6 +32,7 @@
 pub mod api_v1;
 pub mod app;
 pub mod auth;
+pub mod device_manager;
 pub mod device_v1;
 pub mod error;
 pub mod extract;

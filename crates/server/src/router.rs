@@ -25,6 +25,7 @@ pub fn router(app: App) -> Router {
         .nest("/api/v1", crate::api_v1::router())
         .nest("/device/v1", crate::device_v1::router())
         .merge(crate::device_v1::invite_router())
+        .merge(crate::device_manager::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::metrics::track_requests))

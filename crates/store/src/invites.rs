@@ -123,6 +123,17 @@ impl Invites<'_> {
         Ok(invite)
     }
 
+    /// The invite behind a link whatever its state (used, revoked or expired included), for
+    /// pages that say what became of it; `None` for a token that was never issued.
+    pub async fn find(&mut self, token: &str) -> Result<Option<Invite>> {
+        let mut conn = self.db.conn().await?;
+        let row = sqlx::query(invite_select!("WHERE token_hash = $1"))
+            .bind(hash_token(token))
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref().map(decode_invite).transpose()
+    }
+
     /// Uses the invite: succeeds once; afterwards [`StoreError::TokenRejected`].
     pub async fn consume(&mut self, token: &str, now: Timestamp) -> Result<Invite> {
         let mut conn = self.db.conn().await?;

@@ -178,11 +178,18 @@ pub async fn start(
     State(app): State<App>,
     Path(token): Path<String>,
 ) -> ApiResult<Json<PairingView>> {
+    new_session(&app, &token).await.map(Json)
+}
+
+/// A new pairing session for the invitation `token` (the JSON endpoint and the Device Manager
+/// page share it). Errors: `invite_not_found` (404), `invite_unusable` (410: used, revoked or
+/// expired), `domain_not_allowed` (403), `not_allowed` (409: the user's state forbids pairing).
+pub async fn new_session(app: &App, token: &str) -> ApiResult<PairingView> {
     let store = app.store();
     let now = Timestamp::now();
     let invite = store
         .invites()
-        .check(&token, now)
+        .check(token, now)
         .await
         .map_err(invite_error)?;
     let user = store.users().get(&invite.user_id).await?;
@@ -194,8 +201,8 @@ pub async fn start(
     apply(&facts, Command::PairPhone)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "not_allowed", e.to_string()))?;
 
-    let server_url = this_server(&app)?;
-    let tls_pin = server_pin(&app)?;
+    let server_url = this_server(app)?;
+    let tls_pin = server_pin(app)?;
     let secret = PairingSecret::generate(&mut OsRng);
     // The code is the look-up key of a live session: draw again on a clash.
     let mut code = ShortCode::generate(&mut OsRng);
@@ -233,13 +240,13 @@ pub async fn start(
         tls_pin,
         expires_at: session.expires_at.to_offset_date_time(),
     };
-    Ok(Json(PairingView {
+    Ok(PairingView {
         pairing_id: session.id,
         qr_payload: payload.encode(),
         short_code: code.grouped(),
         expires_at: session.expires_at.to_rfc3339(),
         upn: user.upn,
-    }))
+    })
 }
 
 fn pairing_not_found() -> ApiError {

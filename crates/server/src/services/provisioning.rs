@@ -44,6 +44,12 @@ pub const REGISTER_PASSKEY: &str = "register_passkey";
 
 /// How the user's `provisioning_error` starts while the phone is being waited for.
 const WAITING: &str = "Waiting for the phone";
+
+/// Whether a user's `provisioning_error` only says that the phone is being waited for (the
+/// registration is under way), rather than why it failed.
+pub fn is_waiting_for_phone(provisioning_error: &str) -> bool {
+    provisioning_error.starts_with(WAITING)
+}
 /// Most rounds looked through for one phone (each renewal or refusal is one round).
 const MAX_ROUNDS: u32 = 10_000;
 /// Taken off the challenge's lifetime so the phone's answer reaches Graph before it lapses.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::support::{self, Harness, assert_error};
 
 /// An integration synced from entra-sim, and one invited user: (user id, invite token).
-async fn invited_user(h: &Harness) -> (String, String) {
+pub(crate) async fn invited_user(h: &Harness) -> (String, String) {
     let (status, created) = h
         .call(
             Method::POST,
@@ -45,7 +45,7 @@ async fn invited_user(h: &Harness) -> (String, String) {
     (user_id, token)
 }
 
-async fn invite(h: &Harness, user_id: &str) -> String {
+pub(crate) async fn invite(h: &Harness, user_id: &str) -> String {
     let (status, invited) = h
         .call(
             Method::POST,
@@ -70,7 +70,7 @@ async fn pairing_view(h: &Harness, token: &str) -> (u16, Value) {
     (status, response.json().await.expect("JSON"))
 }
 
-async fn post_enrolment(h: &Harness, request: &EnrolmentRequest) -> (u16, Value) {
+pub(crate) async fn post_enrolment(h: &Harness, request: &EnrolmentRequest) -> (u16, Value) {
     let response = h
         .http
         .post(h.url("/device/v1/pair"))
@@ -82,7 +82,7 @@ async fn post_enrolment(h: &Harness, request: &EnrolmentRequest) -> (u16, Value)
     (status, response.json().await.expect("JSON"))
 }
 
-fn enrolment(
+pub(crate) fn enrolment(
     reference: PairingReference,
     key: &PairingKey,
     server: &ServerUrl,
@@ -152,7 +152,7 @@ async fn signed(
     send_signed(h, method, path, body, &headers).await
 }
 
-async fn user_view(h: &Harness, user_id: &str) -> Value {
+pub(crate) async fn user_view(h: &Harness, user_id: &str) -> Value {
     let (status, user) = h
         .call(Method::GET, &format!("/api/v1/users/{user_id}"), None)
         .await;

@@ -39,6 +39,14 @@ async fn invites_are_single_use_and_expire(store: Store) {
     let err = store.invites().consume(&token, now).await.unwrap_err();
     assert_eq!(rejected(&err), "was already used");
     assert_eq!(err.to_string(), "the invite was already used");
+    // `find` still shows a used invite as it is (the Device Manager page says what became of
+    // the link), and knows nothing of a token never issued.
+    let found = store.invites().find(&token).await.unwrap().unwrap();
+    assert_eq!(
+        (found.id.as_str(), found.used_at),
+        (invite.id.as_str(), Some(now))
+    );
+    assert_eq!(store.invites().find("never-issued").await.unwrap(), None);
 
     let (_, short) = store
         .invites()
