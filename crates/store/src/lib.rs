@@ -63,7 +63,8 @@ pub use admins::{
 };
 pub use api_tokens::{API_TOKEN_PREFIX, ApiToken, ApiTokens};
 pub use audit::{
-    AuditEvent, AuditFilter, AuditLog, ChainBreak, ExportFormat, NewAuditEvent, VerifyReport,
+    AuditEvent, AuditFilter, AuditLog, ChainBreak, DailyCount, ExportFormat, NewAuditEvent,
+    VerifyReport,
 };
 pub use credentials::{Credential, CredentialStatus, Credentials, NewCredential};
 pub use db::{Dialect, SCHEMA_VERSION, Store, StoreOptions, StoreTx};

@@ -10,6 +10,7 @@ pub mod invites;
 pub mod preflight;
 pub mod provisioning;
 pub mod status_check;
+pub mod user_devices;
 pub mod user_delete;
 
 use keybridge_graph::GraphClient;

@@ -3,6 +3,7 @@
 
 use keybridge_store::{
     AuditEvent, AuditFilter, ChainBreak, ExportFormat, NewAuditEvent, Store, StoreOptions,
+    Timestamp,
 };
 use keybridge_testkit::TestDatabase;
 use serde_json::json;
@@ -321,6 +322,64 @@ async fn verify_during_appends_reports_an_intact_chain(store: Store) {
     assert!(store.audit().verify().await.unwrap().is_intact());
 }
 
+async fn events_are_counted_per_day_and_action(store: Store) {
+    append_five(&store).await; // five user.invite, today
+    for action in ["device.pair", "device.pair", "sync.run"] {
+        store
+            .audit()
+            .append(NewAuditEvent::new("system", action))
+            .await
+            .unwrap();
+    }
+    // Move two invites and one pairing to yesterday, and one invite far back.
+    exec(
+        &store,
+        "UPDATE audit_events SET at = at - 86400000 WHERE seq IN (1, 2, 6)",
+    )
+    .await;
+    exec(
+        &store,
+        "UPDATE audit_events SET at = at - 864000000 WHERE seq = 3",
+    )
+    .await;
+    let now = Timestamp::now();
+    let today = now.unix_millis() / 86_400_000 * 86_400_000;
+    let from = Timestamp::from_unix_millis(today - 2 * 86_400_000);
+    let counts = store
+        .audit()
+        .count_by_day(&["user.invite", "device.pair"], from)
+        .await
+        .unwrap();
+    let got: Vec<(i64, &str, i64)> = counts
+        .iter()
+        .map(|c| (c.day.unix_millis(), c.action.as_str(), c.count))
+        .collect();
+    // At most two days apart: a run across midnight may put "yesterday" two days back.
+    let yesterday = got[0].0;
+    assert!(
+        yesterday == today - 86_400_000 || yesterday == today - 2 * 86_400_000,
+        "{got:?}"
+    );
+    assert_eq!(
+        got,
+        vec![
+            (yesterday, "device.pair", 1),
+            (yesterday, "user.invite", 2),
+            (got[2].0, "device.pair", 1),
+            (got[2].0, "user.invite", 2),
+        ],
+    );
+    assert!(got[2].0 > yesterday);
+    assert!(
+        store
+            .audit()
+            .count_by_day(&[], from)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 crate::store_tests!(
     verify_during_appends_reports_an_intact_chain,
     an_intact_chain_verifies,
@@ -331,6 +390,7 @@ crate::store_tests!(
     an_inserted_event_is_found,
     exports_json_lines_and_csv,
     an_event_in_a_rolled_back_transaction_leaves_no_trace,
+    events_are_counted_per_day_and_action,
 );
 
 keybridge_testkit::both_databases! {
