@@ -32,7 +32,7 @@ pub fn router() -> Router<App> {
 pub const MAX_PAGE: u32 = 500;
 
 /// Query of the user list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Tab: `pending`, `paired_with_keybridge` or `paired_with_entra` (none: all).
@@ -85,7 +85,8 @@ pub struct UserView {
     pub provisioning_error: Option<String>,
 }
 
-fn view(user: &User, device_count: Option<i64>) -> UserView {
+/// The view of a stored user (with its phone count when known).
+pub fn view(user: &User, device_count: Option<i64>) -> UserView {
     UserView {
         id: user.id.clone(),
         integration_id: user.integration_id.clone(),
@@ -194,10 +195,16 @@ async fn list(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<UserPageView>> {
-    app.store().integrations().get(&id).await?;
-    let query = parse_query(&id, query)?;
+    Ok(Json(list_page(&app, &id, query).await?))
+}
+
+/// One page of an integration's user list with the tab counts, as the API and the console's
+/// User Management page show it; queues a status check of the page's users that are due.
+pub async fn list_page(app: &App, id: &str, query: ListQuery) -> ApiResult<UserPageView> {
+    app.store().integrations().get(id).await?;
+    let query = parse_query(id, query)?;
     let page = app.store().users().list(&query).await?;
-    let counts = app.store().users().count_by_state(&id).await?;
+    let counts = app.store().users().count_by_state(id).await?;
     let now = keybridge_store::Timestamp::now();
     let due: Vec<String> = page
         .items
@@ -208,10 +215,10 @@ async fn list(
     let status_check_job_id = if due.is_empty() {
         None
     } else {
-        let job = crate::services::status_check::job(&id, &due);
+        let job = crate::services::status_check::job(id, &due);
         Some(app.store().jobs().enqueue(job).await?.id().to_owned())
     };
-    Ok(Json(UserPageView {
+    Ok(UserPageView {
         counts: Counts {
             pending: counts.pending,
             paired_with_keybridge: counts.paired_with_keybridge,
@@ -224,7 +231,7 @@ async fn list(
             .collect(),
         next: page.next.map(|c| c.to_string()),
         status_check_job_id,
-    }))
+    })
 }
 
 async fn show(
