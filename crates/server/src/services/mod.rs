@@ -10,8 +10,8 @@ pub mod invites;
 pub mod preflight;
 pub mod provisioning;
 pub mod status_check;
-pub mod user_devices;
 pub mod user_delete;
+pub mod user_devices;
 
 use keybridge_graph::GraphClient;
 use keybridge_store::{Integration, JobContext, JobError};
