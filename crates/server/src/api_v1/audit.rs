@@ -23,7 +23,7 @@ pub fn router() -> Router<App> {
 }
 
 /// Filters of the audit list and export.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this action, e.g. `integration.create`.
@@ -127,6 +127,11 @@ async fn list(
     _auth: AdminAuth<AnyRole>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
+    Ok(Json(list_page(&app, &query).await?))
+}
+
+/// One page of events, newest first (the API's list and the console's Audit page).
+pub async fn list_page(app: &App, query: &AuditQuery) -> ApiResult<AuditPage> {
     let limit = match query.limit {
         None => 100,
         Some(n) if (1..=500).contains(&n) => n,
@@ -140,15 +145,15 @@ async fn list(
     let events = app
         .store()
         .audit()
-        .list(&filter(&query)?, query.before, limit)
+        .list(&filter(query)?, query.before, limit)
         .await?;
     let next = (events.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| events.last().map(|e| e.seq))
         .flatten();
-    Ok(Json(AuditPage {
+    Ok(AuditPage {
         items: events.iter().map(AuditEventView::from).collect(),
         next,
-    }))
+    })
 }
 
 async fn export(
@@ -156,6 +161,12 @@ async fn export(
     _auth: AdminAuth<AnyRole>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
+    export_download(&app, &query).await
+}
+
+/// The export as a file download (`keybridge-audit.jsonl` or `.csv`), for the API and the
+/// console's Audit page.
+pub async fn export_download(app: &App, query: &AuditQuery) -> ApiResult<Response> {
     let (format, content_type, extension) = match query.format.as_deref() {
         None | Some("json") => (ExportFormat::JsonLines, "application/jsonl", "jsonl"),
         Some("csv") => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
@@ -166,7 +177,7 @@ async fn export(
             ));
         }
     };
-    let filter = filter(&query)?;
+    let filter = filter(query)?;
     let mut out: Vec<u8> = Vec::new();
     app.store()
         .audit()

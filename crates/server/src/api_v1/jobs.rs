@@ -23,7 +23,7 @@ pub fn router() -> Router<App> {
 }
 
 /// Query of the job list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this state.
@@ -74,6 +74,11 @@ async fn list(
     _auth: AdminAuth<AnyRole>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<JobPage>> {
+    Ok(Json(list_page(&app, query).await?))
+}
+
+/// One page of jobs, newest first (the API's list and the console's Jobs page).
+pub async fn list_page(app: &App, query: ListQuery) -> ApiResult<JobPage> {
     let limit = match query.limit {
         None => 50,
         Some(n) if (1..=200).contains(&n) => n,
@@ -97,10 +102,10 @@ async fn list(
     let next = (jobs.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| jobs.last().map(|j| j.id.clone()))
         .flatten();
-    Ok(Json(JobPage {
+    Ok(JobPage {
         items: jobs.iter().map(JobView::from).collect(),
         next,
-    }))
+    })
 }
 
 async fn retry(
@@ -109,7 +114,9 @@ async fn retry(
     meta: RequestMeta,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    change(&app, &auth.actor(), &meta, &id, "job.retry").await
+    change(&app, &auth.actor(), &meta, &id, JobChange::Retry)
+        .await
+        .map(Json)
 }
 
 async fn cancel(
@@ -118,21 +125,32 @@ async fn cancel(
     meta: RequestMeta,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    change(&app, &auth.actor(), &meta, &id, "job.cancel").await
+    change(&app, &auth.actor(), &meta, &id, JobChange::Cancel)
+        .await
+        .map(Json)
 }
 
-async fn change(
+/// What an admin does to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobChange {
+    /// Run a dead or cancelled job again.
+    Retry,
+    /// Stop a queued or running job.
+    Cancel,
+}
+
+/// Retries or cancels a job, audited as `job.retry` / `job.cancel` (the API and the console).
+pub async fn change(
     app: &App,
     actor: &str,
     meta: &RequestMeta,
     id: &str,
-    action: &'static str,
-) -> ApiResult<Json<JobView>> {
+    change: JobChange,
+) -> ApiResult<JobView> {
     let mut tx = app.store().begin().await?;
-    let result = if action == "job.retry" {
-        tx.jobs().retry(id).await
-    } else {
-        tx.jobs().cancel(id).await
+    let (result, action) = match change {
+        JobChange::Retry => (tx.jobs().retry(id).await, "job.retry"),
+        JobChange::Cancel => (tx.jobs().cancel(id).await, "job.cancel"),
     };
     result.map_err(|e| match e {
         keybridge_store::StoreError::JobState { .. } => {
@@ -144,7 +162,7 @@ async fn change(
         .append(meta.stamp(NewAuditEvent::new(actor, action).target(format!("job:{id}"))))
         .await?;
     tx.commit().await?;
-    Ok(Json(JobView::from(&app.store().jobs().get(id).await?)))
+    Ok(JobView::from(&app.store().jobs().get(id).await?))
 }
 
 /// A job as the API shows it.
