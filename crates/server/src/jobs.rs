@@ -9,6 +9,7 @@
 //! | `provision_paired_users` | `{"integration_id"}` | queued when the native Entra login experience is enabled; queues `provision_user` for every user Paired with keybridge |
 //! | `provision_user` | `{"user_id","phone_id"[,"renew_round"]}` | creationOptions, then a `provision_passkey` request in the phone's inbox; renews a lapsed challenge (see [`crate::services::provisioning`]) |
 //! | `register_passkey` | `{"request_id"}` | queued by the phone's answer: records a refusal, or records the credential and registers it in Entra, then Paired with Entra |
+//! | `unpair_phone` | `{"phone_id","actor"}` | deletes the phone's passkey from Entra (a method already gone is fine), then removes the phone; the last one gone, the user is Pending with "This user unpaired from keybridge." (see [`crate::services::unpair`]) |
 //!
 //! Slow Graph work always runs here, never inside a request.
 
@@ -82,6 +83,7 @@ pub fn worker_pool(app: &App, poll_interval: Option<Duration>) -> WorkerPool {
         .register(ProvisionPairedUsers { app: app.clone() })
         .register(ProvisionUser { app: app.clone() })
         .register(RegisterPasskey { app: app.clone() })
+        .register(UnpairPhone { app: app.clone() })
 }
 
 /// The `integration_id` a job's payload names.
@@ -232,6 +234,21 @@ impl JobHandler for RegisterPasskey {
         Box::pin(crate::services::provisioning::run_register_passkey(
             &self.app, ctx,
         ))
+    }
+}
+
+/// Runs [`crate::services::unpair::UNPAIR_PHONE`].
+pub struct UnpairPhone {
+    app: App,
+}
+
+impl JobHandler for UnpairPhone {
+    fn kind(&self) -> &str {
+        crate::services::unpair::UNPAIR_PHONE
+    }
+
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(crate::services::unpair::run(&self.app, ctx))
     }
 }
 

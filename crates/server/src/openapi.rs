@@ -36,6 +36,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/v1/users/{id}/invites"),
     ("get", "/api/v1/users/{id}/invites"),
     ("delete", "/api/v1/users/{id}/invites"),
+    ("delete", "/api/v1/users/{id}/phones/{phone_id}"),
 ];
 
 fn op(summary: &str, role: Option<&str>, body: Option<&str>, ok: (&str, Option<&str>)) -> Value {
@@ -123,11 +124,19 @@ pub fn document() -> Value {
             "get": op("The user's invitations (never their links)", Some("any"), None, ("200", Some("InviteList"))),
             "delete": op("Revoke the user's open invitation", Some("admin or helpdesk"), None, ("204", None)),
         },
+        "/api/v1/users/{id}/phones/{phone_id}": {
+            "delete": op("Unpair one of the user's phones: a job deletes its passkey from Entra, then the phone; the user's last phone gone, the user is Pending with \"This user unpaired from keybridge.\"", Some("admin or helpdesk"), None, ("202", Some("SyncQueued"))),
+        },
     });
     if let Some(map) = paths.as_object_mut() {
         for (path, item) in map.iter_mut() {
             if path.contains("{id}") {
                 item["parameters"] = id.clone();
+            }
+            if path.contains("{phone_id}")
+                && let Some(parameters) = item["parameters"].as_array_mut()
+            {
+                parameters.push(json!({"name": "phone_id", "in": "path", "required": true, "schema": {"type": "string"}}));
             }
         }
     }

@@ -55,10 +55,16 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_request_nonces.sql"),
         postgres: include_str!("../migrations/postgres/0004_request_nonces.sql"),
     },
+    EmbeddedMigration {
+        version: 7,
+        description: "phone unpairing",
+        sqlite: include_str!("../migrations/sqlite/0007_phone_unpairing.sql"),
+        postgres: include_str!("../migrations/postgres/0007_phone_unpairing.sql"),
+    },
 ];
 
 /// The highest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// How to connect.
 #[derive(Debug, Clone)]

@@ -27,6 +27,8 @@ pub struct Phone {
     pub created_at: Timestamp,
     /// Last request from the phone.
     pub last_seen_at: Option<Timestamp>,
+    /// When its unpairing was requested (the unpair job is deleting its Entra passkey).
+    pub unpairing_at: Option<Timestamp>,
 }
 
 /// Input for [`Phones::create`].
@@ -59,13 +61,15 @@ fn decode_phone(row: &AnyRow) -> Result<Phone> {
         os: text(row, "os")?,
         created_at: ts(row, "created_at")?,
         last_seen_at: opt_ts(row, "last_seen_at")?,
+        unpairing_at: opt_ts(row, "unpairing_at")?,
     })
 }
 
 macro_rules! phone_select {
     ($tail:literal) => {
         concat!(
-            "SELECT id, user_id, device_key, name, model, os, created_at, last_seen_at FROM phones ",
+            "SELECT id, user_id, device_key, name, model, os, created_at, last_seen_at, unpairing_at \
+             FROM phones ",
             $tail
         )
     };
@@ -101,6 +105,7 @@ impl Phones<'_> {
             os: new.os,
             created_at: now,
             last_seen_at: None,
+            unpairing_at: None,
         })
     }
 
@@ -147,6 +152,19 @@ impl Phones<'_> {
             .bind(id)
             .execute(&mut *conn)
             .await?;
+        one(done.rows_affected(), "phone", id)
+    }
+
+    /// Records that the phone's unpairing was requested (the first request's instant is kept).
+    pub async fn mark_unpairing(&mut self, id: &str, at: Timestamp) -> Result<()> {
+        let mut conn = self.db.conn().await?;
+        let done = sqlx::query(
+            "UPDATE phones SET unpairing_at = COALESCE(unpairing_at, $1) WHERE id = $2",
+        )
+        .bind(at.unix_millis())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
         one(done.rows_affected(), "phone", id)
     }
 

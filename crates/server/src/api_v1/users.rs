@@ -6,7 +6,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use keybridge_core::UserState;
 use keybridge_store::{Timestamp, User, UserCursor, UserQuery, UserSort};
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,7 @@ pub fn router() -> Router<App> {
             "/users/{id}/invites",
             post(invite).get(list_invites).delete(revoke_invite),
         )
+        .route("/users/{id}/phones/{phone_id}", delete(unpair_phone))
 }
 
 /// Largest page.
@@ -310,6 +311,20 @@ async fn delete_user(
 ) -> ApiResult<(StatusCode, Json<DeletionQueued>)> {
     let job_id =
         crate::services::user_delete::request(&app, &id, &body.confirm, &auth.actor(), &meta)
+            .await?;
+    Ok((StatusCode::ACCEPTED, Json(DeletionQueued { job_id })))
+}
+
+/// `DELETE /api/v1/users/{id}/phones/{phone_id}`: an admin unpairs one of the user's phones.
+/// A job deletes the phone's passkey from Entra, then the phone (202 with the job).
+async fn unpair_phone(
+    State(app): State<App>,
+    auth: AdminAuth<HelpdeskOrAdmin>,
+    meta: RequestMeta,
+    Path((id, phone_id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<DeletionQueued>)> {
+    let job_id =
+        crate::services::unpair::request_by_admin(&app, &id, &phone_id, &auth.actor(), &meta)
             .await?;
     Ok((StatusCode::ACCEPTED, Json(DeletionQueued { job_id })))
 }

@@ -5,21 +5,20 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use keybridge_core::{Command, StoredUserFacts, UserFacts, apply};
+use axum::response::{IntoResponse, Response};
 use keybridge_device_protocol::{
     Answer, InboxItem, InboxPage, InboxRequest, ProtocolVersion, RequestAnswer,
 };
-use keybridge_store::{Channel, CredentialStatus, NewAuditEvent, StoreError, Timestamp};
-use serde::Deserialize;
+use keybridge_store::{Channel, NewAuditEvent, StoreError, Timestamp};
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::auth::RequestMeta;
 use crate::device_v1::auth::DeviceAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
-use crate::jobs;
-use crate::services::facts::{has_open_invite, user_facts};
 use crate::services::provisioning;
+use crate::services::unpair::{self, Unpairing};
 
 /// The longest a poll is held.
 pub const MAX_WAIT_SECONDS: u64 = 30;
@@ -98,6 +97,13 @@ pub async fn answer(
     meta: RequestMeta,
     auth: DeviceAuth,
 ) -> ApiResult<StatusCode> {
+    if auth.phone.unpairing_at.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "unpairing",
+            "this phone is being unpaired: keybridge takes no more answers from it",
+        ));
+    }
     let answer: RequestAnswer = serde_json::from_slice(&auth.body).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -184,85 +190,29 @@ pub async fn answer(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE /device/v1/device`: the phone unpairs itself. The user returns to Pending with
-/// "This user unpaired from keybridge." when it was their last phone.
+/// The answer to an unpairing that runs as a job.
+#[derive(Debug, Serialize)]
+pub struct UnpairQueued {
+    /// The job deleting the phone's passkey from Entra and then the phone.
+    pub job_id: String,
+}
+
+/// `DELETE /device/v1/device`: the phone unpairs itself. Without a passkey recorded it is
+/// removed at once (204); with one, a job deletes the passkey from Entra first (202 with the
+/// job). The user returns to Pending with "This user unpaired from keybridge." when it was
+/// their last phone.
 pub async fn unpair(
     State(app): State<App>,
     meta: RequestMeta,
     auth: DeviceAuth,
-) -> ApiResult<StatusCode> {
-    let store = app.store();
-    let phone = &auth.phone;
-    let user = store.users().get(&phone.user_id).await?;
-    let live_passkeys: Vec<_> = store
-        .credentials()
-        .list_for_phone(&phone.id)
-        .await?
-        .into_iter()
-        .filter(|c| {
-            matches!(
-                c.status,
-                CredentialStatus::Registered | CredentialStatus::Created
-            )
-        })
-        .collect();
-    if !live_passkeys.is_empty() {
-        // Deleting a phone removes its credential rows; the Entra passkey must go first, which
-        // the provisioning step's job does. Refuse rather than leave a passkey behind in Entra.
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "passkey_in_entra",
-            "this phone's passkey is registered in Microsoft Entra: ask your administrator to \
-             delete the device in the console, which removes the passkey from Entra too",
-        ));
-    }
-    let now = Timestamp::now();
-    let invited = has_open_invite(store, &user.id, now).await?;
-    let phones = store.phones().list_for_user(&user.id).await?;
-    let facts = UserFacts::from_stored(StoredUserFacts {
-        state: user.state,
-        unpaired: user.unpaired,
-        entra_status: user.entra_status,
-        invited: invited && phones.is_empty(),
-        paired_phones: u32::try_from(phones.len()).unwrap_or(u32::MAX),
-        entra_passkeys: 0,
-    })
-    .ok()
-    .or_else(|| user_facts(&user, invited))
-    .ok_or_else(|| ApiError::internal(format!("user {} has inconsistent stored facts", user.id)))?;
-    let transition = apply(
-        &facts,
-        Command::UnpairPhone {
-            had_entra_passkey: false,
+) -> ApiResult<Response> {
+    let actor = format!("phone:{}", auth.phone.id);
+    Ok(
+        match unpair::request(&app, &auth.phone, &actor, &meta, false).await? {
+            Unpairing::Done => StatusCode::NO_CONTENT.into_response(),
+            Unpairing::Queued { job_id } => {
+                (StatusCode::ACCEPTED, Json(UnpairQueued { job_id })).into_response()
+            }
         },
     )
-    .map_err(|e| ApiError::new(StatusCode::CONFLICT, "not_allowed", e.to_string()))?;
-    let next = &transition.facts;
-
-    let mut tx = store.begin().await?;
-    tx.phones().delete(&phone.id).await?;
-    tx.users()
-        .set_state(&user.id, next.state(), next.is_unpaired())
-        .await?;
-    tx.audit()
-        .append(
-            meta.stamp(
-                NewAuditEvent::new(format!("phone:{}", phone.id), "device.unpair")
-                    .target(format!("user:{}", user.id))
-                    .details(serde_json::json!({
-                        "phone_id": phone.id,
-                        "name": phone.name,
-                        "state": next.state().as_str(),
-                        "warning": next.warning(),
-                    })),
-            ),
-        )
-        .await?;
-    if !transition.groups_to_add.is_empty() || !transition.groups_to_remove.is_empty() {
-        tx.jobs()
-            .enqueue(app.attempts(jobs::group_sync(&user.integration_id)))
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
 }

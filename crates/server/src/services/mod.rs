@@ -10,11 +10,12 @@ pub mod invites;
 pub mod preflight;
 pub mod provisioning;
 pub mod status_check;
+pub mod unpair;
 pub mod user_delete;
 pub mod user_devices;
 
 use keybridge_graph::GraphClient;
-use keybridge_store::{Integration, JobContext, JobError};
+use keybridge_store::{Credential, Integration, JobContext, JobError};
 
 use crate::app::App;
 use crate::jobs::{graph_failure, store_failure};
@@ -37,4 +38,14 @@ pub(crate) async fn job_integration(
         .for_integration(&integration)
         .map_err(graph_failure)?;
     Ok((integration, client))
+}
+
+/// Whether Entra's FIDO2 method `method_id` is `credential`: the id Entra gave it, or
+/// base64url(credential id) with at most one padding digit (how Entra names methods, so a
+/// passkey whose registration answer was lost is recognised too).
+pub(crate) fn is_method_of(credential: &Credential, method_id: &str) -> bool {
+    credential.entra_method_id.as_deref() == Some(method_id)
+        || method_id
+            .strip_prefix(credential.credential_id.as_str())
+            .is_some_and(|rest| rest.len() <= 1)
 }

@@ -165,7 +165,7 @@ pub async fn run_provision_user(app: &App, ctx: &JobContext) -> Result<(), JobEr
     let Some(phone) = found(store.phones().get(&phone_id).await)? else {
         return Ok(());
     };
-    if user.state != UserState::PairedWithKeybridge {
+    if user.state != UserState::PairedWithKeybridge || phone.unpairing_at.is_some() {
         return Ok(());
     }
     let (integration, client) = job_integration(app, ctx, &user.integration_id).await?;
@@ -426,6 +426,11 @@ async fn ask_phone(
     Ok(())
 }
 
+/// Whether the phone is gone or being unpaired.
+async fn unpaired_meanwhile(store: &Store, phone_id: &str) -> Result<bool, JobError> {
+    Ok(found(store.phones().get(phone_id).await)?.is_none_or(|p| p.unpairing_at.is_some()))
+}
+
 /// Records a per-user failure reason and audits it.
 async fn record_failure(
     store: &Store,
@@ -560,6 +565,10 @@ async fn register(
     let Some(phone) = found(store.phones().get(phone_id).await)? else {
         return Ok(());
     };
+    if phone.unpairing_at.is_some() {
+        // Being unpaired: nothing is registered for it any more.
+        return Ok(());
+    }
     let display_name = format!("keybridge - {}", phone.name);
     // Recorded before the POST: after a crash the row names the credential to look for.
     let row = match store
@@ -599,6 +608,28 @@ async fn register(
                 .await
             {
                 Ok(created) => {
+                    if unpaired_meanwhile(store, &phone.id).await? {
+                        // The phone's unpairing began while Entra registered the passkey:
+                        // nobody will hold it, so it goes again (the unpair job may already
+                        // have read the user's methods without it).
+                        match client
+                            .delete_fido2_method(&user.entra_object_id, &created.id)
+                            .await
+                        {
+                            Ok(()) | Err(keybridge_graph::GraphError::NotFound(_)) => {}
+                            Err(e) => return Err(graph_failure(e)),
+                        }
+                        match store
+                            .credentials()
+                            .mark_removed(&row.id, Timestamp::now())
+                            .await
+                        {
+                            Ok(()) => {}
+                            Err(e) if e.is_not_found() => {}
+                            Err(e) => return Err(store_failure(e)),
+                        }
+                        return Ok(());
+                    }
                     store
                         .credentials()
                         .mark_registered(&row.id, &created.id, Timestamp::now())

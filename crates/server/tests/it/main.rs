@@ -14,3 +14,4 @@ mod interop;
 mod provisioning;
 mod support;
 mod tokens;
+mod unpair;

@@ -27,13 +27,13 @@ use uuid::Uuid;
 
 use crate::support::{self, Harness};
 
-struct Phone {
-    key: IdentityKey,
-    device_id: Uuid,
-    account: Account,
+pub(crate) struct Phone {
+    pub(crate) key: IdentityKey,
+    pub(crate) device_id: Uuid,
+    pub(crate) account: Account,
 }
 
-async fn signed(
+pub(crate) async fn signed(
     h: &Harness,
     phone: &Phone,
     method: Method,
@@ -70,7 +70,7 @@ async fn signed(
 }
 
 /// Creates the integration and waits for its first sync; returns its id.
-async fn integration(h: &Harness) -> String {
+pub(crate) async fn integration(h: &Harness) -> String {
     let (status, created) = h
         .call(
             Method::POST,
@@ -90,7 +90,7 @@ async fn integration(h: &Harness) -> String {
 }
 
 /// Invites the user and pairs a phone through the QR payload, as `keybridge device pair` does.
-async fn pair(h: &Harness, user_id: &str) -> Phone {
+pub(crate) async fn pair(h: &Harness, user_id: &str) -> Phone {
     let (status, invited) = h
         .call(
             Method::POST,
@@ -144,7 +144,7 @@ async fn pair(h: &Harness, user_id: &str) -> Phone {
     }
 }
 
-async fn user_view(h: &Harness, user_id: &str) -> Value {
+pub(crate) async fn user_view(h: &Harness, user_id: &str) -> Value {
     let (status, user) = h
         .call(Method::GET, &format!("/api/v1/users/{user_id}"), None)
         .await;
@@ -152,7 +152,7 @@ async fn user_view(h: &Harness, user_id: &str) -> Value {
     user
 }
 
-async fn inbox(h: &Harness, phone: &Phone, wait: u64) -> Vec<InboxRequest> {
+pub(crate) async fn inbox(h: &Harness, phone: &Phone, wait: u64) -> Vec<InboxRequest> {
     let path = format!("/device/v1/inbox?wait={wait}");
     let (status, page) = signed(h, phone, Method::GET, &path, b"").await;
     assert_eq!(status, 200, "{page}");
@@ -161,7 +161,7 @@ async fn inbox(h: &Harness, phone: &Phone, wait: u64) -> Vec<InboxRequest> {
 }
 
 /// The phone's one provisioning request, waiting for it to arrive.
-async fn provisioning_request(h: &Harness, phone: &Phone) -> ProvisionPasskey {
+pub(crate) async fn provisioning_request(h: &Harness, phone: &Phone) -> ProvisionPasskey {
     for _ in 0..3 {
         let mut requests = inbox(h, phone, 10).await;
         if let Some(InboxRequest::ProvisionPasskey(request)) = requests.pop() {
@@ -173,7 +173,7 @@ async fn provisioning_request(h: &Harness, phone: &Phone) -> ProvisionPasskey {
 }
 
 /// What keybridge's phone app does with the request: check it, make the passkey.
-fn make_passkey(phone: &Phone, request: &ProvisionPasskey) -> Value {
+pub(crate) fn make_passkey(phone: &Phone, request: &ProvisionPasskey) -> Value {
     check_provision_request(request, &phone.account, OffsetDateTime::now_utc())
         .expect("the request passes the phone's checks");
     let options = CreationOptions::from_json(&request.creation_options.to_string())
@@ -203,7 +203,7 @@ fn make_passkey(phone: &Phone, request: &ProvisionPasskey) -> Value {
         .to_json()
 }
 
-async fn answer(h: &Harness, phone: &Phone, request_id: Uuid, answer: Answer) {
+pub(crate) async fn answer(h: &Harness, phone: &Phone, request_id: Uuid, answer: Answer) {
     let body = serde_json::to_vec(&RequestAnswer::new(request_id, answer)).expect("JSON");
     let path = format!("/device/v1/requests/{request_id}");
     let (status, reply) = signed(h, phone, Method::POST, &path, &body).await;
@@ -211,7 +211,11 @@ async fn answer(h: &Harness, phone: &Phone, request_id: Uuid, answer: Answer) {
 }
 
 /// Polls the user until `done` holds (30 s at most).
-async fn wait_for_user(h: &Harness, user_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_for_user(
+    h: &Harness,
+    user_id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let mut user = user_view(h, user_id).await;
     for _ in 0..300 {
         if done(&user) {

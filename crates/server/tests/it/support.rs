@@ -107,7 +107,23 @@ pub async fn start_reachable(backend: Backend) -> Harness {
     start_with(backend, true).await
 }
 
+/// [`start_reachable`] with the server's options changed by `tweak` first.
+pub async fn start_reachable_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut ServerOptions),
+) -> Harness {
+    start_tweaked(backend, true, tweak).await
+}
+
 async fn start_with(backend: Backend, reachable: bool) -> Harness {
+    start_tweaked(backend, reachable, |_| {}).await
+}
+
+async fn start_tweaked(
+    backend: Backend,
+    reachable: bool,
+    tweak: impl FnOnce(&mut ServerOptions),
+) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let sim = EntraSim::start(SimConfig::new(dir.path().join("sim")))
         .await
@@ -120,6 +136,7 @@ async fn start_with(backend: Backend, reachable: bool) -> Harness {
     std::fs::write(&client, CLIENT_STAND_IN).expect("stand-in client");
     let mut server_options = options(&sim);
     server_options.desktop_client_binary = Some(client);
+    tweak(&mut server_options);
     let mut server_config = config(&server_dir, db.url());
     if reachable {
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))
