@@ -89,7 +89,8 @@ pub use presence::{Approval, ApprovalRequest, Ceremony, Declined, PinUnlocked, U
 pub use store::{
     Account, AccountSummary, AttestationIdentity, AttestationSource, CredProtect, CredentialStore,
     FileStore, HmacSecret, KdfParams, LOCK_FILE_NAME, MAX_ANSWERED_REQUESTS, MIN_PIN_LEN,
-    MemoryStore, STORE_FILE_NAME, ServerPairing, StoredCredential,
+    MemoryStore, STORE_FILE_NAME, ServerPairing, StoredCredential, WorkstationPairing,
+    write_atomically,
 };
 
 /// keybridge's AAGUID, the same on every keybridge device.

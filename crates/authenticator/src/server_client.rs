@@ -286,11 +286,33 @@ impl ServerClient {
         path_and_query: &str,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, ClientError> {
-        let signed_path = format!("{}{path_and_query}", self.server.base_path());
-        let headers = SignedHeaders::sign(
+        self.signed_as(
             SignerKind::Device,
             identity.device_id,
             &identity.key,
+            method,
+            path_and_query,
+            body,
+        )
+        .await
+    }
+
+    /// Sends a request signed by `kind` `signer_id` with `key` (a phone's device key, or a
+    /// workstation's key for `/workstation/v1`); returns the answer's body.
+    pub async fn signed_as(
+        &self,
+        kind: SignerKind,
+        signer_id: Uuid,
+        key: &IdentityKey,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let signed_path = format!("{}{path_and_query}", self.server.base_path());
+        let headers = SignedHeaders::sign(
+            kind,
+            signer_id,
+            key,
             &RequestTarget {
                 method: method.as_str(),
                 path_and_query: &signed_path,
@@ -309,6 +331,20 @@ impl ServerClient {
             request = request.header("content-type", "application/json");
         }
         let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        self.read(response).await
+    }
+
+    /// Sends an unsigned JSON `POST` (an enrolment, whose body carries its own proof); returns
+    /// the answer's body.
+    pub async fn post_unsigned(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        let response = self
+            .http
+            .post(self.server.endpoint(path))
+            .header("content-type", "application/json")
             .body(body)
             .send()
             .await

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{admin, attestation, config, device, entra_sim, sandbox, serve};
+use crate::commands::{admin, attestation, config, device, entra_sim, sandbox, serve, workstation};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -13,7 +13,7 @@ Exit codes:
      check, a job that waited for failed or was cancelled)
   2  error: bad arguments, unreadable configuration, unreachable database or server, a request
      the API refused (its message, code and request id are printed), ...
-  3  the command is not available in this version of keybridge
+  4-9  `keybridge workstation` sign-in outcomes (see `keybridge workstation --help`)
 
 Configuration comes from --config FILE (or KEYBRIDGE_CONFIG) and KEYBRIDGE_* environment
 variables; `keybridge config settings` lists them all. With neither, keybridge keeps its
@@ -45,7 +45,7 @@ pub enum Command {
     /// The phone: a device-bound FIDO2 authenticator with its own key store.
     Device(device::DeviceArgs),
     /// The workstation client: pair with a phone and sign in through it.
-    Workstation,
+    Workstation(workstation::WorkstationArgs),
     /// Administer keybridge: over the admin API (integrations, users, jobs, tokens, audit), or
     /// locally on the server (audit verify, secrets, database, the first API token).
     #[command(subcommand)]

@@ -72,10 +72,13 @@ pub fn terminal_safe(text: &str) -> String {
     text.chars().map(terminal_safe_char).collect()
 }
 
+/// Bidirectional overrides and isolates, which can make text read differently from what it is.
+pub(crate) fn is_bidi_control(ch: char) -> bool {
+    matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 fn terminal_safe_char(ch: char) -> char {
-    // Bidirectional overrides can make text read differently from what it is.
-    let is_bidi_control = matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    if ch.is_control() || is_bidi_control {
+    if ch.is_control() || is_bidi_control(ch) {
         '\u{FFFD}'
     } else {
         ch

@@ -163,7 +163,7 @@ pub enum PairingReference {
 }
 
 impl PairingReference {
-    fn canonical(&self) -> String {
+    pub(crate) fn canonical(&self) -> String {
         match self {
             PairingReference::Id(id) => format!("id:{}", id.hyphenated()),
             PairingReference::Code(code) => format!("code:{code}"),
@@ -189,7 +189,7 @@ pub fn enrolment_message(
     )
 }
 
-fn proof_mac(key: &PairingKey, message: &str) -> Hmac<Sha256> {
+pub(crate) fn proof_mac(key: &PairingKey, message: &str) -> Hmac<Sha256> {
     // HMAC takes keys of any length, so this cannot fail.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));

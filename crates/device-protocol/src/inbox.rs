@@ -601,6 +601,13 @@ impl SignInBinding {
         })
     }
 
+    /// Whether the binding covers `challenge` (the base64url challenge of the request options),
+    /// compared in constant time.
+    pub fn covers_challenge(&self, challenge: &str) -> bool {
+        challenge_digest(challenge)
+            .is_some_and(|digest| bool::from(self.challenge_sha256.ct_eq(&digest)))
+    }
+
     /// The canonical message the signature covers.
     pub fn message(&self) -> String {
         binding_message(

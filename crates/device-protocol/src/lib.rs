@@ -23,6 +23,9 @@
 //!   [`RequestAnswer`] / [`Answer`], [`SignInBinding`], and the phone's checks
 //!   [`check_provision_request`] and [`check_sign_in_request`];
 //! - [`pin`]: [`TlsPin`], SHA-256 of the server certificate's SubjectPublicKeyInfo;
+//! - [`workstation`]: the workstation's install-token exchange ([`WorkstationEnrolment`]), its
+//!   pairing code ([`WorkstationPairingPayload`]) and the phone's proof ([`PairWorkstation`]),
+//!   and the sign-in status it waits for ([`SignInStatus`]);
 //! - [`keys`]: [`IdentityKey`] / [`IdentityPublicKey`] / [`Signature`] (P-256 ECDSA).
 //!
 //! ```
@@ -70,6 +73,7 @@ pub mod keys;
 pub mod pairing;
 pub mod pin;
 pub mod signed_request;
+pub mod workstation;
 
 pub use account::Account;
 pub use encoding::{ProtocolVersion, display_safe, terminal_safe};
@@ -94,4 +98,11 @@ pub use signed_request::{
     NONCE_HEADER, Nonce, NonceEntry, ReplayCache, ReplayCacheError, RequestAuthError,
     RequestTarget, RequestVerifier, SIGNATURE_HEADER, SignatureVerified, SignedHeaders, SignerKind,
     TIMESTAMP_HEADER, WORKSTATION_ID_HEADER, body_digest, canonical_request,
+};
+pub use workstation::{
+    AccountProof, MAX_COMPUTER_NAME_CHARS, PairWorkstation, PairedWorkstation, RecoveryPinEscrow,
+    SignInAccepted, SignInOutcome, SignInStatus, WORKSTATION_PAIRING_PREFIX, WorkstationAccount,
+    WorkstationEnrolled, WorkstationEnrolment, WorkstationError, WorkstationPairingPayload,
+    WorkstationPairingSession, WorkstationPairingStart, WorkstationState, check_computer_name,
+    workstation_enrolment_message, workstation_pairing_message,
 };

@@ -45,6 +45,7 @@ pub mod router;
 pub mod server;
 pub mod services;
 pub mod tls;
+pub mod workstation_v1;
 
 pub use api_v1::tokens::{BootstrapError, create_token_locally, parse_role};
 pub use app::{App, GraphFactory, GraphSettings};

@@ -37,6 +37,10 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/users/{id}/invites"),
     ("delete", "/api/v1/users/{id}/invites"),
     ("delete", "/api/v1/users/{id}/phones/{phone_id}"),
+    ("get", "/api/v1/users/{id}/phones"),
+    ("get", "/api/v1/workstations/{id}"),
+    ("delete", "/api/v1/workstations/{id}"),
+    ("get", "/api/v1/workstations/{id}/recovery-pin"),
 ];
 
 fn op(summary: &str, role: Option<&str>, body: Option<&str>, ok: (&str, Option<&str>)) -> Value {
@@ -127,6 +131,25 @@ pub fn document() -> Value {
         "/api/v1/users/{id}/phones/{phone_id}": {
             "delete": op("Unpair one of the user's phones: a job deletes its passkey from Entra, then the phone; the user's last phone gone, the user is Pending with \"This user unpaired from keybridge.\"", Some("admin or helpdesk"), None, ("202", Some("SyncQueued"))),
         },
+        "/api/v1/users/{id}/phones": {
+            "get": op("The user's phones, each with its workstations and a warning when the phone holds several accounts", Some("any"), None, ("200", Some("PhoneList"))),
+        },
+        "/api/v1/workstations/{id}": {
+            "get": op("One workstation", Some("any"), None, ("200", Some("Workstation"))),
+            "delete": op("Revoke the workstation: it can no longer sign in", Some("admin or helpdesk"), None, ("204", None)),
+        },
+        "/api/v1/workstations/{id}/recovery-pin": {
+            "get": {
+                "summary": "Reveal a user's escrowed recovery PIN for the workstation (audited)",
+                "description": "Role: admin. Query: user_id (required).",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "user_id", "in": "query", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "success", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RecoveryPin"}}}},
+                    "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}},
+                },
+            },
+        },
     });
     if let Some(map) = paths.as_object_mut() {
         for (path, item) in map.iter_mut() {
@@ -153,6 +176,17 @@ pub fn document() -> Value {
         "AuditPage": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
             "seq": {"type": "integer"}, "at": string, "actor": string, "action": string, "target": opt_string,
             "source_addr": opt_string, "request_id": opt_string, "details": {}, "hash": string}}}, "next": {"type": ["integer", "null"]}}},
+        "Workstation": {"type": "object", "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string", "enum": ["active", "revoked"]},
+            "created_at": {"type": "string"}, "paired_at": {"type": ["string", "null"]}, "revoked_at": {"type": ["string", "null"]},
+            "last_seen_at": {"type": ["string", "null"]}, "phone_ids": {"type": "array", "items": {"type": "string"}}}},
+        "Phone": {"type": "object", "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "model": {"type": "string"}, "os": {"type": "string"},
+            "created_at": {"type": "string"}, "last_seen_at": {"type": ["string", "null"]},
+            "other_accounts_on_device": {"type": "array", "items": {"type": "string"}}, "warning": {"type": ["string", "null"]},
+            "workstations": {"type": "array", "items": {"$ref": "#/components/schemas/Workstation"}}}},
+        "PhoneList": {"type": "array", "items": {"$ref": "#/components/schemas/Phone"}},
+        "RecoveryPin": {"type": "object", "properties": {"workstation_id": {"type": "string"}, "user_id": {"type": "string"}, "pin": {"type": "string"}}},
         "Invite": {"type": "object", "additionalProperties": false, "properties": {"expires_in_hours": {"type": "integer", "minimum": 1, "maximum": 720}}},
         "Invited": {"type": "object", "properties": {
             "invite": {"type": "object", "properties": {"id": string, "user_id": string, "expires_at": string}},

@@ -24,6 +24,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::health::router())
         .nest("/api/v1", crate::api_v1::router())
         .nest("/device/v1", crate::device_v1::router())
+        .nest("/workstation/v1", crate::workstation_v1::router())
         .merge(crate::device_v1::invite_router())
         .merge(crate::device_manager::router())
         .fallback(not_found)

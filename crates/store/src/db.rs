@@ -56,6 +56,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         postgres: include_str!("../migrations/postgres/0004_request_nonces.sql"),
     },
     EmbeddedMigration {
+        version: 6,
+        description: "workstation phones",
+        sqlite: include_str!("../migrations/sqlite/0006_workstation_phones.sql"),
+        postgres: include_str!("../migrations/postgres/0006_workstation_phones.sql"),
+    },
+    EmbeddedMigration {
         version: 7,
         description: "phone unpairing",
         sqlite: include_str!("../migrations/sqlite/0007_phone_unpairing.sql"),

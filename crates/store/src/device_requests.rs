@@ -290,7 +290,10 @@ impl DeviceRequests<'_> {
         .await?;
         drop(conn);
         if let Some(row) = row {
-            return decode(&row);
+            let answered = decode(&row)?;
+            crate::notify::notify_on(&mut self.db, crate::notify::Channel::DeviceAnswer, id)
+                .await?;
+            return Ok(answered);
         }
         let current = self.get(id).await?;
         let reason = if current.device_key != device_key {

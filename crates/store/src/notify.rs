@@ -1,4 +1,5 @@
-//! Wake-ups between server instances: a new job, a new request in a phone's inbox.
+//! Wake-ups between server instances: a new job, a new request in a phone's inbox, a phone's
+//! answer that a workstation waits for.
 //!
 //! On PostgreSQL this is `LISTEN`/`NOTIFY`, so an instance learns at once about work another
 //! instance created (a notification sent inside a transaction is delivered at commit). On
@@ -20,6 +21,8 @@ pub enum Channel {
     Jobs,
     /// A request was put in a device's inbox; the payload is the device key.
     DeviceInbox,
+    /// A device answered a request (or it was cancelled); the payload is the request id.
+    DeviceAnswer,
 }
 
 impl Channel {
@@ -28,6 +31,7 @@ impl Channel {
         match self {
             Channel::Jobs => "keybridge_jobs",
             Channel::DeviceInbox => "keybridge_device_inbox",
+            Channel::DeviceAnswer => "keybridge_device_answer",
         }
     }
 
@@ -35,6 +39,7 @@ impl Channel {
         match name {
             "keybridge_jobs" => Some(Channel::Jobs),
             "keybridge_device_inbox" => Some(Channel::DeviceInbox),
+            "keybridge_device_answer" => Some(Channel::DeviceAnswer),
             _ => None,
         }
     }

@@ -129,11 +129,12 @@ impl Workstations<'_> {
         row.as_ref().map(decode_workstation).transpose()
     }
 
-    /// Workstations paired with a phone.
+    /// Workstations paired with a phone pairing (as its first or a further account).
     pub async fn list_for_phone(&mut self, phone_id: &str) -> Result<Vec<Workstation>> {
         let mut conn = self.db.conn().await?;
         let rows = sqlx::query(workstation_select!(
-            "WHERE phone_id = $1 ORDER BY created_at, id"
+            "WHERE phone_id = $1 OR id IN (SELECT workstation_id FROM workstation_phones \
+             WHERE phone_id = $1) ORDER BY created_at, id"
         ))
         .bind(phone_id)
         .fetch_all(&mut *conn)
@@ -157,6 +158,54 @@ impl Workstations<'_> {
                 .execute(&mut *conn)
                 .await?;
         one(done.rows_affected(), "workstation", id)
+    }
+
+    /// Pairs the workstation with a phone pairing (one account); idempotent. The first one
+    /// paired is also [`Workstation::phone_id`].
+    pub async fn add_phone(&mut self, id: &str, phone_id: &str, at: Timestamp) -> Result<()> {
+        let mut conn = self.db.conn().await?;
+        sqlx::query(
+            "INSERT INTO workstation_phones (workstation_id, phone_id, paired_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (workstation_id, phone_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(phone_id)
+        .bind(at.unix_millis())
+        .execute(&mut *conn)
+        .await?;
+        let done = sqlx::query(
+            "UPDATE workstations SET phone_id = COALESCE(phone_id, $1), paired_at = COALESCE(paired_at, $2) WHERE id = $3",
+        )
+        .bind(phone_id)
+        .bind(at.unix_millis())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        one(done.rows_affected(), "workstation", id)
+    }
+
+    /// The phone pairings (accounts) the workstation is paired with, oldest first.
+    pub async fn phones(&mut self, id: &str) -> Result<Vec<String>> {
+        let mut conn = self.db.conn().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT phone_id FROM workstation_phones WHERE workstation_id = $1 \
+             ORDER BY paired_at, phone_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(ids)
+    }
+
+    /// Unpairs the workstation from every phone.
+    pub async fn clear_phones(&mut self, id: &str, at: Timestamp) -> Result<()> {
+        let mut conn = self.db.conn().await?;
+        sqlx::query("DELETE FROM workstation_phones WHERE workstation_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        drop(conn);
+        self.set_phone(id, None, at).await
     }
 
     /// Revokes the workstation: it can no longer sign in.

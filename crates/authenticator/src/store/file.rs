@@ -17,7 +17,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use super::format::{self, Header, KdfParams, OpenFailure, StoreKey};
 use super::{
     Account, AttestationIdentity, AttestationSource, CredProtect, CredentialStore, HmacSecret,
-    ServerPairing, StoredCredential, incremented,
+    ServerPairing, StoredCredential, WorkstationPairing, incremented,
 };
 use crate::encoding::{b64url, decode_lenient};
 use crate::error::StoreError;
@@ -49,6 +49,7 @@ pub struct FileStore {
     attestation: Option<AttestationIdentity>,
     credentials: Vec<StoredCredential>,
     pairings: Vec<ServerPairing>,
+    workstations: Vec<WorkstationPairing>,
     answered_requests: Vec<AnsweredRequest>,
     // Dropping the file releases the lock.
     _lock: File,
@@ -115,6 +116,7 @@ impl FileStore {
             attestation,
             credentials: Vec::new(),
             pairings: Vec::new(),
+            workstations: Vec::new(),
             answered_requests: Vec::new(),
             _lock: lock,
         };
@@ -168,6 +170,17 @@ impl FileStore {
                 reason: format!("the decrypted contents are unreadable ({error})"),
             })?;
         let answered_requests = contents.answered_requests.clone();
+        let workstations = contents
+            .workstations
+            .iter()
+            .map(|w| WorkstationPairing {
+                device_id: w.device_id.clone(),
+                workstation_id: w.workstation_id.clone(),
+                workstation_key: w.workstation_key.clone(),
+                computer_name: w.computer_name.clone(),
+                paired_at: w.paired_at,
+            })
+            .collect();
         let (attestation, credentials, pairings) =
             contents.restore().map_err(|reason| StoreError::Corrupt {
                 path: path.clone(),
@@ -182,6 +195,7 @@ impl FileStore {
             attestation,
             credentials,
             pairings,
+            workstations,
             answered_requests,
             _lock: lock,
         })
@@ -219,12 +233,53 @@ impl FileStore {
     /// returns `Ok(true)`); `Ok(false)` when there was none.
     pub fn remove_pairing(&mut self, device_id: &str) -> Result<bool, StoreError> {
         let previous = self.pairings.clone();
+        let previous_workstations = self.workstations.clone();
         self.pairings.retain(|p| p.device_id != device_id);
         if self.pairings.len() == previous.len() {
             return Ok(false);
         }
+        // A workstation paired through this account is no longer reachable either.
+        self.workstations.retain(|w| w.device_id != device_id);
         if let Err(error) = self.persist() {
             self.pairings = previous;
+            self.workstations = previous_workstations;
+            return Err(error);
+        }
+        Ok(true)
+    }
+
+    /// The workstations this device paired, oldest first.
+    pub fn workstations(&self) -> &[WorkstationPairing] {
+        &self.workstations
+    }
+
+    /// Records a paired workstation, on disk before this returns. One with the same workstation
+    /// id and device id replaces the old one.
+    pub fn add_workstation(&mut self, workstation: WorkstationPairing) -> Result<(), StoreError> {
+        let previous = self.workstations.clone();
+        self.workstations.retain(|w| {
+            !(w.workstation_id == workstation.workstation_id
+                && w.device_id == workstation.device_id)
+        });
+        self.workstations.push(workstation);
+        if let Err(error) = self.persist() {
+            self.workstations = previous;
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Forgets the workstation `workstation_id` for every account; `Ok(false)` when none was
+    /// paired.
+    pub fn remove_workstation(&mut self, workstation_id: &str) -> Result<bool, StoreError> {
+        let previous = self.workstations.clone();
+        self.workstations
+            .retain(|w| w.workstation_id != workstation_id);
+        if self.workstations.len() == previous.len() {
+            return Ok(false);
+        }
+        if let Err(error) = self.persist() {
+            self.workstations = previous;
             return Err(error);
         }
         Ok(true)
@@ -433,8 +488,10 @@ fn remove_stale_temp_files(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Temp file in the same directory, fsync, rename, fsync the directory.
-fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// Writes `bytes` to `target` (in `dir`) crash-safely with mode 0600: a temporary file in the
+/// same directory, fsync, rename over `target`, fsync the directory. A crash leaves the old or
+/// the new file, never a mix.
+pub fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use rand_core::RngCore as _;
     let mut suffix = [0u8; 8];
     rand_core::OsRng.fill_bytes(&mut suffix);
@@ -486,6 +543,18 @@ struct PersistedContents {
     /// Absent in version 1.
     #[serde(default)]
     answered_requests: Vec<AnsweredRequest>,
+    /// Absent in stores written before workstation pairing.
+    #[serde(default)]
+    workstations: Vec<PersistedWorkstation>,
+}
+
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct PersistedWorkstation {
+    device_id: String,
+    workstation_id: String,
+    workstation_key: String,
+    computer_name: String,
+    paired_at: i64,
 }
 
 /// A server request the device answered.
@@ -570,6 +639,17 @@ impl PersistedContents {
                 })
                 .collect(),
             answered_requests: store.answered_requests.clone(),
+            workstations: store
+                .workstations
+                .iter()
+                .map(|w| PersistedWorkstation {
+                    device_id: w.device_id.clone(),
+                    workstation_id: w.workstation_id.clone(),
+                    workstation_key: w.workstation_key.clone(),
+                    computer_name: w.computer_name.clone(),
+                    paired_at: w.paired_at,
+                })
+                .collect(),
             pairings: store
                 .pairings
                 .iter()

@@ -9,7 +9,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use file::{FileStore, LOCK_FILE_NAME, MAX_ANSWERED_REQUESTS, MIN_PIN_LEN, STORE_FILE_NAME};
+pub use file::{
+    FileStore, LOCK_FILE_NAME, MAX_ANSWERED_REQUESTS, MIN_PIN_LEN, STORE_FILE_NAME,
+    write_atomically,
+};
 pub use format::KdfParams;
 pub use memory::MemoryStore;
 
@@ -288,6 +291,22 @@ pub struct ServerPairing {
     /// The server's integration id.
     pub integration_id: String,
     /// When the pairing was made, Unix seconds.
+    pub paired_at: i64,
+}
+
+/// A workstation this device paired for one of its accounts (`keybridge device
+/// pair-workstation`): the key its sign-in bindings must be signed with. Public data only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkstationPairing {
+    /// The device id of the account's pairing ([`ServerPairing::device_id`]).
+    pub device_id: String,
+    /// The workstation's id.
+    pub workstation_id: String,
+    /// The workstation's public key (base64url SEC1), from its QR code.
+    pub workstation_key: String,
+    /// Its name.
+    pub computer_name: String,
+    /// When it was paired, Unix seconds.
     pub paired_at: i64,
 }
 

@@ -74,6 +74,40 @@ pub enum DeviceCommand {
     /// Unpair from the server: the server forgets this device and the user returns to
     /// Pending; the device key is deleted from the store.
     Unpair(UnpairArgs),
+    /// Pair a workstation: the QR payload `keybridge workstation pair` shows, or its code.
+    /// Prints the account's recovery PIN for that workstation.
+    PairWorkstation(PairWorkstationArgs),
+    /// Unpair a workstation this device paired.
+    UnpairWorkstation(UnpairWorkstationArgs),
+}
+
+/// `keybridge device pair-workstation`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["payload", "code"])))]
+pub struct PairWorkstationArgs {
+    /// Store location and PIN.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The workstation QR code's text, `keybridge:workstation?v=1&...`.
+    #[arg(value_name = "PAYLOAD")]
+    pub payload: Option<String>,
+    /// The 6-character code the workstation shows under its QR code.
+    #[arg(long, value_name = "CODE")]
+    pub code: Option<String>,
+    /// Which account pairs it, when this device is paired for several: its username.
+    #[arg(long, value_name = "UPN")]
+    pub account: Option<String>,
+}
+
+/// `keybridge device unpair-workstation`.
+#[derive(Debug, Args)]
+pub struct UnpairWorkstationArgs {
+    /// Store location and PIN.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The Workstation ID (`keybridge device info` lists them).
+    #[arg(value_name = "WORKSTATION_ID")]
+    pub workstation_id: String,
 }
 
 /// `keybridge device pair`.
@@ -119,11 +153,16 @@ pub struct InboxArgs {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=30))]
     pub wait: u64,
     /// Approve every request that passes the checks, without asking.
-    #[arg(long, conflicts_with = "deny_all")]
+    #[arg(long, visible_alias = "approve", conflicts_with = "deny_all")]
     pub approve_all: bool,
     /// Refuse every request, without asking.
-    #[arg(long)]
+    #[arg(long, visible_alias = "deny")]
     pub deny_all: bool,
+    /// For a sign-in that more than one passkey of the named account could answer: which one
+    /// signs (a credential id or user name from `keybridge device accounts`). Without it the
+    /// device asks on the terminal, or fails listing the passkeys.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
 }
 
 /// `keybridge device unpair`.
@@ -264,6 +303,14 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<ExitCode> {
         DeviceCommand::Unpair(args) => {
             let pin = read_pin(&args.store, false)?;
             super::device_server::unpair(&args, &pin)?
+        }
+        DeviceCommand::PairWorkstation(args) => {
+            let pin = read_pin(&args.store, false)?;
+            super::device_server::pair_workstation(&args, &pin)?
+        }
+        DeviceCommand::UnpairWorkstation(args) => {
+            let pin = read_pin(&args.store, false)?;
+            super::device_server::unpair_workstation(&args, &pin)?
         }
     };
     print!("{output}");
@@ -494,6 +541,14 @@ fn info(args: &InfoArgs, pin: &str) -> anyhow::Result<String> {
             terminal_safe(&pairing.upn),
             terminal_safe(&pairing.server_url),
             pairing.device_id
+        ));
+    }
+    for workstation in store.workstations() {
+        out.push_str(&format!(
+            "  workstation {} ({}) for device {}\n",
+            terminal_safe(&workstation.computer_name),
+            workstation.workstation_id,
+            workstation.device_id
         ));
     }
     Ok(out)

@@ -6,13 +6,15 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use anyhow::{Context as _, bail};
 use keybridge_authenticator::server_client::{DeviceIdentity, ServerClient};
 use keybridge_authenticator::{
-    AttestationPreference, Authenticator, CreationOptions, FileStore, MakeCredentialSettings,
-    ServerPairing,
+    AccountSelector, AccountSummary, AttestationPreference, Authenticator, AuthenticatorError,
+    CreationOptions, FileStore, MakeCredentialSettings, RequestOptions, ServerPairing,
+    WorkstationPairing,
 };
 use keybridge_device_protocol::{
-    Account, Answer, DeviceInfo, EnrolmentRequest, IdentityKey, InboxRequest, PairingPayload,
-    PairingReference, RefusalReason, RequestAnswer, ServerUrl, ShortCode, TlsPin,
-    check_provision_request, check_sign_in_request,
+    Account, AccountProof, Answer, ApproveSignIn, DeviceInfo, EnrolmentRequest, IdentityKey,
+    IdentityPublicKey, InboxRequest, PairWorkstation, PairedWorkstation, PairingPayload,
+    PairingReference, RecoveryPinEscrow, RefusalReason, RequestAnswer, ServerUrl, ShortCode,
+    TlsPin, WorkstationPairingPayload, check_provision_request, check_sign_in_request,
 };
 use rand_core::OsRng;
 use time::OffsetDateTime;
@@ -20,7 +22,10 @@ use uuid::Uuid;
 
 use keybridge_device_protocol::terminal_safe;
 
-use super::device::{InboxArgs, PairArgs, UnpairArgs, open_store, origin_policy};
+use super::device::{
+    InboxArgs, PairArgs, PairWorkstationArgs, UnpairArgs, UnpairWorkstationArgs, open_store,
+    origin_policy,
+};
 
 /// The origin a provisioning credential is made for: Entra's.
 const ENTRA_ORIGIN: &str = "https://login.microsoft.com";
@@ -83,6 +88,7 @@ pub fn pair(args: &PairArgs, store_pin: &str) -> anyhow::Result<String> {
 }
 
 struct Paired {
+    device_id: String,
     client: ServerClient,
     identity: DeviceIdentity,
     account: Account,
@@ -98,6 +104,7 @@ fn paired(pairing: &ServerPairing) -> anyhow::Result<Paired> {
     let server = ServerUrl::parse(&pairing.server_url).map_err(|_| broken("server URL"))?;
     let pin = TlsPin::parse(&pairing.tls_pin).map_err(|_| broken("TLS pin"))?;
     Ok(Paired {
+        device_id: pairing.device_id.clone(),
         client: ServerClient::pinned(server, pin)?,
         identity: DeviceIdentity {
             device_id: Uuid::try_parse(&pairing.device_id).map_err(|_| broken("device id"))?,
@@ -148,6 +155,7 @@ fn decide(args: &InboxArgs) -> anyhow::Result<Decision> {
 fn handle(
     args: &InboxArgs,
     store: &mut Option<FileStore>,
+    pairing_device_id: &str,
     account: &Account,
     request: &InboxRequest,
 ) -> anyhow::Result<(Answer, String)> {
@@ -210,22 +218,191 @@ fn handle(
             })
         }
         InboxRequest::ApproveSignIn(sign_in) => {
-            // Workstation pairing comes with the workstation client; until then no
-            // workstation key is known and the check refuses.
-            let error = match check_sign_in_request(sign_in, account, None, now) {
-                Err(error) => error,
-                Ok(()) => bail!("a sign-in passed the checks without a paired workstation"),
-            };
-            let message = error.to_string();
-            Ok((
-                Answer::Denied {
-                    reason: error.refusal_reason(),
-                    message: message.clone(),
-                },
-                format!("Denied a sign-in: {message}"),
-            ))
+            approve_sign_in(args, store, pairing_device_id, account, sign_in, now)
         }
     }
+}
+
+/// The key of the workstation `workstation_id` as this device paired it for `device_id`.
+fn paired_workstation_key(
+    store: &FileStore,
+    device_id: &str,
+    workstation_id: &str,
+) -> Option<IdentityPublicKey> {
+    store
+        .workstations()
+        .iter()
+        .find(|w| w.device_id == device_id && w.workstation_id == workstation_id)
+        .and_then(|w| IdentityPublicKey::parse(&w.workstation_key).ok())
+}
+
+fn denied(reason: RefusalReason, message: String, line: String) -> (Answer, String) {
+    (Answer::Denied { reason, message }, line)
+}
+
+/// Which passkey signs: the request names the account; among that account's passkeys the
+/// relying party allows, exactly one, the one `--account` names, or the user's choice. Never a
+/// silent pick (the trap of taking the last one added).
+pub(crate) fn choose_credential(
+    candidates: &[AccountSummary],
+    account_arg: Option<&str>,
+    interactive: bool,
+) -> anyhow::Result<AccountSelector> {
+    let narrowed: Vec<&AccountSummary> = match account_arg {
+        Some(text) => candidates
+            .iter()
+            .filter(|c| c.credential_id == text || c.user_name.eq_ignore_ascii_case(text))
+            .collect(),
+        None => candidates.iter().collect(),
+    };
+    let list = || {
+        candidates
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} ({}, created {})",
+                    c.credential_id,
+                    terminal_safe(&c.user_name),
+                    c.created_at
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match narrowed.as_slice() {
+        [one] => return Ok(AccountSelector::CredentialId(one.credential_id.clone())),
+        [] if account_arg.is_some() => bail!(
+            "--account matches none of the passkeys that could answer this sign-in: {}",
+            list()
+        ),
+        _ => {}
+    }
+    if !interactive {
+        bail!(
+            "several passkeys on this device could answer this sign-in and none was chosen: {}; \
+             run `keybridge device inbox` on a terminal to choose, or pass --account CREDENTIAL_ID",
+            list()
+        );
+    }
+    println!("Several passkeys could answer this sign-in:");
+    for (n, c) in narrowed.iter().enumerate() {
+        println!(
+            "  {}. {}  {}  tenant {}  created {}",
+            n + 1,
+            terminal_safe(&c.user_name),
+            c.credential_id,
+            terminal_safe(c.tenant.as_deref().unwrap_or("-")),
+            c.created_at
+        );
+    }
+    print!("Sign with (1-{}): ", narrowed.len());
+    std::io::stdout()
+        .flush()
+        .context("cannot write to the terminal")?;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the answer")?;
+    line.trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| narrowed.get(n.wrapping_sub(1)))
+        .map(|c| AccountSelector::CredentialId(c.credential_id.clone()))
+        .context("no passkey chosen; the request was left unanswered")
+}
+
+fn approve_sign_in(
+    args: &InboxArgs,
+    store: &mut Option<FileStore>,
+    device_id: &str,
+    account: &Account,
+    sign_in: &ApproveSignIn,
+    now: OffsetDateTime,
+) -> anyhow::Result<(Answer, String)> {
+    let opened = store
+        .as_ref()
+        .context("the key store is not open; run the command again")?;
+    let workstation_key = paired_workstation_key(
+        opened,
+        device_id,
+        &sign_in.workstation_id.hyphenated().to_string(),
+    );
+    if let Err(error) = check_sign_in_request(sign_in, account, workstation_key.as_ref(), now) {
+        let message = error.to_string();
+        return Ok(denied(
+            error.refusal_reason(),
+            message.clone(),
+            format!("Denied a sign-in: {message}"),
+        ));
+    }
+    println!("{}", sign_in.summary());
+    if matches!(decide(args)?, Decision::Deny) {
+        return Ok(denied(
+            RefusalReason::UserDeclined,
+            "The user declined on the phone.".to_owned(),
+            "Declined.".to_owned(),
+        ));
+    }
+    let options = RequestOptions::from_json(&sign_in.request_options.to_string());
+    let options = match options {
+        Ok(options) => options,
+        Err(error) => {
+            return Ok(denied(
+                RefusalReason::MalformedRequest,
+                error.to_string(),
+                format!("Denied a sign-in: {error}"),
+            ));
+        }
+    };
+    let taken = store
+        .take()
+        .context("the key store is not open; run the command again")?;
+    let presence = taken.user_verification();
+    let mut phone = Authenticator::new(taken, presence).with_origin_policy(origin_policy());
+    // Only the named account's passkeys; then, if several remain, a choice.
+    let by_account = AccountSelector::UserName(account.upn.clone());
+    let mut result = phone.get_assertion(&options, ENTRA_ORIGIN, Some(&by_account));
+    if let Err(AuthenticatorError::AmbiguousAccount { candidates, .. }) = &result {
+        let tenant = account.tenant_id.hyphenated().to_string();
+        let same_tenant: Vec<AccountSummary> = candidates
+            .iter()
+            .filter(|c| {
+                c.tenant
+                    .as_deref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case(&tenant))
+            })
+            .cloned()
+            .collect();
+        let interactive = !args.approve_all && std::io::stdin().is_terminal();
+        match choose_credential(&same_tenant, args.account.as_deref(), interactive) {
+            Ok(selector) => {
+                result = phone.get_assertion(&options, ENTRA_ORIGIN, Some(&selector));
+            }
+            Err(error) => {
+                *store = Some(phone.into_store());
+                return Err(error);
+            }
+        }
+    }
+    *store = Some(phone.into_store());
+    Ok(match result {
+        Ok(assertion) => (
+            Answer::Approved {
+                assertion: assertion.to_json(),
+            },
+            format!(
+                "Approved: signed in as {} on {}.",
+                terminal_safe(&account.upn),
+                keybridge_device_protocol::display_safe(&sign_in.computer_name, 60)
+            ),
+        ),
+        Err(error) => denied(
+            RefusalReason::AuthenticatorFailed,
+            error.to_string(),
+            format!("Could not sign: {error}"),
+        ),
+    })
 }
 
 /// Polls the inbox of every pairing and answers what arrives.
@@ -261,7 +438,13 @@ pub fn inbox(args: &InboxArgs, store_pin: &str) -> anyhow::Result<String> {
                     skipped_any = true;
                     continue;
                 }
-                let (answer, line) = handle(args, &mut store, &pairing.account, &item.request)?;
+                let (answer, line) = handle(
+                    args,
+                    &mut store,
+                    &pairing.device_id,
+                    &pairing.account,
+                    &item.request,
+                )?;
                 store
                     .as_mut()
                     .context("the key store is not open; run the command again")?
@@ -316,5 +499,232 @@ pub fn unpair(args: &UnpairArgs, store_pin: &str) -> anyhow::Result<String> {
         "Unpaired {} from {}; the device key is deleted.\n",
         terminal_safe(&pairing.upn),
         pairing.server_url
+    ))
+}
+
+/// The pairing that acts: the one for `account`, or the only one (on `server` when known).
+fn choose_pairing<'a>(
+    pairings: &'a [ServerPairing],
+    server: Option<&ServerUrl>,
+    account: Option<&str>,
+) -> anyhow::Result<&'a ServerPairing> {
+    let chosen: Vec<&ServerPairing> = pairings
+        .iter()
+        .filter(|p| server.is_none_or(|s| ServerUrl::parse(&p.server_url).is_ok_and(|u| u == *s)))
+        .filter(|p| account.is_none_or(|upn| p.upn.eq_ignore_ascii_case(upn)))
+        .collect();
+    match chosen.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!(
+            "this device has no pairing{} for that server: pair the phone first (`keybridge device pair`)",
+            account.map(|a| format!(" for {a}")).unwrap_or_default()
+        ),
+        several => bail!(
+            "this device is paired for several accounts ({}): choose one with --account UPN",
+            several
+                .iter()
+                .map(|p| terminal_safe(&p.upn))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A new recovery PIN: 8 random digits (rejection sampling, no modulo bias).
+fn recovery_pin() -> String {
+    use rand_core::RngCore as _;
+    let mut pin = String::with_capacity(8);
+    while pin.len() < 8 {
+        let mut byte = [0u8; 1];
+        OsRng.fill_bytes(&mut byte);
+        if byte[0] < 250 {
+            pin.push(char::from(b'0' + byte[0] % 10));
+        }
+    }
+    pin
+}
+
+/// Pairs the workstation whose code was scanned or typed, for one of this device's accounts,
+/// and escrows a new recovery PIN for it.
+pub fn pair_workstation(args: &PairWorkstationArgs, store_pin: &str) -> anyhow::Result<String> {
+    let now = OffsetDateTime::now_utc();
+    let mut store = open_store(&args.store, store_pin)?;
+    let (reference, key, scanned, server) = match (&args.payload, &args.code) {
+        (Some(payload), _) => {
+            let payload = WorkstationPairingPayload::parse(payload.trim(), now)?;
+            (
+                PairingReference::Id(payload.pairing_id),
+                payload.secret.proof_key(),
+                Some((payload.workstation_id, payload.workstation_key)),
+                Some(payload.server_url),
+            )
+        }
+        (None, Some(code)) => {
+            let code = ShortCode::parse(code)?;
+            let key = code.proof_key();
+            (PairingReference::Code(code), key, None, None)
+        }
+        (None, None) => bail!("give the workstation's QR payload, or --code"),
+    };
+    let pairings = store.pairings().to_vec();
+    // With --account, that account only; without, every account this device holds on the
+    // server in the first account's organisation, so the workstation can sign in any of them.
+    let (pairing, further): (&ServerPairing, Vec<&ServerPairing>) = match &args.account {
+        Some(upn) => (
+            choose_pairing(&pairings, server.as_ref(), Some(upn))?,
+            Vec::new(),
+        ),
+        None => {
+            let on_server: Vec<&ServerPairing> = pairings
+                .iter()
+                .filter(|p| {
+                    server
+                        .as_ref()
+                        .is_none_or(|s| ServerUrl::parse(&p.server_url).is_ok_and(|u| u == *s))
+                })
+                .collect();
+            let Some(first) = on_server.first().copied() else {
+                bail!(
+                    "this device has no pairing with that server: pair the phone first (`keybridge device pair`)"
+                );
+            };
+            if server.is_none() && on_server.iter().any(|p| p.server_url != first.server_url) {
+                bail!(
+                    "this device is paired with several servers: choose the account with --account UPN"
+                );
+            }
+            let further = on_server
+                .into_iter()
+                .skip(1)
+                .filter(|p| p.integration_id == first.integration_id)
+                .collect();
+            (first, further)
+        }
+    };
+    let target = paired(pairing)?;
+    let mut request = PairWorkstation::build(reference.clone(), &key, target.identity.device_id);
+    for other in &further {
+        let other = paired(other)?;
+        request.accounts.push(AccountProof::sign(
+            &reference,
+            other.identity.device_id,
+            &other.identity.key,
+        ));
+    }
+    let body = serde_json::to_vec(&request)?;
+    let runtime = runtime()?;
+    let answer = runtime.block_on(target.client.signed(
+        &target.identity,
+        reqwest::Method::POST,
+        "/device/v1/workstations",
+        body,
+    ))?;
+    let paired_workstation: PairedWorkstation = serde_json::from_slice(&answer)
+        .context("the server's answer cannot be read; update keybridge")?;
+    let trust = match scanned {
+        Some((id, key)) => {
+            // The key comes from the workstation's own screen: the server may not swap it.
+            if paired_workstation.workstation_id != id || paired_workstation.workstation_key != key
+            {
+                let _ = runtime.block_on(target.client.signed(
+                    &target.identity,
+                    reqwest::Method::DELETE,
+                    &format!(
+                        "/device/v1/workstations/{}",
+                        paired_workstation.workstation_id
+                    ),
+                    Vec::new(),
+                ));
+                bail!(
+                    "the server answered with another workstation or key than the QR code shows; nothing was paired on this device"
+                );
+            }
+            "its key from the QR code"
+        }
+        None => "its key as the server reported it (typed code)",
+    };
+    let workstation_id = paired_workstation.workstation_id.hyphenated().to_string();
+    for account in std::iter::once(pairing).chain(further.iter().copied()) {
+        store.add_workstation(WorkstationPairing {
+            device_id: account.device_id.clone(),
+            workstation_id: workstation_id.clone(),
+            workstation_key: paired_workstation.workstation_key.to_base64url(),
+            computer_name: paired_workstation.computer_name.clone(),
+            paired_at: now.unix_timestamp(),
+        })?;
+    }
+    let pin = zeroize::Zeroizing::new(recovery_pin());
+    let escrow = serde_json::to_vec(&RecoveryPinEscrow {
+        v: keybridge_device_protocol::ProtocolVersion,
+        pin: pin.to_string(),
+    })?;
+    let recovery = match runtime.block_on(target.client.signed(
+        &target.identity,
+        reqwest::Method::POST,
+        &format!("/device/v1/workstations/{workstation_id}/recovery-pin"),
+        escrow,
+    )) {
+        Ok(_) => format!(
+            "Recovery PIN for {} on this computer: {} (for when the phone is not at hand; \
+             your administrator can reveal it too)\n",
+            terminal_safe(&pairing.upn),
+            pin.as_str()
+        ),
+        Err(error) => {
+            format!("The recovery PIN could not be escrowed ({error}); pair again to retry.\n")
+        }
+    };
+    let accounts: Vec<String> = std::iter::once(pairing)
+        .chain(further.iter().copied())
+        .map(|p| terminal_safe(&p.upn))
+        .collect();
+    Ok(format!(
+        "Paired workstation {} ({workstation_id}) for {}, with {trust}.\n{recovery}",
+        keybridge_device_protocol::display_safe(&paired_workstation.computer_name, 60),
+        accounts.join(", "),
+    ))
+}
+
+/// Unpairs a workstation on the server and forgets its key.
+pub fn unpair_workstation(args: &UnpairWorkstationArgs, store_pin: &str) -> anyhow::Result<String> {
+    let mut store = open_store(&args.store, store_pin)?;
+    let Some(entry) = store
+        .workstations()
+        .iter()
+        .find(|w| w.workstation_id.eq_ignore_ascii_case(&args.workstation_id))
+        .cloned()
+    else {
+        bail!(
+            "this device has not paired workstation {} (see `keybridge device info`)",
+            terminal_safe(&args.workstation_id)
+        );
+    };
+    let pairing = store
+        .pairings()
+        .iter()
+        .find(|p| p.device_id == entry.device_id)
+        .cloned()
+        .context(
+            "the workstation's account is no longer paired; nothing to unpair on the server",
+        )?;
+    let target = paired(&pairing)?;
+    match runtime()?.block_on(target.client.signed(
+        &target.identity,
+        reqwest::Method::DELETE,
+        &format!("/device/v1/workstations/{}", entry.workstation_id),
+        Vec::new(),
+    )) {
+        Ok(_) => {}
+        // Already unpaired from the other side: forget it here too.
+        Err(keybridge_authenticator::server_client::ClientError::Refused {
+            status: 404, ..
+        }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    store.remove_workstation(&entry.workstation_id)?;
+    Ok(format!(
+        "Unpaired workstation {} ({}).\n",
+        terminal_safe(&entry.computer_name),
+        entry.workstation_id
     ))
 }

@@ -12,6 +12,7 @@ pub mod entra_sim;
 pub mod sandbox;
 pub mod serve;
 pub mod token;
+pub mod workstation;
 
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
@@ -28,8 +29,6 @@ use crate::cli::{Cli, Command};
 pub const EXIT_FOUND_PROBLEM: u8 = 1;
 /// An error stopped the command.
 pub const EXIT_ERROR: u8 = 2;
-/// The command exists in the interface but is not available in this build.
-pub const EXIT_NOT_BUILT: u8 = 3;
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -38,10 +37,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args, config_file.as_deref()),
         Command::Sandbox(args) => sandbox::run(args, config_file.as_deref()),
         Command::EntraSim(args) => entra_sim::run(args),
-        Command::Workstation => Ok(not_built(
-            "workstation",
-            "the workstation client is not built yet",
-        )),
+        Command::Workstation(args) => workstation::run(args),
         Command::Device(args) => device::run(args),
         Command::Attestation(args) => attestation::run(args),
         Command::Admin(command) => admin::run(command, config_file.as_deref()),
@@ -127,13 +123,4 @@ pub async fn wait_for_stop_signal() -> anyhow::Result<()> {
         _ = terminate.recv() => {}
     }
     Ok(())
-}
-
-/// Says plainly that a command is not part of this build and exits non-zero.
-pub fn not_built(command: &str, what: &str) -> ExitCode {
-    eprintln!(
-        "keybridge {command}: not available in this version of keybridge ({what}).\n\
-         Run `keybridge --help` for the commands this build provides."
-    );
-    ExitCode::from(EXIT_NOT_BUILT)
 }

@@ -66,11 +66,17 @@ fn version_names_the_binary_and_the_crate_version() {
 }
 
 #[test]
-fn a_command_not_in_this_build_says_so_and_exits_3() {
-    let output = keybridge(&["workstation"]);
-    assert_eq!(output.status.code(), Some(3));
+fn workstation_without_enrolment_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = keybridge(&[
+        "workstation",
+        "--state",
+        dir.path().join("ws").to_str().unwrap(),
+        "status",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("not available in this version of keybridge"),
+        stderr(&output).contains("keybridge workstation enrol --config keybridge.json"),
         "{}",
         stderr(&output)
     );

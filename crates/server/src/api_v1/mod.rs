@@ -5,6 +5,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod tokens;
 pub mod users;
+pub mod workstations;
 
 use axum::Json;
 use axum::Router;
@@ -20,6 +21,7 @@ pub fn router() -> Router<App> {
         .merge(jobs::router())
         .merge(users::router())
         .merge(audit::router())
+        .merge(workstations::router())
         .route("/openapi.json", get(openapi))
 }
 

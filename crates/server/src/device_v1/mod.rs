@@ -8,7 +8,8 @@
 //! - [`auth`]: [`auth::DeviceAuth`], the signed-request extractor, and the store-backed
 //!   replay cache;
 //! - [`inbox`]: `GET /device/v1/inbox` (long poll), `POST /device/v1/requests/{id}`,
-//!   `DELETE /device/v1/device` (unpair).
+//!   `DELETE /device/v1/device` (unpair);
+//! - workstation pairing (`/device/v1/workstations`) lives in [`crate::workstation_v1::phone`].
 
 pub mod auth;
 pub mod inbox;
@@ -29,6 +30,15 @@ pub fn router() -> Router<App> {
         .route("/inbox", get(inbox::fetch))
         .route("/requests/{id}", post(inbox::answer))
         .route("/device", delete(inbox::unpair))
+        .route("/workstations", post(crate::workstation_v1::phone::pair))
+        .route(
+            "/workstations/{id}",
+            delete(crate::workstation_v1::phone::unpair),
+        )
+        .route(
+            "/workstations/{id}/recovery-pin",
+            post(crate::workstation_v1::phone::escrow_recovery_pin),
+        )
 }
 
 /// The Device Manager page's JSON, at the root (`/invite/{token}/pairing`).

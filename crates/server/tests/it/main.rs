@@ -15,3 +15,4 @@ mod provisioning;
 mod support;
 mod tokens;
 mod unpair;
+mod workstation;
