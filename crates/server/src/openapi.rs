@@ -348,6 +348,7 @@ mod route_tests {
             include_str!("api_v1/jobs.rs"),
             include_str!("api_v1/users.rs"),
             include_str!("api_v1/audit.rs"),
+            include_str!("api_v1/workstations.rs"),
         ] {
             routed.extend(routes_in(source, "/api/v1"));
         }

@@ -728,3 +728,56 @@ pub fn unpair_workstation(args: &UnpairWorkstationArgs, store_pin: &str) -> anyh
         entry.workstation_id
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(credential_id: &str, created_at: &str) -> AccountSummary {
+        AccountSummary {
+            credential_id: credential_id.into(),
+            rp_id: "login.microsoft.com".into(),
+            rp_name: "Microsoft".into(),
+            user_id: "dXNlcg".into(),
+            user_name: "ana@contoso.com".into(),
+            user_display_name: "Ana".into(),
+            tenant: None,
+            sign_count: 1,
+            cred_protect: 1,
+            hmac_secret: false,
+            created_at: created_at.into(),
+        }
+    }
+
+    #[test]
+    fn several_passkeys_are_never_picked_silently() {
+        let candidates = [
+            summary("b2xkZXI", "2026-11-01T10:00:00Z"),
+            summary("bmV3ZXI", "2026-11-20T10:00:00Z"),
+        ];
+        // Without a choice and without a terminal: a failure that lists both passkeys.
+        let error = choose_credential(&candidates, None, false)
+            .expect_err("ambiguous")
+            .to_string();
+        assert!(
+            error.contains("b2xkZXI") && error.contains("bmV3ZXI"),
+            "{error}"
+        );
+        assert!(error.contains("--account"), "{error}");
+        // --account names one of them: that one, whichever was added last.
+        assert_eq!(
+            choose_credential(&candidates, Some("b2xkZXI"), false).expect("chosen"),
+            AccountSelector::CredentialId("b2xkZXI".into())
+        );
+        // A name that matches none is refused, listing the candidates.
+        let error = choose_credential(&candidates, Some("Zm9v"), false)
+            .expect_err("no match")
+            .to_string();
+        assert!(error.contains("matches none"), "{error}");
+        // One candidate needs no choice.
+        assert_eq!(
+            choose_credential(&candidates[..1], None, false).expect("only one"),
+            AccountSelector::CredentialId("b2xkZXI".into())
+        );
+    }
+}

@@ -37,7 +37,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args, config_file.as_deref()),
         Command::Sandbox(args) => sandbox::run(args, config_file.as_deref()),
         Command::EntraSim(args) => entra_sim::run(args),
-        Command::Workstation(args) => workstation::run(args),
+        Command::Workstation(args) => workstation::run(args, config_file.as_deref()),
         Command::Device(args) => device::run(args),
         Command::Attestation(args) => attestation::run(args),
         Command::Admin(command) => admin::run(command, config_file.as_deref()),

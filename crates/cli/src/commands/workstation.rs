@@ -40,7 +40,8 @@ pub struct WorkstationArgs {
 /// `keybridge workstation` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum WorkstationCommand {
-    /// Exchange the install token of keybridge.json (once) for this workstation's registration.
+    /// Exchange the install token of keybridge.json (once) for this workstation's registration:
+    /// `keybridge workstation enrol --config keybridge.json`.
     Enrol(EnrolArgs),
     /// Show a QR code and a code for 60 s; scan it with `keybridge device pair-workstation`.
     Pair(PairArgs),
@@ -52,12 +53,10 @@ pub enum WorkstationCommand {
     Status,
 }
 
-/// `keybridge workstation enrol`.
+/// `keybridge workstation enrol --config keybridge.json`: the global `--config` names the
+/// keybridge.json from the desktop-client download.
 #[derive(Debug, Args)]
 pub struct EnrolArgs {
-    /// The keybridge.json from the desktop-client download.
-    #[arg(long = "config", value_name = "FILE")]
-    pub desktop_config: PathBuf,
     /// The computer name shown on the phone and in the console (default: this host's name).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -123,12 +122,15 @@ fn fail(error: &Error) -> ExitCode {
 }
 
 /// Runs `keybridge workstation`.
-pub fn run(args: WorkstationArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: WorkstationArgs,
+    config_file: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let dir = args.state.clone().unwrap_or_else(default_state_dir);
     let runtime = super::runtime()?;
     let result = runtime.block_on(async {
         match args.command {
-            WorkstationCommand::Enrol(enrol) => run_enrol(&dir, &enrol).await,
+            WorkstationCommand::Enrol(enrol) => run_enrol(&dir, config_file, &enrol).await,
             WorkstationCommand::Pair(pair) => run_pair(&dir, &pair).await,
             WorkstationCommand::SignIn(sign_in) => run_sign_in(&dir, &sign_in).await,
             WorkstationCommand::Unpair => {
@@ -146,8 +148,16 @@ pub fn run(args: WorkstationArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn run_enrol(dir: &std::path::Path, args: &EnrolArgs) -> Result<(), Error> {
-    let config = DesktopConfig::load(&args.desktop_config)?;
+async fn run_enrol(
+    dir: &std::path::Path,
+    config_file: Option<&std::path::Path>,
+    args: &EnrolArgs,
+) -> Result<(), Error> {
+    let path = config_file.ok_or_else(|| Error::Config {
+        reason: "no file given: pass --config keybridge.json (from the console's desktop-client download)"
+            .to_owned(),
+    })?;
+    let config = DesktopConfig::load(path)?;
     let name = args.name.clone().unwrap_or_else(host_name);
     let workstation = Workstation::enrol(&config, dir, &name).await?;
     println!(

@@ -10,14 +10,15 @@ use serde_json::{Value, json};
 
 use crate::cli::{keybridge_with_env, stderr, stdout};
 
-const STORE_PIN: &str = "246810";
+pub(crate) const STORE_PIN: &str = "246810";
 
 pub(crate) struct Sandbox {
     child: Child,
     pub(crate) api: String,
     pub(crate) token: String,
     pub(crate) tls_pin: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
+    pub(crate) lines: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -30,7 +31,7 @@ impl Drop for Sandbox {
     }
 }
 
-fn field(lines: &[String], label: &str) -> String {
+pub(crate) fn field(lines: &[String], label: &str) -> String {
     let line = lines
         .iter()
         .find(|l| l.trim_start().starts_with(label))
@@ -79,6 +80,7 @@ pub(crate) fn start_sandbox() -> Sandbox {
         token: field(&lines, "admin API token"),
         tls_pin: field(&lines, "TLS pin"),
         http,
+        lines,
         _dir: dir,
     }
 }
@@ -108,6 +110,19 @@ impl Sandbox {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// The body of an authenticated GET (a download).
+    pub(crate) async fn call_raw(&self, path: &str) -> Vec<u8> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.bytes().await.unwrap().to_vec()
+    }
+
     /// The sandbox's database, opened beside the running server (SQLite in WAL mode), to put
     /// requests in a phone's inbox as the provisioning step will.
     async fn store(&self) -> keybridge_store::Store {
@@ -128,7 +143,7 @@ impl Sandbox {
         self.nth_user(0).await
     }
 
-    async fn nth_user(&self, n: usize) -> Value {
+    pub(crate) async fn nth_user(&self, n: usize) -> Value {
         let (_, integrations) = self.call(reqwest::Method::GET, "/integrations", None).await;
         let id = integrations[0]["id"].as_str().unwrap().to_owned();
         let started = Instant::now();
@@ -151,7 +166,7 @@ impl Sandbox {
         }
     }
 
-    async fn user(&self, id: &str) -> Value {
+    pub(crate) async fn user(&self, id: &str) -> Value {
         let (status, user) = self
             .call(reqwest::Method::GET, &format!("/users/{id}"), None)
             .await;
@@ -189,7 +204,7 @@ fn provision_request(id: uuid::Uuid, account: &Value, rp: &str, upn: &str) -> Va
     })
 }
 
-fn device(args: &[&str]) -> std::process::Output {
+pub(crate) fn device(args: &[&str]) -> std::process::Output {
     keybridge_with_env(args, &[("KEYBRIDGE_DEVICE_PIN", STORE_PIN)])
 }
 

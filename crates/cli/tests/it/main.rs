@@ -6,3 +6,4 @@ mod admin_api;
 mod cli;
 mod device_pairing;
 mod sandbox;
+mod workstation;
