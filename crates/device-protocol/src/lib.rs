@@ -101,8 +101,9 @@ pub use signed_request::{
 };
 pub use workstation::{
     AccountProof, MAX_COMPUTER_NAME_CHARS, PairWorkstation, PairedWorkstation, RecoveryPinEscrow,
-    SignInAccepted, SignInOutcome, SignInStatus, WORKSTATION_PAIRING_PREFIX, WorkstationAccount,
-    WorkstationEnrolled, WorkstationEnrolment, WorkstationError, WorkstationPairingPayload,
-    WorkstationPairingSession, WorkstationPairingStart, WorkstationState, check_computer_name,
+    RecoveryPinUse, SignInAccepted, SignInOutcome, SignInStatus, WORKSTATION_PAIRING_PREFIX,
+    WorkstationAccount, WorkstationEnrolled, WorkstationEnrolment, WorkstationError,
+    WorkstationOfPhone, WorkstationPairingPayload, WorkstationPairingSession,
+    WorkstationPairingStart, WorkstationState, WorkstationsOfPhone, check_computer_name,
     workstation_enrolment_message, workstation_pairing_message,
 };

@@ -487,6 +487,38 @@ pub struct RecoveryPinEscrow {
     pub pin: String,
 }
 
+/// `POST /workstation/v1/recovery`: a user signs in with the recovery PIN when the phone is not
+/// at hand. A PIN works once; the phone then escrows a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryPinUse {
+    /// Protocol version (1).
+    pub v: ProtocolVersion,
+    /// The account.
+    pub upn: String,
+    /// The PIN typed at the workstation.
+    pub pin: String,
+}
+
+/// One workstation in `GET /device/v1/workstations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkstationOfPhone {
+    /// The workstation's id.
+    pub workstation_id: Uuid,
+    /// Its name.
+    pub computer_name: String,
+    /// Whether a recovery PIN for this account is escrowed; `false` after it was used.
+    pub recovery_pin_escrowed: bool,
+}
+
+/// `GET /device/v1/workstations`: the workstations paired with the signing phone account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkstationsOfPhone {
+    /// Protocol version (1).
+    pub v: ProtocolVersion,
+    /// The workstations.
+    pub workstations: Vec<WorkstationOfPhone>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -296,6 +296,24 @@ impl Workstations<'_> {
             .transpose()
     }
 
+    /// Forgets the escrowed recovery PIN of a user on a workstation (it was used); whether
+    /// there was one.
+    pub async fn delete_recovery_pin(
+        &mut self,
+        workstation_id: &str,
+        user_id: &str,
+    ) -> Result<bool> {
+        let mut conn = self.db.conn().await?;
+        let done = sqlx::query(
+            "DELETE FROM workstation_recovery WHERE workstation_id = $1 AND user_id = $2",
+        )
+        .bind(workstation_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Deletes a workstation.
     pub async fn delete(&mut self, id: &str) -> Result<()> {
         let mut conn = self.db.conn().await?;

@@ -104,6 +104,9 @@ pub enum Error {
         /// Entra's description.
         message: String,
     },
+    /// The recovery PIN is wrong, used or not set.
+    #[error("the recovery PIN was refused: {0}")]
+    RecoveryRefused(String),
     /// Entra could not be reached.
     #[error("could not reach Microsoft Entra at {url}: {reason}")]
     EntraUnreachable {
@@ -125,7 +128,7 @@ impl Error {
             Error::TimedOut => EXIT_TIMED_OUT,
             Error::Revoked | Error::UnknownWorkstation => EXIT_REVOKED,
             Error::NotPaired | Error::AccountNotOnPhone(_) => EXIT_NOT_PAIRED,
-            Error::Replayed(_) => EXIT_REFUSED,
+            Error::Replayed(_) | Error::RecoveryRefused(_) => EXIT_REFUSED,
             Error::Entra { .. } => EXIT_ENTRA_REFUSED,
             _ => EXIT_ERROR,
         }

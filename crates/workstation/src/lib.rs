@@ -282,6 +282,29 @@ impl Workstation {
         serde_json::from_slice(&answer).map_err(|e| Error::Protocol(e.to_string()))
     }
 
+    /// Signs `upn` in with the recovery PIN (when the phone is not at hand). The PIN works
+    /// once.
+    pub async fn recover(&self, upn: &str, pin: &str) -> Result<(), Error> {
+        let body = serde_json::to_vec(&keybridge_device_protocol::RecoveryPinUse {
+            v: ProtocolVersion,
+            upn: upn.to_owned(),
+            pin: pin.to_owned(),
+        })
+        .map_err(|e| Error::Protocol(e.to_string()))?;
+        match self
+            .call(reqwest::Method::POST, "/workstation/v1/recovery", body)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(Error::Server(ClientError::Refused { code, message, .. }))
+                if code == "wrong_recovery_pin" || code == "no_recovery_pin" =>
+            {
+                Err(Error::RecoveryRefused(message))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// This workstation's key, to sign bindings in tests of altered requests.
     pub fn key(&self) -> &IdentityKey {
         &self.key

@@ -14,7 +14,8 @@ use keybridge_device_protocol::{
     Account, AccountProof, Answer, ApproveSignIn, DeviceInfo, EnrolmentRequest, IdentityKey,
     IdentityPublicKey, InboxRequest, PairWorkstation, PairedWorkstation, PairingPayload,
     PairingReference, RecoveryPinEscrow, RefusalReason, RequestAnswer, ServerUrl, ShortCode,
-    TlsPin, WorkstationPairingPayload, check_provision_request, check_sign_in_request,
+    TlsPin, WorkstationPairingPayload, WorkstationsOfPhone, check_provision_request,
+    check_sign_in_request,
 };
 use rand_core::OsRng;
 use time::OffsetDateTime;
@@ -405,6 +406,51 @@ fn approve_sign_in(
     })
 }
 
+/// Escrows a new recovery PIN for every workstation of this pairing whose PIN was used (the
+/// server no longer holds one); prints the new PINs.
+fn renew_recovery_pins(
+    runtime: &tokio::runtime::Runtime,
+    pairing: &Paired,
+    store: &FileStore,
+) -> anyhow::Result<()> {
+    let answer = runtime.block_on(pairing.client.signed(
+        &pairing.identity,
+        reqwest::Method::GET,
+        "/device/v1/workstations",
+        Vec::new(),
+    ))?;
+    let list: WorkstationsOfPhone =
+        serde_json::from_slice(&answer).context("the server's answer cannot be read")?;
+    for workstation in list.workstations {
+        let id = workstation.workstation_id.hyphenated().to_string();
+        let known = store
+            .workstations()
+            .iter()
+            .any(|w| w.device_id == pairing.device_id && w.workstation_id == id);
+        if workstation.recovery_pin_escrowed || !known {
+            continue;
+        }
+        let pin = zeroize::Zeroizing::new(recovery_pin());
+        let body = serde_json::to_vec(&RecoveryPinEscrow {
+            v: keybridge_device_protocol::ProtocolVersion,
+            pin: pin.to_string(),
+        })?;
+        runtime.block_on(pairing.client.signed(
+            &pairing.identity,
+            reqwest::Method::POST,
+            &format!("/device/v1/workstations/{id}/recovery-pin"),
+            body,
+        ))?;
+        println!(
+            "New recovery PIN for {} on {}: {} (the previous one was used)",
+            terminal_safe(&pairing.account.upn),
+            keybridge_device_protocol::display_safe(&workstation.computer_name, 60),
+            pin.as_str()
+        );
+    }
+    Ok(())
+}
+
 /// Polls the inbox of every pairing and answers what arrives.
 pub fn inbox(args: &InboxArgs, store_pin: &str) -> anyhow::Result<String> {
     let store = open_store(&args.store, store_pin)?;
@@ -425,6 +471,11 @@ pub fn inbox(args: &InboxArgs, store_pin: &str) -> anyhow::Result<String> {
     loop {
         let mut skipped_any = false;
         for pairing in &paired {
+            if let Some(opened) = store.as_ref()
+                && let Err(error) = renew_recovery_pins(&runtime, pairing, opened)
+            {
+                println!("Could not renew a recovery PIN: {error}");
+            }
             let page = runtime.block_on(pairing.client.inbox(&pairing.identity, wait))?;
             for item in page.requests {
                 let id = item.request.request_id();

@@ -47,6 +47,8 @@ pub enum WorkstationCommand {
     Pair(PairArgs),
     /// Sign in to Microsoft Entra through the paired phone.
     SignIn(SignInArgs),
+    /// Sign in with the recovery PIN when the phone is not at hand (the PIN works once).
+    Recover(RecoverArgs),
     /// Unpair from the phone.
     Unpair,
     /// Show this workstation, its status and the accounts of the paired phone.
@@ -100,6 +102,22 @@ pub struct SignInArgs {
     pub timeout: u64,
 }
 
+/// `keybridge workstation recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The account.
+    #[arg(long, value_name = "UPN")]
+    pub user: String,
+    /// The recovery PIN (else asked on the terminal).
+    #[arg(
+        long,
+        env = "KEYBRIDGE_RECOVERY_PIN",
+        value_name = "PIN",
+        hide_env_values = true
+    )]
+    pub pin: Option<String>,
+}
+
 fn default_state_dir() -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
@@ -133,6 +151,25 @@ pub fn run(
             WorkstationCommand::Enrol(enrol) => run_enrol(&dir, config_file, &enrol).await,
             WorkstationCommand::Pair(pair) => run_pair(&dir, &pair).await,
             WorkstationCommand::SignIn(sign_in) => run_sign_in(&dir, &sign_in).await,
+            WorkstationCommand::Recover(recover) => {
+                let workstation = Workstation::open(&dir)?;
+                let pin = match &recover.pin {
+                    Some(pin) => zeroize::Zeroizing::new(pin.clone()),
+                    None => zeroize::Zeroizing::new(
+                        rpassword::prompt_password("Recovery PIN: ").map_err(|_| {
+                            Error::RecoveryRefused(
+                                "no PIN given and no terminal to ask on; pass --pin".to_owned(),
+                            )
+                        })?,
+                    ),
+                };
+                workstation.recover(&recover.user, pin.trim()).await?;
+                println!(
+                    "Recovery PIN accepted for {}. It is used up; the phone sets a new one the next time it opens its inbox.",
+                    terminal_safe(&recover.user)
+                );
+                Ok(())
+            }
             WorkstationCommand::Unpair => {
                 let workstation = Workstation::open(&dir)?;
                 workstation.unpair().await?;

@@ -246,6 +246,38 @@ async fn a_workstation_signs_in_through_the_phone() {
     assert_eq!(status, 200, "{revealed}");
     assert_eq!(revealed["pin"], pin);
 
+    // At the workstation without the phone: the PIN works once; the phone's next inbox run
+    // escrows a new one, which the admin sees.
+    let recovered = keybridge_with_env(
+        &["workstation", "--state", state, "recover", "--user", &upn],
+        &[("KEYBRIDGE_RECOVERY_PIN", &pin)],
+    );
+    assert!(recovered.status.success(), "{}", stderr(&recovered));
+    let reused = keybridge_with_env(
+        &["workstation", "--state", state, "recover", "--user", &upn],
+        &[("KEYBRIDGE_RECOVERY_PIN", &pin)],
+    );
+    assert_eq!(reused.status.code(), Some(8), "{}", stderr(&reused));
+    let inbox = device(&[
+        "device", "inbox", "--store", store, "--once", "--wait", "0", "--deny",
+    ]);
+    assert!(inbox.status.success(), "{}", stderr(&inbox));
+    let renewed = stdout(&inbox)
+        .lines()
+        .find_map(|l| l.split("on DESKTOP-7: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{}", stdout(&inbox)))
+        .to_owned();
+    assert_ne!(renewed, pin);
+    let (_, revealed) = sandbox
+        .call(
+            reqwest::Method::GET,
+            &format!("/workstations/{workstation_id}/recovery-pin?user_id={user_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(revealed["pin"], renewed);
+
     // Unpaired from the phone: the workstation is told to pair again.
     let unpaired = device(&[
         "device",

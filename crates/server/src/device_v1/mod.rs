@@ -30,7 +30,10 @@ pub fn router() -> Router<App> {
         .route("/inbox", get(inbox::fetch))
         .route("/requests/{id}", post(inbox::answer))
         .route("/device", delete(inbox::unpair))
-        .route("/workstations", post(crate::workstation_v1::phone::pair))
+        .route(
+            "/workstations",
+            post(crate::workstation_v1::phone::pair).get(crate::workstation_v1::phone::list),
+        )
         .route(
             "/workstations/{id}",
             delete(crate::workstation_v1::phone::unpair),

@@ -55,6 +55,7 @@ pub fn router() -> Router<App> {
         .route("/status", get(status))
         .route("/sign-in", post(sign_in))
         .route("/sign-in/{id}", get(sign_in_status))
+        .route("/recovery", post(recover))
 }
 
 fn this_server(app: &App) -> ApiResult<ServerUrl> {
@@ -593,4 +594,95 @@ pub async fn sign_in_status(
         request_id,
         outcome: found.unwrap_or(SignInOutcome::Pending),
     }))
+}
+
+/// `POST /workstation/v1/recovery`: the user's recovery PIN for this workstation, when the
+/// phone is not at hand. Compared in constant time; failures count against the address; a PIN
+/// that worked is deleted, and the phone escrows a new one (`keybridge device inbox`).
+pub async fn recover(
+    State(app): State<App>,
+    meta: RequestMeta,
+    auth: WorkstationAuth,
+) -> ApiResult<Json<serde_json::Value>> {
+    let request: keybridge_device_protocol::RecoveryPinUse =
+        read_json(&auth.body, "recovery request")?;
+    let address = meta.source_addr.clone().unwrap_or_default();
+    if let Some(seconds) = app.pairing_limits().retry_after(&address, false) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many wrong recovery PINs: wait {seconds} s"),
+        ));
+    }
+    let accounts = paired_accounts(&app, &auth).await?;
+    let (_, user) = accounts
+        .into_iter()
+        .find(|(_, user)| user.upn.eq_ignore_ascii_case(&request.upn))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "account_not_on_phone",
+                "this account is not paired with this workstation",
+            )
+        })?;
+    let store = app.store();
+    let escrowed = store
+        .workstations()
+        .recovery_pin(&auth.workstation.id, &user.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_recovery_pin",
+                "no recovery PIN is set for this account on this workstation (a used PIN is \
+                 replaced when the phone next opens its inbox)",
+            )
+        })?;
+    let matches = bool::from(subtle::ConstantTimeEq::ct_eq(
+        escrowed.expose().as_bytes(),
+        request.pin.as_bytes(),
+    ));
+    let actor = format!("workstation:{}", auth.workstation.id);
+    if !matches {
+        app.pairing_limits().record_failure(&address, false);
+        store
+            .audit()
+            .append(
+                meta.stamp(
+                    NewAuditEvent::new(actor, "workstation.recovery_pin.failed")
+                        .target(format!("user:{}", user.id)),
+                ),
+            )
+            .await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong_recovery_pin",
+            "the recovery PIN is wrong",
+        ));
+    }
+    let mut tx = store.begin().await?;
+    // Used once: gone before the answer, so a second use fails.
+    if !tx
+        .workstations()
+        .delete_recovery_pin(&auth.workstation.id, &user.id)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_recovery_pin",
+            "this recovery PIN was just used",
+        ));
+    }
+    tx.audit()
+        .append(
+            meta.stamp(
+                NewAuditEvent::new(actor, "workstation.recovery_pin.use")
+                    .target(format!("user:{}", user.id)),
+            ),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(Json(
+        serde_json::json!({"v": 1, "upn": user.upn, "recovered": true}),
+    ))
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use keybridge_device_protocol::{
     IdentityPublicKey, PairWorkstation, PairedWorkstation, PairingKey, PairingReference,
-    ProtocolVersion, RecoveryPinEscrow,
+    ProtocolVersion, RecoveryPinEscrow, WorkstationOfPhone, WorkstationsOfPhone,
 };
 use keybridge_store::{
     NewAuditEvent, PairingKind, PairingSession, SecretString, StoreError, Timestamp, Workstation,
@@ -324,4 +324,40 @@ pub async fn escrow_recovery_pin(
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /device/v1/workstations`: the workstations paired with the signing phone account, and
+/// whether its recovery PIN for each is still escrowed (it is gone once used).
+pub async fn list(
+    State(app): State<App>,
+    auth: DeviceAuth,
+) -> ApiResult<Json<WorkstationsOfPhone>> {
+    let store = app.store();
+    let mut workstations = Vec::new();
+    for workstation in store.workstations().list_for_phone(&auth.phone.id).await? {
+        if workstation.status == WorkstationStatus::Revoked
+            || !store
+                .workstations()
+                .phones(&workstation.id)
+                .await?
+                .contains(&auth.phone.id)
+        {
+            continue;
+        }
+        let escrowed = store
+            .workstations()
+            .recovery_pin(&workstation.id, &auth.phone.user_id)
+            .await?
+            .is_some();
+        workstations.push(WorkstationOfPhone {
+            workstation_id: uuid::Uuid::try_parse(&workstation.id)
+                .map_err(|_| ApiError::internal("a workstation id is not a UUID"))?,
+            computer_name: workstation.name,
+            recovery_pin_escrowed: escrowed,
+        });
+    }
+    Ok(Json(WorkstationsOfPhone {
+        v: ProtocolVersion,
+        workstations,
+    }))
 }

@@ -807,6 +807,59 @@ async fn workstation_sign_in(backend: Backend) {
         .await;
     assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "{audit}");
 
+    // The PIN at the workstation: a wrong one is refused; the right one works once; the phone
+    // then sees that it is gone and escrows a new one.
+    let wrong = workstation
+        .recover(&ana.account.upn, "87654321")
+        .await
+        .expect_err("wrong PIN");
+    assert!(matches!(wrong, Error::RecoveryRefused(_)), "{wrong}");
+    workstation
+        .recover(&ana.account.upn, "12345678")
+        .await
+        .expect("recovered");
+    let used = workstation
+        .recover(&ana.account.upn, "12345678")
+        .await
+        .expect_err("used");
+    assert!(used.to_string().contains("no recovery PIN"), "{used}");
+    let (status, listed) = signed(&h, &ana, Method::GET, "/device/v1/workstations", b"").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["workstations"][0]["workstation_id"],
+        ws_id.to_string()
+    );
+    assert_eq!(
+        listed["workstations"][0]["recovery_pin_escrowed"], false,
+        "{listed}"
+    );
+    let renewed = serde_json::to_vec(&RecoveryPinEscrow {
+        v: ProtocolVersion,
+        pin: "24681357".into(),
+    })
+    .expect("JSON");
+    let (status, body) = signed(
+        &h,
+        &ana,
+        Method::POST,
+        &format!("/device/v1/workstations/{ws_id}/recovery-pin"),
+        &renewed,
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    workstation
+        .recover(&ana.account.upn, "24681357")
+        .await
+        .expect("the new PIN works");
+    let (_, audit) = h
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=workstation.recovery_pin.use",
+            None,
+        )
+        .await;
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(2), "{audit}");
+
     // Unpaired from the phone: the workstation says so.
     let (status, body) = signed(
         &h,
