@@ -131,6 +131,9 @@ pub fn document() -> Value {
         "/api/v1/users/{id}/phones/{phone_id}": {
             "delete": op("Unpair one of the user's phones: a job deletes its passkey from Entra, then the phone; the user's last phone gone, the user is Pending with \"This user unpaired from keybridge.\"", Some("admin or helpdesk"), None, ("202", Some("SyncQueued"))),
         },
+    });
+    // A second literal: one `json!` this large exceeds the macro's recursion limit.
+    let workstation_paths = json!({
         "/api/v1/users/{id}/phones": {
             "get": op("The user's phones, each with its workstations and a warning when the phone holds several accounts", Some("any"), None, ("200", Some("PhoneList"))),
         },
@@ -151,6 +154,9 @@ pub fn document() -> Value {
             },
         },
     });
+    if let (Some(map), Some(more)) = (paths.as_object_mut(), workstation_paths.as_object()) {
+        map.extend(more.clone());
+    }
     if let Some(map) = paths.as_object_mut() {
         for (path, item) in map.iter_mut() {
             if path.contains("{id}") {
