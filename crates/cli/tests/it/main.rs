@@ -5,5 +5,6 @@ mod admin;
 mod admin_api;
 mod cli;
 mod device_pairing;
+mod lifecycle;
 mod sandbox;
 mod workstation;
