@@ -57,6 +57,14 @@ kb_ensure_postgres() {
   kb_apt_install postgresql
 }
 
+# Debian's Chromium: the console tests drive it headless over CDP.
+kb_ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    return 0
+  fi
+  kb_apt_install chromium
+}
+
 # A virtualenv with the independent implementations the interop tests compare against.
 kb_ensure_interop_venv() {
   local venv="$KB_TARGET/interop-venv"

@@ -198,6 +198,15 @@ pub struct JobsConfig {
     pub lease_seconds: u64,
 }
 
+/// The admin web console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// A console session ends after this long without a request.
+    pub session_idle: std::time::Duration,
+    /// A console session ends this long after login, however active.
+    pub session_max: std::time::Duration,
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -222,6 +231,8 @@ pub struct Config {
     pub entra: EntraConfig,
     /// Background workers.
     pub jobs: JobsConfig,
+    /// The admin web console.
+    pub console: ConsoleConfig,
     /// Logging.
     pub log: LogConfig,
 }

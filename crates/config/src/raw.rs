@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::settings::SETTINGS;
 use crate::{
-    Config, ConfigError, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig, LogFormat,
-    SecretKeySource, SecretsConfig, ServerConfig, Source,
+    Config, ConfigError, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig,
+    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig, Source,
 };
 
 /// The configuration as written, every value optional. Unknown keys are refused.
@@ -34,6 +34,9 @@ pub struct RawConfig {
     /// `[jobs]`.
     #[serde(default)]
     pub jobs: RawJobs,
+    /// `[console]`.
+    #[serde(default)]
+    pub console: RawConsole,
     /// `[log]`.
     #[serde(default)]
     pub log: RawLog,
@@ -112,6 +115,16 @@ pub struct RawJobs {
     pub max_attempts: Option<u32>,
     /// `jobs.lease_seconds`.
     pub lease_seconds: Option<u64>,
+}
+
+/// `[console]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    /// `console.session_idle_minutes`.
+    pub session_idle_minutes: Option<u64>,
+    /// `console.session_max_hours`.
+    pub session_max_hours: Option<u64>,
 }
 
 /// `[log]` as written.
@@ -317,6 +330,21 @@ impl RawConfig {
             ));
         }
 
+        let idle_minutes = self.console.session_idle_minutes.unwrap_or(30);
+        if !(1..=1440).contains(&idle_minutes) {
+            errors.push(self.invalid(
+                "console.session_idle_minutes",
+                format!("is {idle_minutes}: expected a number of minutes from 1 to 1440"),
+            ));
+        }
+        let max_hours = self.console.session_max_hours.unwrap_or(12);
+        if !(1..=168).contains(&max_hours) {
+            errors.push(self.invalid(
+                "console.session_max_hours",
+                format!("is {max_hours}: expected a number of hours from 1 to 168"),
+            ));
+        }
+
         let level = self.log.level.clone().unwrap_or_else(|| "info".to_string());
         if level.trim().is_empty() {
             errors.push(self.invalid(
@@ -352,6 +380,10 @@ impl RawConfig {
                 workers,
                 max_attempts,
                 lease_seconds,
+            },
+            console: ConsoleConfig {
+                session_idle: std::time::Duration::from_secs(idle_minutes * 60),
+                session_max: std::time::Duration::from_secs(max_hours * 3600),
             },
             log: LogConfig {
                 format: self.log.format.unwrap_or(LogFormat::Pretty),

@@ -237,6 +237,28 @@ pub static SETTINGS: &[Setting] = &[
         is_set: |raw| raw.jobs.lease_seconds.is_some(),
     },
     Setting {
+        key: "console.session_idle_minutes",
+        env: "KEYBRIDGE_CONSOLE_SESSION_IDLE_MINUTES",
+        doc: "Minutes without a request after which a console session ends. Default: 30.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.console.session_idle_minutes = Some(parse_number(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.console.session_idle_minutes.is_some(),
+    },
+    Setting {
+        key: "console.session_max_hours",
+        env: "KEYBRIDGE_CONSOLE_SESSION_MAX_HOURS",
+        doc: "Hours after login at which a console session ends, however active. Default: 12.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.console.session_max_hours = Some(parse_number(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.console.session_max_hours.is_some(),
+    },
+    Setting {
         key: "log.format",
         env: "KEYBRIDGE_LOG_FORMAT",
         doc: "pretty (terminal) or json (one object per line). Default: pretty.",

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use keybridge_config::{
-    Config, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig, LogFormat,
-    SecretKeySource, SecretsConfig, ServerConfig,
+    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
+    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_entra_sim::{EntraSim, SimConfig};
 use keybridge_graph::Cloud;
@@ -83,6 +83,10 @@ async fn run(users: usize) {
             workers: 2,
             max_attempts: 3,
             lease_seconds: 60,
+        },
+        console: ConsoleConfig {
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
         },
         log: LogConfig {
             format: LogFormat::Pretty,

@@ -168,6 +168,7 @@ struct AppInner {
     tls_pin: String,
     desktop_client: Option<std::path::PathBuf>,
     pairing_limits: crate::device_v1::pairing::PairingLimits,
+    console_login_limits: crate::console::login::LoginLimits,
 }
 
 impl App {
@@ -189,6 +190,7 @@ impl App {
                 tls_pin,
                 desktop_client,
                 pairing_limits: Default::default(),
+                console_login_limits: Default::default(),
             }),
         }
     }
@@ -226,6 +228,11 @@ impl App {
     /// Failed pairing attempts, for the short-code rate limits.
     pub fn pairing_limits(&self) -> &crate::device_v1::pairing::PairingLimits {
         &self.inner.pairing_limits
+    }
+
+    /// Failed console logins, for their rate limit.
+    pub fn console_login_limits(&self) -> &crate::console::login::LoginLimits {
+        &self.inner.console_login_limits
     }
 
     /// The TLS pin phones and workstations check.

@@ -27,11 +27,13 @@
 //! ## Areas
 //! `router.rs` merges the area routers: [`health`] and [`api_v1`] (tokens, integrations,
 //! users, jobs) and [`device_v1`] (the phone's `/device/v1` and the invitation's pairing
-//! session). The console and `workstation_v1` join the same way.
+//! session) and [`console`] (the admin web console under `/console`, see `docs/console.md`).
+//! `workstation_v1` joins the same way.
 
 pub mod api_v1;
 pub mod app;
 pub mod auth;
+pub mod console;
 pub mod device_manager;
 pub mod device_v1;
 pub mod error;

@@ -27,6 +27,7 @@ pub fn router(app: App) -> Router {
         .nest("/workstation/v1", crate::workstation_v1::router())
         .merge(crate::device_v1::invite_router())
         .merge(crate::device_manager::router())
+        .merge(crate::console::router(app.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::metrics::track_requests))

@@ -83,6 +83,9 @@ pub struct AdminPasskey {
     pub aaguid: String,
     /// Name given at registration.
     pub name: String,
+    /// Whether the authenticator said at registration the credential may be backed up (BE);
+    /// every assertion must say the same.
+    pub backup_eligible: bool,
     /// Registered.
     pub created_at: Timestamp,
     /// Last login.
@@ -155,6 +158,44 @@ pub struct NewAdminPasskey {
     pub aaguid: String,
     /// Name.
     pub name: String,
+    /// Backup eligibility (BE) at registration.
+    pub backup_eligible: bool,
+}
+
+/// What a console WebAuthn challenge was issued for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePurpose {
+    /// A passkey login.
+    Login,
+    /// Registering a passkey through a login link.
+    Enrol,
+}
+
+impl ChallengePurpose {
+    /// Stored text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengePurpose::Login => "login",
+            ChallengePurpose::Enrol => "enrol",
+        }
+    }
+}
+
+/// A console WebAuthn challenge, taken (and so used up) by [`Admins::take_challenge`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConsoleChallenge {
+    /// The admin it was issued for (enrolment), if any.
+    pub admin_id: Option<String>,
+    /// The challenge bytes, base64url.
+    pub challenge: String,
+}
+
+impl std::fmt::Debug for ConsoleChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleChallenge")
+            .field("admin_id", &self.admin_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Repository for admins, their passkeys, login links and sessions.
@@ -183,6 +224,7 @@ fn decode_passkey(row: &AnyRow) -> Result<AdminPasskey> {
         sign_count: int(row, "sign_count")?,
         aaguid: text(row, "aaguid")?,
         name: text(row, "name")?,
+        backup_eligible: flag(row, "backup_eligible")?,
         created_at: ts(row, "created_at")?,
         last_used_at: opt_ts(row, "last_used_at")?,
     })
@@ -200,7 +242,8 @@ macro_rules! admin_select {
 macro_rules! passkey_select {
     ($tail:literal) => {
         concat!(
-            "SELECT id, admin_id, credential_id, public_key, sign_count, aaguid, name, created_at, ",
+            "SELECT id, admin_id, credential_id, public_key, sign_count, aaguid, name, ",
+            "backup_eligible, created_at, ",
             "last_used_at FROM admin_passkeys ",
             $tail
         )
@@ -306,7 +349,7 @@ impl Admins<'_> {
         let mut conn = self.db.conn().await?;
         sqlx::query(
             "INSERT INTO admin_passkeys (id, admin_id, credential_id, public_key, sign_count, aaguid, \
-             name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             name, backup_eligible, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(&new.admin_id)
@@ -315,6 +358,7 @@ impl Admins<'_> {
         .bind(new.sign_count)
         .bind(&new.aaguid)
         .bind(&new.name)
+        .bind(bool_int(new.backup_eligible))
         .bind(Timestamp::now().unix_millis())
         .execute(&mut *conn)
         .await?;
@@ -368,6 +412,72 @@ impl Admins<'_> {
         Ok(done.rows_affected() == 1)
     }
 
+    /// How many console passkeys exist (zero: nobody can log in yet, so `serve` prints a
+    /// bootstrap link).
+    pub async fn passkey_count(&mut self) -> Result<i64> {
+        let mut conn = self.db.conn().await?;
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM admin_passkeys")
+            .fetch_one(&mut *conn)
+            .await?)
+    }
+
+    /// Remembers a WebAuthn challenge until `ttl` has passed. Returns the handle (shown once,
+    /// kept in a cookie; only its hash is stored). Expired challenges are swept here.
+    pub async fn create_challenge(
+        &mut self,
+        purpose: ChallengePurpose,
+        admin_id: Option<&str>,
+        challenge: &str,
+        ttl: Duration,
+    ) -> Result<String> {
+        let handle = random_token(32);
+        let now = Timestamp::now();
+        let mut conn = self.db.conn().await?;
+        sqlx::query("DELETE FROM console_challenges WHERE expires_at <= $1")
+            .bind(now.unix_millis())
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_challenges (id_hash, purpose, admin_id, challenge, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(hash_token(&handle))
+        .bind(purpose.as_str())
+        .bind(admin_id)
+        .bind(challenge)
+        .bind(now.plus(ttl).unix_millis())
+        .execute(&mut *conn)
+        .await?;
+        Ok(handle)
+    }
+
+    /// Takes a challenge for `purpose` by its handle: it is deleted whether or not it is still
+    /// valid, so it can be answered once. `None` when unknown, already taken or expired.
+    pub async fn take_challenge(
+        &mut self,
+        handle: &str,
+        purpose: ChallengePurpose,
+        now: Timestamp,
+    ) -> Result<Option<ConsoleChallenge>> {
+        let mut conn = self.db.conn().await?;
+        let row = sqlx::query(
+            "DELETE FROM console_challenges WHERE id_hash = $1 AND purpose = $2 \
+             RETURNING admin_id, challenge, expires_at",
+        )
+        .bind(hash_token(handle))
+        .bind(purpose.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        if ts(&row, "expires_at")? <= now {
+            return Ok(None);
+        }
+        Ok(Some(ConsoleChallenge {
+            admin_id: opt_text(&row, "admin_id")?,
+            challenge: text(&row, "challenge")?,
+        }))
+    }
+
     /// Deletes a passkey.
     pub async fn delete_passkey(&mut self, passkey_id: &str) -> Result<()> {
         let mut conn = self.db.conn().await?;
@@ -407,6 +517,50 @@ impl Admins<'_> {
         .execute(&mut *conn)
         .await?;
         Ok(token)
+    }
+
+    /// Reads a login link without using it: the enrol page shows who it is for, and says so
+    /// when it has expired or was used. Errors as [`Admins::consume_login_link`] does.
+    pub async fn check_login_link(
+        &mut self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<AdminLoginLink> {
+        let mut conn = self.db.conn().await?;
+        let row = sqlx::query(
+            "SELECT admin_id, role, expires_at, used_at FROM admin_login_links \
+             WHERE token_hash = $1",
+        )
+        .bind(hash_token(token))
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::not_found("login link", "(from link)"));
+        };
+        if opt_ts(&row, "used_at")?.is_some() {
+            return Err(StoreError::TokenRejected {
+                what: "the login link",
+                reason: "was already used",
+            });
+        }
+        let expires_at = ts(&row, "expires_at")?;
+        if expires_at <= now {
+            return Err(StoreError::TokenRejected {
+                what: "the login link",
+                reason: "has expired",
+            });
+        }
+        let role = match opt_text(&row, "role")? {
+            Some(r) => {
+                Some(Role::parse(&r).ok_or_else(|| corrupt("admin_login_links", "role", &r))?)
+            }
+            None => None,
+        };
+        Ok(AdminLoginLink {
+            admin_id: opt_text(&row, "admin_id")?,
+            role,
+            expires_at,
+        })
     }
 
     /// Uses a login link (once, before expiry).

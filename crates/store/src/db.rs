@@ -56,6 +56,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         postgres: include_str!("../migrations/postgres/0004_request_nonces.sql"),
     },
     EmbeddedMigration {
+        version: 5,
+        description: "console login",
+        sqlite: include_str!("../migrations/sqlite/0005_console_login.sql"),
+        postgres: include_str!("../migrations/postgres/0005_console_login.sql"),
+    },
+    EmbeddedMigration {
         version: 6,
         description: "workstation phones",
         sqlite: include_str!("../migrations/sqlite/0006_workstation_phones.sql"),

@@ -59,7 +59,8 @@ pub mod worker;
 pub mod workstations;
 
 pub use admins::{
-    Admin, AdminLoginLink, AdminPasskey, AdminSession, Admins, NewAdminPasskey, Role,
+    Admin, AdminLoginLink, AdminPasskey, AdminSession, Admins, ChallengePurpose, ConsoleChallenge,
+    NewAdminPasskey, Role,
 };
 pub use api_tokens::{API_TOKEN_PREFIX, ApiToken, ApiTokens};
 pub use audit::{

@@ -14,12 +14,16 @@
 //! - [`run`] and the [`both_databases!`] macro: run one async test body on a backend, or
 //!   generate a `sqlite` and a `postgres` test for each body.
 //!
+//! - [`browser`]: headless Chromium over CDP for console tests, with a virtual WebAuthn
+//!   authenticator and screenshots under `<target dir>/console-screenshots/`.
+//!
 //! A missing PostgreSQL installation fails the test with the package to install; tests are
 //! never skipped.
 //!
 //! The cluster is left running after the run so the next run starts fast; stop it with
 //! `pg_ctl -D target/keybridge-test-pg/data stop` (as the `postgres` user when root).
 
+pub mod browser;
 pub mod interop;
 
 use std::fs::{self, File};

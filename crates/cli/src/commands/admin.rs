@@ -49,6 +49,8 @@ pub enum AdminCommand {
     /// [local] API tokens made directly in the database: the first admin token, before anyone
     /// can call the API (`keybridge admin tokens` does the rest over the API).
     Token(super::token::TokenArgs),
+    /// A one-time link that registers a console passkey (the first admin's way in).
+    LoginLink(super::login_link::LoginLinkArgs),
 }
 
 /// `keybridge admin audit` subcommands.
@@ -132,6 +134,7 @@ pub fn run(command: AdminCommand, config_file: Option<&Path>) -> anyhow::Result<
                 args.output.as_deref(),
             );
         }
+        AdminCommand::LoginLink(args) => return super::login_link::run(args, config_file),
         other => other,
     };
     let config = load_config(config_file)?;
@@ -149,7 +152,8 @@ pub fn run(command: AdminCommand, config_file: Option<&Path>) -> anyhow::Result<
             | AdminCommand::Users(_)
             | AdminCommand::Jobs(_)
             | AdminCommand::Tokens(_)
-            | AdminCommand::Audit(AuditCommand::List(_)) => Ok(ExitCode::SUCCESS),
+            | AdminCommand::Audit(AuditCommand::List(_))
+            | AdminCommand::LoginLink(_) => Ok(ExitCode::SUCCESS),
             AdminCommand::Db(DbCommand::Status) => db_status(&store).await,
         };
         store.close().await;

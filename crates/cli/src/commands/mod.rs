@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod device_server;
 pub mod entra_sim;
+pub mod login_link;
 pub mod sandbox;
 pub mod serve;
 pub mod token;

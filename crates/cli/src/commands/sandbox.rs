@@ -65,6 +65,9 @@ pub fn run(args: SandboxArgs, config_file: Option<&Path>) -> anyhow::Result<Exit
             ..ServerOptions::default()
         };
         let public_url = config.server.public_url.clone();
+        let bootstrap = keybridge_server::console::login::bootstrap_login_link(&store, &public_url)
+            .await
+            .context("making the console's first login link")?;
         let server = Server::start(config, store.clone(), options)
             .await
             .context("the keybridge server could not start")?;
@@ -101,7 +104,13 @@ pub fn run(args: SandboxArgs, config_file: Option<&Path>) -> anyhow::Result<Exit
                 ca.display()
             );
         }
-        println!("The web console comes with a later version; everything it will do is in the API (docs/api.md).");
+        println!("  web console       {public_url}console");
+        if let Some(link) = bootstrap {
+            println!(
+                "  console login     {}   (one-time link: registers a passkey for \"{}\")",
+                link.url, link.admin.username
+            );
+        }
 
         wait_for_stop_signal().await?;
         eprintln!("stopping the sandbox");

@@ -24,6 +24,9 @@ pub fn run(_args: ServeArgs, config_file: Option<&Path>) -> anyhow::Result<ExitC
     runtime()?.block_on(async move {
         let store = open_store(&config).await?;
         let public_url = config.server.public_url.clone();
+        let bootstrap = keybridge_server::console::login::bootstrap_login_link(&store, &public_url)
+            .await
+            .context("making the console's first login link")?;
         // The desktop-client download offers this very program: it is also the workstation client.
         let options = ServerOptions {
             graph: graph_settings(&config.entra)?,
@@ -41,6 +44,14 @@ pub fn run(_args: ServeArgs, config_file: Option<&Path>) -> anyhow::Result<ExitC
                 "self-made certificate: browsers and clients trust {} (phones and workstations check the pin)",
                 ca.display()
             );
+        }
+        println!("console:    {public_url}console");
+        if let Some(link) = bootstrap {
+            println!(
+                "first admin: no console passkey exists yet; open this one-time link (24 h) to register one for \"{}\":",
+                link.admin.username
+            );
+            println!("  {}", link.url);
         }
         wait_for_stop_signal().await?;
         eprintln!("stopping: finishing requests and jobs in flight");

@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used)]
 
 mod audit_jobs;
+mod console;
 mod device_manager;
 mod devices;
 mod health;

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use keybridge_config::{
-    Config, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig, LogFormat,
-    SecretKeySource, SecretsConfig, ServerConfig,
+    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
+    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_entra_sim::{EntraSim, RunningSim, SimConfig};
 use keybridge_graph::Cloud;
@@ -56,6 +56,10 @@ pub fn config(data_dir: &Path, database_url: &str) -> Config {
             max_attempts: 3,
             lease_seconds: 30,
         },
+        console: ConsoleConfig {
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
+        },
         log: LogConfig {
             format: LogFormat::Pretty,
             level: "info".to_owned(),
@@ -98,13 +102,13 @@ pub fn http_client(ca_files: &[&Path]) -> reqwest::Client {
 }
 
 pub async fn start(backend: Backend) -> Harness {
-    start_with(backend, false).await
+    start_with(backend, None).await
 }
 
 /// A harness whose `server.public_url` names the port it listens on, as phones need: the
 /// pairing payload carries that URL and enrolments are checked against it.
 pub async fn start_reachable(backend: Backend) -> Harness {
-    start_with(backend, true).await
+    start_with(backend, Some("127.0.0.1")).await
 }
 
 /// [`start_reachable`] with the server's options changed by `tweak` first.
@@ -112,16 +116,22 @@ pub async fn start_reachable_with(
     backend: Backend,
     tweak: impl FnOnce(&mut ServerOptions),
 ) -> Harness {
-    start_tweaked(backend, true, tweak).await
+    start_tweaked(backend, Some("127.0.0.1"), tweak).await
 }
 
-async fn start_with(backend: Backend, reachable: bool) -> Harness {
-    start_tweaked(backend, reachable, |_| {}).await
+/// A harness whose `server.public_url` is `https://localhost:PORT`, as the console's passkey
+/// login needs (WebAuthn takes `localhost`, not an IP address, as RP id).
+pub async fn start_console(backend: Backend) -> Harness {
+    start_with(backend, Some("localhost")).await
+}
+
+async fn start_with(backend: Backend, public_host: Option<&str>) -> Harness {
+    start_tweaked(backend, public_host, |_| {}).await
 }
 
 async fn start_tweaked(
     backend: Backend,
-    reachable: bool,
+    public_host: Option<&str>,
     tweak: impl FnOnce(&mut ServerOptions),
 ) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -138,14 +148,14 @@ async fn start_tweaked(
     server_options.desktop_client_binary = Some(client);
     tweak(&mut server_options);
     let mut server_config = config(&server_dir, db.url());
-    if reachable {
+    if let Some(host) = public_host {
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         server_config.server.listen = SocketAddr::from(([127, 0, 0, 1], port));
         server_config.server.public_url =
-            url::Url::parse(&format!("https://127.0.0.1:{port}/")).expect("URL");
+            url::Url::parse(&format!("https://{host}:{port}/")).expect("URL");
     }
     let server = Server::start(server_config, store.clone(), server_options)
         .await

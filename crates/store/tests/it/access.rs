@@ -296,6 +296,7 @@ async fn admins_passkeys_links_and_sessions(store: Store) {
             sign_count: 5,
             aaguid: "00000000-0000-0000-0000-000000000000".into(),
             name: "YubiKey".into(),
+            backup_eligible: false,
         })
         .await
         .unwrap();
@@ -488,6 +489,7 @@ async fn admins_passkeys_links_and_sessions(store: Store) {
             sign_count: 0,
             aaguid: "a".into(),
             name: "Phone".into(),
+            backup_eligible: false,
         })
         .await
         .unwrap();
@@ -525,6 +527,7 @@ async fn admins_passkeys_links_and_sessions(store: Store) {
             sign_count: 0,
             aaguid: "a".into(),
             name: "dup".into(),
+            backup_eligible: false,
         })
         .await
         .unwrap_err();

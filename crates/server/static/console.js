@@ -1,0 +1,249 @@
+// keybridge console: the passkey ceremonies, confirmations and live refresh.
+// No inline script is allowed by the Content-Security-Policy: pages opt in to behaviour
+// with data- attributes, and this file wires them up.
+"use strict";
+
+(function () {
+  function b64urlToBytes(text) {
+    const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
+    const padded = base64 + "===".slice((base64.length + 3) % 4);
+    const binary = atob(padded);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes.buffer;
+  }
+
+  function bytesToB64url(buffer) {
+    const bytes = new Uint8Array(buffer);
+    let binary = "";
+    for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]);
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  // POSTs JSON with the session's CSRF header; resolves to {ok, status, body}.
+  async function postJSON(url, body) {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-csrf-token": csrfToken() },
+      body: JSON.stringify(body || {}),
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (_) {
+      data = null;
+    }
+    return { ok: response.ok, status: response.status, body: data };
+  }
+
+  function errorMessage(result) {
+    if (result.body && result.body.error && result.body.error.message) {
+      return result.body.error.message;
+    }
+    return "The server refused the request (HTTP " + result.status + ").";
+  }
+
+  function showError(message) {
+    const box = document.getElementById("ceremony-error");
+    if (!box) return;
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  function clearError() {
+    const box = document.getElementById("ceremony-error");
+    if (box) {
+      box.hidden = true;
+      box.textContent = "";
+    }
+  }
+
+  function credentialToJSON(credential) {
+    const response = credential.response;
+    const json = {
+      id: credential.id,
+      rawId: bytesToB64url(credential.rawId),
+      type: credential.type,
+      response: { clientDataJSON: bytesToB64url(response.clientDataJSON) },
+    };
+    if (response.attestationObject) {
+      json.response.attestationObject = bytesToB64url(response.attestationObject);
+    }
+    if (response.authenticatorData) {
+      json.response.authenticatorData = bytesToB64url(response.authenticatorData);
+      json.response.signature = bytesToB64url(response.signature);
+      if (response.userHandle) json.response.userHandle = bytesToB64url(response.userHandle);
+    }
+    return json;
+  }
+
+  function describe(error) {
+    if (error && error.name === "NotAllowedError") {
+      return "The passkey prompt was cancelled or timed out. Try again.";
+    }
+    return "Your browser could not use a passkey: " + (error && error.message ? error.message : error);
+  }
+
+  async function login(form) {
+    clearError();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      const username = (form.querySelector('[name="username"]') || {}).value || "";
+      const begin = await postJSON("/console/login/begin", { username: username });
+      if (!begin.ok) return showError(errorMessage(begin));
+      const options = begin.body.publicKey;
+      const publicKey = {
+        challenge: b64urlToBytes(options.challenge),
+        rpId: options.rpId,
+        timeout: options.timeout,
+        userVerification: options.userVerification,
+        allowCredentials: (options.allowCredentials || []).map(function (c) {
+          return { type: c.type, id: b64urlToBytes(c.id) };
+        }),
+      };
+      let credential;
+      try {
+        credential = await navigator.credentials.get({ publicKey: publicKey });
+      } catch (error) {
+        return showError(describe(error));
+      }
+      const finish = await postJSON("/console/login/finish", {
+        ceremony: begin.body.ceremony,
+        credential: credentialToJSON(credential),
+        next: form.dataset.next || "/console",
+      });
+      if (!finish.ok) return showError(errorMessage(finish));
+      window.location.assign(finish.body.redirect);
+    } catch (error) {
+      showError("Sign-in failed: " + error);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function enrol(form) {
+    clearError();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    const base = "/console/enrol/" + encodeURIComponent(form.dataset.token);
+    try {
+      const begin = await postJSON(base + "/begin", {});
+      if (!begin.ok) return showError(errorMessage(begin));
+      const options = begin.body.publicKey;
+      const publicKey = Object.assign({}, options, {
+        challenge: b64urlToBytes(options.challenge),
+        user: Object.assign({}, options.user, { id: b64urlToBytes(options.user.id) }),
+        excludeCredentials: (options.excludeCredentials || []).map(function (c) {
+          return { type: c.type, id: b64urlToBytes(c.id) };
+        }),
+      });
+      let credential;
+      try {
+        credential = await navigator.credentials.create({ publicKey: publicKey });
+      } catch (error) {
+        return showError(describe(error));
+      }
+      const finish = await postJSON(base + "/finish", {
+        ceremony: begin.body.ceremony,
+        credential: credentialToJSON(credential),
+      });
+      if (!finish.ok) return showError(errorMessage(finish));
+      window.location.assign(finish.body.redirect);
+    } catch (error) {
+      showError("Registration failed: " + error);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // <form data-confirm="Delete this user?"> asks in a dialog before it is sent; the dialog's
+  // buttons are #confirm-dialog-ok and #confirm-dialog-cancel.
+  function confirmThen(form) {
+    let dialog = document.getElementById("confirm-dialog");
+    if (!dialog) {
+      dialog = document.createElement("dialog");
+      dialog.id = "confirm-dialog";
+      dialog.className = "confirm-dialog";
+      dialog.setAttribute("aria-labelledby", "confirm-dialog-text");
+      const text = document.createElement("p");
+      text.id = "confirm-dialog-text";
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.id = "confirm-dialog-cancel";
+      cancel.className = "button secondary";
+      cancel.textContent = "Cancel";
+      const ok = document.createElement("button");
+      ok.type = "button";
+      ok.id = "confirm-dialog-ok";
+      ok.className = "button danger";
+      ok.textContent = "Confirm";
+      actions.append(cancel, ok);
+      dialog.append(text, actions);
+      document.body.append(dialog);
+      cancel.addEventListener("click", function () { dialog.close(); });
+    }
+    dialog.querySelector("#confirm-dialog-text").textContent = form.dataset.confirm;
+    const ok = dialog.querySelector("#confirm-dialog-ok");
+    ok.textContent = form.dataset.confirmLabel || "Confirm";
+    ok.onclick = function () {
+      dialog.close();
+      form.dataset.confirmed = "yes";
+      form.requestSubmit();
+    };
+    dialog.showModal();
+    ok.focus();
+  }
+
+  // <div data-refresh-url="/console/x/fragment" data-refresh-seconds="2"> replaces its
+  // content with the fragment the server renders, every few seconds.
+  function refreshLoop(element) {
+    const seconds = Math.max(1, parseInt(element.dataset.refreshSeconds || "3", 10));
+    async function tick() {
+      try {
+        const response = await fetch(element.dataset.refreshUrl, { credentials: "same-origin" });
+        if (response.ok) {
+          const html = await response.text();
+          if (html !== element.innerHTML) element.innerHTML = html;
+        }
+      } catch (_) {
+        // A missed refresh is tried again at the next tick.
+      }
+      window.setTimeout(tick, seconds * 1000);
+    }
+    window.setTimeout(tick, seconds * 1000);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-passkey-login]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        login(form);
+      });
+    });
+    document.querySelectorAll("form[data-passkey-enrol]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        enrol(form);
+      });
+    });
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (form.dataset.confirmed === "yes") return;
+        event.preventDefault();
+        confirmThen(form);
+      });
+    });
+    document.querySelectorAll("[data-refresh-url]").forEach(refreshLoop);
+  });
+
+  window.keybridgeConsole = { postJSON: postJSON, b64urlToBytes: b64urlToBytes, bytesToB64url: bytesToB64url };
+})();
