@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 
@@ -244,6 +245,8 @@ fn every_setting_round_trips_through_its_environment_variable() {
         ("jobs.workers", "3"),
         ("jobs.max_attempts", "5"),
         ("jobs.lease_seconds", "30"),
+        ("console.session_idle_minutes", "15"),
+        ("console.session_max_hours", "8"),
         ("log.format", "json"),
         ("log.level", "debug"),
     ];
@@ -364,5 +367,39 @@ fn entra_endpoint_mistakes_are_named() {
         errors[0].contains("only reached over https://"),
         "{}",
         errors[0]
+    );
+}
+
+#[test]
+fn console_session_timeouts_default_and_are_checked() {
+    let config = resolve_text("", &[]).unwrap();
+    assert_eq!(config.console.session_idle, Duration::from_secs(30 * 60));
+    assert_eq!(config.console.session_max, Duration::from_secs(12 * 3600));
+    let config = resolve_text(
+        "[console]\nsession_idle_minutes = 5\nsession_max_hours = 2\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.console.session_idle, Duration::from_secs(5 * 60));
+    assert_eq!(config.console.session_max, Duration::from_secs(2 * 3600));
+    let errors = messages(
+        resolve_text(
+            "[console]\nsession_idle_minutes = 0\n",
+            &[("KEYBRIDGE_CONSOLE_SESSION_MAX_HOURS", "500")],
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors.iter().any(|e| e.contains(
+            "`console.session_idle_minutes` is 0: expected a number of minutes from 1 to 1440"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains(
+            "`console.session_max_hours` is 500: expected a number of hours from 1 to 168"
+        )),
+        "{errors:#?}"
     );
 }

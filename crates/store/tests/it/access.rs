@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use keybridge_store::{
-    NewAdminPasskey, NewPairingSession, PairingKind, Role, Store, StoreError, Timestamp, hash_token,
+    ChallengePurpose, NewAdminPasskey, NewPairingSession, PairingKind, Role, Store, StoreError,
+    Timestamp, hash_token,
 };
 
 use crate::common::{integration, users};
@@ -849,7 +850,134 @@ async fn request_nonces_are_fresh_once_until_they_expire(store: Store) {
     );
 }
 
+async fn console_challenges_and_login_links_are_checked_then_used_once(store: Store) {
+    let admin = store
+        .admins()
+        .create("eve", "Eve", Role::Auditor)
+        .await
+        .unwrap();
+    assert_eq!(store.admins().passkey_count().await.unwrap(), 0);
+
+    // A challenge is taken once, only for its purpose, and not after it expired.
+    let handle = store
+        .admins()
+        .create_challenge(ChallengePurpose::Enrol, Some(&admin.id), "abc", DAY)
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    assert!(
+        store
+            .admins()
+            .take_challenge(&handle, ChallengePurpose::Login, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "a login cannot take an enrolment challenge"
+    );
+    let handle = store
+        .admins()
+        .create_challenge(ChallengePurpose::Enrol, Some(&admin.id), "abc", DAY)
+        .await
+        .unwrap();
+    let taken = store
+        .admins()
+        .take_challenge(&handle, ChallengePurpose::Enrol, now)
+        .await
+        .unwrap()
+        .expect("challenge");
+    assert_eq!(taken.challenge, "abc");
+    assert_eq!(taken.admin_id.as_deref(), Some(admin.id.as_str()));
+    assert!(
+        store
+            .admins()
+            .take_challenge(&handle, ChallengePurpose::Enrol, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "taken twice"
+    );
+    let short = store
+        .admins()
+        .create_challenge(ChallengePurpose::Login, None, "xyz", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .admins()
+            .take_challenge(
+                &short,
+                ChallengePurpose::Login,
+                now.plus(Duration::from_secs(5))
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+
+    // Checking a link does not use it; using it does; then checking says so.
+    let token = store
+        .admins()
+        .create_login_link(Some(&admin.id), None, DAY)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let link = store.admins().check_login_link(&token, now).await.unwrap();
+        assert_eq!(link.admin_id.as_deref(), Some(admin.id.as_str()));
+    }
+    store
+        .admins()
+        .consume_login_link(&token, now)
+        .await
+        .unwrap();
+    let err = store
+        .admins()
+        .check_login_link(&token, now)
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(&err), "was already used");
+    let token = store
+        .admins()
+        .create_login_link(Some(&admin.id), None, DAY)
+        .await
+        .unwrap();
+    let err = store
+        .admins()
+        .check_login_link(&token, now.plus(DAY * 2))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(&err), "has expired");
+    assert!(matches!(
+        store.admins().check_login_link("nope", now).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Backup eligibility is kept with the passkey.
+    store
+        .admins()
+        .add_passkey(NewAdminPasskey {
+            admin_id: admin.id.clone(),
+            credential_id: "cred-be".into(),
+            public_key: vec![1],
+            sign_count: 0,
+            aaguid: "a".into(),
+            name: "synced".into(),
+            backup_eligible: true,
+        })
+        .await
+        .unwrap();
+    let passkey = store
+        .admins()
+        .find_passkey("cred-be")
+        .await
+        .unwrap()
+        .expect("passkey");
+    assert!(passkey.backup_eligible);
+    assert_eq!(store.admins().passkey_count().await.unwrap(), 1);
+}
+
 crate::store_tests!(
+    console_challenges_and_login_links_are_checked_then_used_once,
     pairing_sessions_keep_a_given_proof_key_and_complete_once,
     request_nonces_are_fresh_once_until_they_expire,
     invites_are_used_once_by_id,
