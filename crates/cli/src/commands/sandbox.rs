@@ -86,6 +86,9 @@ pub fn run(args: SandboxArgs, config_file: Option<&Path>) -> anyhow::Result<Exit
             println!("  server CA         {}", ca.display());
         }
         println!("  TLS pin           {}", server.tls_pin);
+        if let Some(link) = &bootstrap {
+            println!("  console login     {}", link.url);
+        }
         println!("  integration       {connected}");
         println!("  entra-sim         {}   (tenant {}, {})", info.base_url, info.tenant_id, info.tenant_domain);
         println!("  entra-sim CA      {}", info.ca_pem.display());
@@ -104,12 +107,13 @@ pub fn run(args: SandboxArgs, config_file: Option<&Path>) -> anyhow::Result<Exit
                 ca.display()
             );
         }
-        println!("  web console       {public_url}console");
-        if let Some(link) = bootstrap {
-            println!(
-                "  console login     {}   (one-time link: registers a passkey for \"{}\")",
-                link.url, link.admin.username
-            );
+        match &bootstrap {
+            Some(link) => println!(
+                "The web console is at {public_url}console: open the console login link above in a \
+                 browser with a passkey to register the first admin \"{}\".",
+                link.admin.username
+            ),
+            None => println!("The web console is at {public_url}console."),
         }
 
         wait_for_stop_signal().await?;

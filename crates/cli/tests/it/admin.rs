@@ -246,3 +246,56 @@ fn an_invalid_configuration_stops_admin_commands_with_every_problem() {
     assert!(errors.contains("database.url"), "{errors}");
     assert!(errors.contains("jobs.workers"), "{errors}");
 }
+
+#[tokio::test]
+async fn login_link_makes_a_console_account_and_a_one_time_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = env_for(&data);
+    let output = run(
+        &[
+            "admin",
+            "login-link",
+            "--username",
+            "carol",
+            "--role",
+            "helpdesk",
+        ],
+        &env,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let link = stdout(&output).trim().to_owned();
+    assert!(
+        link.starts_with("https://localhost:8443/console/enrol/"),
+        "{link}"
+    );
+    assert!(
+        stderr(&output).contains("new console account \"carol\" (role helpdesk)"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A second link for the same account keeps its role and says so.
+    let output = run(&["admin", "login-link", "--username", "carol"], &env);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_ne!(stdout(&output).trim(), link);
+    assert!(
+        stderr(&output).contains("keeps its role helpdesk"),
+        "{}",
+        stderr(&output)
+    );
+
+    let store = open(&data, &data.join("secrets.key"), &[]).await;
+    let carol = store
+        .admins()
+        .find_by_username("carol")
+        .await
+        .unwrap()
+        .expect("account");
+    assert_eq!(carol.role, keybridge_store::Role::Helpdesk);
+    store.close().await;
+
+    let output = run(&["admin", "login-link", "--role", "owner"], &env);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--role"), "{}", stderr(&output));
+}

@@ -75,6 +75,16 @@ async fn sandbox_connects_a_seeded_tenant_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(unauthenticated.status(), 401);
 
+    // No console passkey exists yet, so the sandbox prints a one-time link for the first
+    // admin; opening it shows the enrolment page without using it up.
+    let login = field(&lines, "console login").to_string();
+    assert!(login.contains("/console/enrol/"), "{login}");
+    for _ in 0..2 {
+        let page = http.get(&login).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("Register your passkey"));
+    }
+
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
