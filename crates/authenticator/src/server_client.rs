@@ -387,16 +387,25 @@ impl ServerClient {
         Ok(())
     }
 
-    /// `DELETE /device/v1/device`: the server forgets this device.
-    pub async fn unpair(&self, identity: &DeviceIdentity) -> Result<(), ClientError> {
-        self.signed(
-            identity,
-            reqwest::Method::DELETE,
-            "/device/v1/device",
-            Vec::new(),
-        )
-        .await?;
-        Ok(())
+    /// `DELETE /device/v1/device`: the server forgets this device. When the device's passkey
+    /// is registered in Entra, the server deletes it there first in a job, whose id is
+    /// returned.
+    pub async fn unpair(&self, identity: &DeviceIdentity) -> Result<Option<String>, ClientError> {
+        let body = self
+            .signed(
+                identity,
+                reqwest::Method::DELETE,
+                "/device/v1/device",
+                Vec::new(),
+            )
+            .await?;
+        Ok(serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("job_id")
+                    .and_then(|id| id.as_str())
+                    .map(str::to_owned)
+            }))
     }
 }
 

@@ -539,15 +539,22 @@ pub fn unpair(args: &UnpairArgs, store_pin: &str) -> anyhow::Result<String> {
         _ => bail!("this device is paired for several accounts: choose one with --account UPN"),
     };
     let target = paired(pairing)?;
-    match runtime()?.block_on(target.client.unpair(&target.identity)) {
-        Ok(()) => {}
+    let removal_job = match runtime()?.block_on(target.client.unpair(&target.identity)) {
+        Ok(job) => job,
         // Already unpaired by an admin: forget it here too.
-        Err(error) if error.is_unknown_device() => {}
+        Err(error) if error.is_unknown_device() => None,
         Err(error) => return Err(error.into()),
-    }
+    };
     store.remove_pairing(&pairing.device_id)?;
+    let entra = match removal_job {
+        Some(job) => format!(
+            " The server is deleting this phone's passkey from Microsoft Entra (job {}).",
+            terminal_safe(&job)
+        ),
+        None => String::new(),
+    };
     Ok(format!(
-        "Unpaired {} from {}; the device key is deleted.\n",
+        "Unpaired {} from {}; the device key is deleted.{entra}\n",
         terminal_safe(&pairing.upn),
         pairing.server_url
     ))

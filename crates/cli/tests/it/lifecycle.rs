@@ -305,6 +305,11 @@ async fn whole_lifecycle(db: TestDatabase) {
     // The phone unpairs: the passkey leaves entra-sim, the user is Pending with the warning.
     let unpaired = keybridge(args(&["device", "unpair", "--store", &phone])).await;
     assert!(unpaired.status.success(), "{}", stderr(&unpaired));
+    assert!(
+        stdout(&unpaired).contains("deleting this phone's passkey from Microsoft Entra"),
+        "{}",
+        stdout(&unpaired)
+    );
     let shown = api
         .wait_for_user(&user_id, |u| u["state"] == "pending")
         .await;

@@ -130,7 +130,8 @@ pub async fn provision_paired_users(
                 .list_for_user(&item.user.id)
                 .await
                 .map_err(store_failure)?;
-            if let Some(phone) = phones.first() {
+            // The oldest phone not being unpaired.
+            if let Some(phone) = phones.iter().find(|p| p.unpairing_at.is_none()) {
                 store
                     .jobs()
                     .enqueue(app.attempts(provision_user(&item.user.id, &phone.id)))

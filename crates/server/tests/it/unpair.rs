@@ -442,3 +442,48 @@ async fn a_passkey_removed_in_entra_moves_the_user_back_on_sqlite() {
 async fn a_passkey_removed_in_entra_moves_the_user_back_on_postgres() {
     a_passkey_removed_in_entra_moves_the_user_back(Backend::Postgres).await;
 }
+
+/// A phone whose unpairing was requested is asked for no passkey when native login is
+/// enabled meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_being_unpaired_is_not_asked_for_a_passkey() {
+    let h = support::start_reachable(Backend::Sqlite).await;
+    let integration_id = integration(&h).await;
+    let (_, list) = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{integration_id}/users?limit=1"),
+            None,
+        )
+        .await;
+    let user_id = list["items"][0]["id"].as_str().expect("a user").to_owned();
+    let phone = pair(&h, &user_id).await;
+    // As the unpair request does before its job runs.
+    h.store
+        .phones()
+        .mark_unpairing(
+            &phone.device_id.to_string(),
+            keybridge_store::Timestamp::now(),
+        )
+        .await
+        .expect("marked");
+    let (status, enabled) = h
+        .call(
+            Method::PUT,
+            &format!("/api/v1/integrations/{integration_id}/native-login"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{enabled}");
+    let job = h
+        .wait_for_job(enabled["provisioning_job_id"].as_str().expect("job"))
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let (status, page) = signed(&h, &phone, Method::GET, "/device/v1/inbox?wait=2", b"").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["requests"], json!([]), "{page}");
+    let user = user_view(&h, &user_id).await;
+    assert_eq!(user["state"], "paired_with_keybridge", "{user}");
+    assert_eq!(user["provisioning_error"], Value::Null, "{user}");
+    h.stop().await;
+}
