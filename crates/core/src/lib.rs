@@ -16,7 +16,8 @@
 //! - [`Upn`], [`EmailAddress`], [`DomainName`], [`RestrictDomains`]: users' addresses and
 //!   the "restrict domains" login setting;
 //! - [`UserState`], [`EntraStatus`], [`UserFacts`], [`Command`], [`apply`],
-//!   [`desired_groups`]: the user lifecycle.
+//!   [`desired_groups`]: the user lifecycle;
+//! - [`InviteList`]: the CSV file of a bulk invitation, checked whole (bad lines by number).
 //!
 //! ```
 //! use keybridge_core::{apply, ApplicationName, Command, EntraStatus, GroupRole, UserFacts, UserState};
@@ -38,6 +39,7 @@
 pub mod address;
 pub mod domain;
 pub mod ids;
+pub mod invite_list;
 pub mod lifecycle;
 pub mod names;
 pub mod state;
@@ -49,6 +51,7 @@ pub use domain::{
     RestrictDomainsError,
 };
 pub use ids::{ClientId, GuidError, GuidField, GuidProblem, TenantId};
+pub use invite_list::{BadRow, InviteList, InviteListError, InviteRow};
 pub use lifecycle::{
     Command, InconsistentFacts, LifecycleEvent, StoredUserFacts, Transition, TransitionError,
     UserFacts, apply, desired_groups,
