@@ -153,6 +153,11 @@ impl ApiError {
     pub fn field(&self) -> Option<&str> {
         self.field.as_deref()
     }
+
+    /// Per-input problems (e.g. each bad entry of a list).
+    pub fn details(&self) -> &[FieldProblem] {
+        &self.details
+    }
 }
 
 /// The JSON body of an error answer.

@@ -164,7 +164,8 @@
   }
 
   // <form data-confirm="Delete this user?"> asks in a dialog before it is sent; the dialog's
-  // buttons are #confirm-dialog-ok and #confirm-dialog-cancel.
+  // buttons are #confirm-dialog-ok and #confirm-dialog-cancel. data-confirm-label names the
+  // OK button; data-confirm-style="primary" makes it a plain (not red) button.
   function confirmThen(form) {
     let dialog = document.getElementById("confirm-dialog");
     if (!dialog) {
@@ -194,6 +195,7 @@
     dialog.querySelector("#confirm-dialog-text").textContent = form.dataset.confirm;
     const ok = dialog.querySelector("#confirm-dialog-ok");
     ok.textContent = form.dataset.confirmLabel || "Confirm";
+    ok.className = form.dataset.confirmStyle === "primary" ? "button" : "button danger";
     ok.onclick = function () {
       dialog.close();
       form.dataset.confirmed = "yes";
@@ -243,6 +245,16 @@
       });
     });
     document.querySelectorAll("[data-refresh-url]").forEach(refreshLoop);
+    // <input type="file" data-pem-target="ID"> reads a PEM file into the textarea ID, so that
+    // the form is sent as ordinary fields.
+    document.querySelectorAll("input[type=file][data-pem-target]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        const target = document.getElementById(input.dataset.pemTarget);
+        const file = input.files && input.files[0];
+        if (!target || !file) return;
+        file.text().then(function (text) { target.value = text; });
+      });
+    });
   });
 
   window.keybridgeConsole = { postJSON: postJSON, b64urlToBytes: b64urlToBytes, bytesToB64url: bytesToB64url };

@@ -134,24 +134,7 @@ async fn create(
     meta: RequestMeta,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let name = check_name(&body.name)?;
-    let role = parse_role(&body.role)?;
-    let expires_at = expiry(body.expires_in_days)?;
-    let mut tx = app.store().begin().await?;
-    let (token, secret) = tx
-        .api_tokens()
-        .create(name, role, &auth.actor(), expires_at)
-        .await?;
-    tx.audit()
-        .append(
-            meta.stamp(
-                NewAuditEvent::new(auth.actor(), "api_token.create")
-                    .target(format!("api_token:{}", token.id))
-                    .details(serde_json::json!({"name": token.name, "role": role.as_str()})),
-            ),
-        )
-        .await?;
-    tx.commit().await?;
+    let (token, secret) = create_token(&app, &body, &auth.actor(), &meta).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -159,6 +142,35 @@ async fn create(
             api_token: TokenView::from(&token),
         }),
     ))
+}
+
+/// Creates an API token for `actor` (the API and the console). Returns the record and the
+/// token text, shown once.
+pub async fn create_token(
+    app: &App,
+    body: &CreateToken,
+    actor: &str,
+    meta: &RequestMeta,
+) -> ApiResult<(ApiToken, String)> {
+    let name = check_name(&body.name)?;
+    let role = parse_role(&body.role)?;
+    let expires_at = expiry(body.expires_in_days)?;
+    let mut tx = app.store().begin().await?;
+    let (token, secret) = tx
+        .api_tokens()
+        .create(name, role, actor, expires_at)
+        .await?;
+    tx.audit()
+        .append(
+            meta.stamp(
+                NewAuditEvent::new(actor, "api_token.create")
+                    .target(format!("api_token:{}", token.id))
+                    .details(serde_json::json!({"name": token.name, "role": role.as_str()})),
+            ),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((token, secret))
 }
 
 async fn list(
@@ -175,15 +187,23 @@ async fn revoke(
     meta: RequestMeta,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    revoke_token(&app, &id, &auth.actor(), &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes an API token (the API and the console).
+pub async fn revoke_token(app: &App, id: &str, actor: &str, meta: &RequestMeta) -> ApiResult<()> {
     let mut tx = app.store().begin().await?;
-    tx.api_tokens().revoke(&id, Timestamp::now()).await?;
+    tx.api_tokens().revoke(id, Timestamp::now()).await?;
     tx.audit()
-        .append(meta.stamp(
-            NewAuditEvent::new(auth.actor(), "api_token.revoke").target(format!("api_token:{id}")),
-        ))
+        .append(
+            meta.stamp(
+                NewAuditEvent::new(actor, "api_token.revoke").target(format!("api_token:{id}")),
+            ),
+        )
         .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Why a local token could not be created.

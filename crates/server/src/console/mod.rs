@@ -24,7 +24,9 @@
 pub mod assets;
 pub mod error;
 pub mod flash;
+pub mod forms;
 pub mod home;
+pub mod integrations;
 pub mod login;
 pub mod page;
 pub mod session;
@@ -58,7 +60,34 @@ pub fn router(app: App) -> Router<App> {
         .route("/console/enrol/{token}", get(login::enrol_page))
         .route("/console/enrol/{token}/begin", post(login::enrol_begin))
         .route("/console/enrol/{token}/finish", post(login::enrol_finish))
-        .route("/console/tokens", get(tokens::list))
+        .route(
+            "/console/integrations",
+            get(integrations::list).post(integrations::create),
+        )
+        .route("/console/integrations/new", get(integrations::new_form))
+        .route("/console/integrations/{id}", get(integrations::settings))
+        .route(
+            "/console/integrations/{id}/preflight",
+            post(integrations::preflight),
+        )
+        .route(
+            "/console/integrations/{id}/native-login",
+            post(integrations::native_login),
+        )
+        .route(
+            "/console/integrations/{id}/restrict-domains",
+            post(integrations::restrict_domains),
+        )
+        .route(
+            "/console/integrations/{id}/credential",
+            post(integrations::rotate_credential),
+        )
+        .route(
+            "/console/integrations/{id}/desktop-client",
+            post(integrations::desktop_client),
+        )
+        .route("/console/tokens", get(tokens::list).post(tokens::create))
+        .route("/console/tokens/{id}/revoke", post(tokens::revoke))
         .route("/console/static/{name}", get(assets::serve))
         .route("/console/{*rest}", get(not_found).post(not_found))
         .layer(middleware::from_fn_with_state(app, origin_check))

@@ -14,15 +14,15 @@ use keybridge_testkit::browser::{
 
 use crate::support::{self, Harness};
 
-fn public_url(h: &Harness) -> url::Url {
+pub(crate) fn public_url(h: &Harness) -> url::Url {
     url::Url::parse(&format!("https://localhost:{}/", h.server.addr.port())).expect("URL")
 }
 
-fn console_url(h: &Harness, path: &str) -> String {
+pub(crate) fn console_url(h: &Harness, path: &str) -> String {
     format!("https://localhost:{}{path}", h.server.addr.port())
 }
 
-async fn launch() -> TestBrowser {
+pub(crate) async fn launch() -> TestBrowser {
     TestBrowser::launch()
         .await
         .unwrap_or_else(|e| panic!("{e}"))
@@ -30,7 +30,7 @@ async fn launch() -> TestBrowser {
 
 /// Opens a login link for `username` in a new tab with a virtual authenticator, registers a
 /// passkey and waits for the dashboard.
-async fn enrol(
+pub(crate) async fn enrol(
     h: &Harness,
     browser: &TestBrowser,
     username: &str,
@@ -59,7 +59,7 @@ async fn enrol(
     (page, authenticator, link.url)
 }
 
-async fn sign_out(page: &TestPage) {
+pub(crate) async fn sign_out(page: &TestPage) {
     page.click("form[action='/console/logout'] button")
         .await
         .expect("click sign out");
@@ -68,7 +68,7 @@ async fn sign_out(page: &TestPage) {
         .expect("login page");
 }
 
-async fn sign_in(page: &TestPage) {
+pub(crate) async fn sign_in(page: &TestPage) {
     page.click("#login-button").await.expect("click sign in");
 }
 

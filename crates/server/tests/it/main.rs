@@ -6,6 +6,7 @@
 
 mod audit_jobs;
 mod console;
+mod console_integrations;
 mod device_manager;
 mod devices;
 mod health;
