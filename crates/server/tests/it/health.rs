@@ -103,11 +103,23 @@ async fn the_openapi_document_is_valid_for_an_independent_validator() {
     let h = support::start(Backend::Sqlite).await;
     let (status, document) = h.call(Method::GET, "/api/v1/openapi.json", None).await;
     assert_eq!(status, 200);
-    let output = keybridge_testkit::interop::run_script(
-        "openapi_validate.py",
-        &[],
+    // The script is found beside this test's own sources (the testkit's compiled-in root can
+    // be another checkout's when a target directory is shared).
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop/openapi_validate.py");
+    let mut child = std::process::Command::new(keybridge_testkit::interop::python())
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the validator starts");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
         document.to_string().as_bytes(),
-    );
+    )
+    .expect("document written");
+    let output = child.wait_with_output().expect("the validator ran");
     assert!(
         output.status.success(),
         "openapi-spec-validator refused the document:\n{}",
