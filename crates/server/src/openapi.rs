@@ -175,6 +175,18 @@ pub fn document() -> Value {
             "get": op("One user", Some("any"), None, ("200", Some("User"))),
             "delete": op("Delete the user (irreversible): keybridge's Entra passkeys, group memberships, phones", Some("admin or helpdesk"), Some("DeleteUser"), ("202", Some("SyncQueued"))),
         },
+        "/api/v1/users/{id}/invites": {
+            "post": op("Invite the user: a single-use, expiring link to the Device Manager page", Some("admin or helpdesk"), Some("Invite"), ("201", Some("Invited"))),
+            "get": op("The user's invitations (never their links)", Some("any"), None, ("200", Some("InviteList"))),
+            "delete": op("Revoke the user's open invitation", Some("admin or helpdesk"), None, ("204", None)),
+        },
+        "/api/v1/users/{id}/phones/{phone_id}": {
+            "delete": op("Unpair one of the user's phones: a job deletes its passkey from Entra, then the phone; the user's last phone gone, the user is Pending with \"This user unpaired from keybridge.\"", Some("admin or helpdesk"), None, ("202", Some("SyncQueued"))),
+        },
+    });
+    // The phone's and the Device Manager page's endpoints (a second object: one json! of
+    // everything goes past the macro's recursion limit).
+    let public_paths = json!({
         "/device/v1/pair": {"post": {
             "summary": "Enrol a phone: the pairing proof (from the QR payload's secret or the short code) and the device key's signature",
             "description": "No token or signature header: the body carries the proof and the device key's signature (docs/device-protocol.md §1.3).",
@@ -204,15 +216,7 @@ pub fn document() -> Value {
             "description": "The invitation link is the credential (no API token).",
             "responses": {
                 "200": {"description": "a pairing session", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PairingSession"}}}},
-                "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}}}},
-        "/api/v1/users/{id}/invites": {
-            "post": op("Invite the user: a single-use, expiring link to the Device Manager page", Some("admin or helpdesk"), Some("Invite"), ("201", Some("Invited"))),
-            "get": op("The user's invitations (never their links)", Some("any"), None, ("200", Some("InviteList"))),
-            "delete": op("Revoke the user's open invitation", Some("admin or helpdesk"), None, ("204", None)),
-        },
-        "/api/v1/users/{id}/phones/{phone_id}": {
-            "delete": op("Unpair one of the user's phones: a job deletes its passkey from Entra, then the phone; the user's last phone gone, the user is Pending with \"This user unpaired from keybridge.\"", Some("admin or helpdesk"), None, ("202", Some("SyncQueued"))),
-        },
+                "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}}}}
     });
     // A second literal: one `json!` this large exceeds the macro's recursion limit.
     let workstation_paths = json!({
@@ -238,6 +242,9 @@ pub fn document() -> Value {
     });
     if let (Some(map), Some(more)) = (paths.as_object_mut(), workstation_paths.as_object()) {
         map.extend(more.clone());
+    }
+    if let (Some(map), Some(public)) = (paths.as_object_mut(), public_paths.as_object()) {
+        map.extend(public.clone());
     }
     let token =
         json!([{"name": "token", "in": "path", "required": true, "schema": {"type": "string"}}]);
