@@ -19,8 +19,8 @@ use super::{EXIT_FOUND_PROBLEM, load_config, open_store, runtime};
 /// Says where a command of `keybridge admin` runs.
 const ADMIN_AFTER_HELP: &str = "\
 Over the API (--server URL or KEYBRIDGE_API_URL, --token-file FILE or KEYBRIDGE_API_TOKEN,
---ca-file FILE or --pin sha256/... to trust the server): integrations, users, jobs, tokens,
-audit list, audit export.
+--ca-file FILE or --pin sha256/... to trust the server): integrations, users, workstations,
+jobs, tokens, audit list, audit export.
 Local, on the server's own database and configuration (work while the server is down): audit
 verify, audit export --local, secrets, db, token (the first admin token).";
 
@@ -31,8 +31,10 @@ pub enum AdminCommand {
     /// [API] Integrations: connect a tenant, credentials, native login, restrict domains,
     /// pre-flight checks, sync, desktop client.
     Integrations(admin_api::IntegrationsArgs),
-    /// [API] Users: list, show, invite, delete.
+    /// [API] Users: list, show, invite, phones, unpair, delete.
     Users(admin_api::UsersArgs),
+    /// [API] Workstations: show, revoke, recovery PIN.
+    Workstations(admin_api::WorkstationsArgs),
     /// [API] Background jobs: list, show, retry, cancel, wait.
     Jobs(admin_api::JobsArgs),
     /// [API] API tokens: list, create, revoke.
@@ -123,6 +125,7 @@ pub fn run(command: AdminCommand, config_file: Option<&Path>) -> anyhow::Result<
         AdminCommand::Token(args) => return super::token::run(args, config_file),
         AdminCommand::Integrations(args) => return admin_api::integrations(args),
         AdminCommand::Users(args) => return admin_api::users(args),
+        AdminCommand::Workstations(args) => return admin_api::workstations(args),
         AdminCommand::Jobs(args) => return admin_api::jobs(args),
         AdminCommand::Tokens(args) => return admin_api::tokens(args),
         AdminCommand::Audit(AuditCommand::List(args)) => return admin_api::audit_list(args),
@@ -150,6 +153,7 @@ pub fn run(command: AdminCommand, config_file: Option<&Path>) -> anyhow::Result<
             | AdminCommand::Token(_)
             | AdminCommand::Integrations(_)
             | AdminCommand::Users(_)
+            | AdminCommand::Workstations(_)
             | AdminCommand::Jobs(_)
             | AdminCommand::Tokens(_)
             | AdminCommand::Audit(AuditCommand::List(_))

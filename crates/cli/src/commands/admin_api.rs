@@ -176,6 +176,22 @@ enum UsersCommand {
         /// The user's id.
         id: String,
     },
+    /// A user's phones, each with the workstations paired through it.
+    Phones {
+        /// The user's id.
+        id: String,
+    },
+    /// Unpair one of a user's phones: its passkey is deleted from Entra, then the phone.
+    Unpair {
+        /// The user's id.
+        id: String,
+        /// The phone's Device ID (from `keybridge admin users phones`).
+        #[arg(long, value_name = "DEVICE_ID")]
+        phone: String,
+        /// Wait for the unpair job to finish.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Delete a user (irreversible): keybridge's Entra passkeys, group memberships, phones.
     Delete {
         /// The user's id.
@@ -231,6 +247,89 @@ enum UserSort {
     Username,
     Name,
     LastActive,
+}
+
+/// `keybridge admin workstations`.
+#[derive(Debug, Args)]
+pub struct WorkstationsArgs {
+    #[command(flatten)]
+    api: ApiOptions,
+    #[command(subcommand)]
+    command: WorkstationsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkstationsCommand {
+    /// Show one workstation.
+    Show {
+        /// The Workstation ID.
+        id: String,
+    },
+    /// Revoke a workstation: it can no longer sign in.
+    Revoke {
+        /// The Workstation ID.
+        id: String,
+    },
+    /// Reveal the recovery PIN a user's phone escrowed for a workstation (audited).
+    RecoveryPin {
+        /// The Workstation ID.
+        id: String,
+        /// The user's id.
+        #[arg(long, value_name = "USER_ID")]
+        user: String,
+    },
+}
+
+/// Runs `keybridge admin workstations …`.
+pub fn workstations(args: WorkstationsArgs) -> anyhow::Result<ExitCode> {
+    block_on(&args.api, |api| async move {
+        match args.command {
+            WorkstationsCommand::Show { id } => {
+                let workstation = api.get(&format!("/workstations/{id}"), &[]).await?;
+                if api.json {
+                    print_json(&workstation)?;
+                } else {
+                    fields(
+                        &workstation,
+                        &[
+                            ("id", "id"),
+                            ("name", "name"),
+                            ("status", "status"),
+                            ("created", "created_at"),
+                            ("paired", "paired_at"),
+                            ("revoked", "revoked_at"),
+                            ("last seen", "last_seen_at"),
+                            ("phones", "phone_ids"),
+                        ],
+                    );
+                }
+            }
+            WorkstationsCommand::Revoke { id } => {
+                api.call(Method::DELETE, &format!("/workstations/{id}"), &[], None)
+                    .await?;
+                if api.json {
+                    print_json(&json!({"revoked": id}))?;
+                } else {
+                    println!("revoked workstation {id}: it can no longer sign in");
+                }
+            }
+            WorkstationsCommand::RecoveryPin { id, user } => {
+                let answer = api
+                    .get(
+                        &format!("/workstations/{id}/recovery-pin"),
+                        &[("user_id", user)],
+                    )
+                    .await?;
+                if api.json {
+                    print_json(&answer)?;
+                } else {
+                    println!("{}", text(&answer["pin"]));
+                    eprintln!("the reveal is in the audit log (workstation.recovery_pin.reveal)");
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// `keybridge admin jobs`.
@@ -996,6 +1095,73 @@ pub fn users(args: UsersArgs) -> anyhow::Result<ExitCode> {
                     print_json(&json!({"revoked": true}))?;
                 } else {
                     println!("revoked the open invitation of user {id}");
+                }
+            }
+            UsersCommand::Phones { id } => {
+                let list = api.get(&format!("/users/{id}/phones"), &[]).await?;
+                if api.json {
+                    print_json(&list)?;
+                } else {
+                    let phones = list.as_array().cloned().unwrap_or_default();
+                    let rows: Vec<Vec<String>> = phones
+                        .iter()
+                        .map(|p| {
+                            let workstations = p["workstations"]
+                                .as_array()
+                                .map(|w| {
+                                    w.iter()
+                                        .map(|w| {
+                                            format!("{} ({})", text(&w["name"]), text(&w["status"]))
+                                        })
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                })
+                                .unwrap_or_default();
+                            vec![
+                                text(&p["id"]),
+                                text(&p["name"]),
+                                text(&p["model"]),
+                                text(&p["os"]),
+                                text(&p["last_seen_at"]),
+                                workstations,
+                            ]
+                        })
+                        .collect();
+                    table(
+                        &[
+                            "DEVICE ID",
+                            "NAME",
+                            "MODEL",
+                            "OS",
+                            "LAST SEEN",
+                            "WORKSTATIONS",
+                        ],
+                        &rows,
+                    );
+                    for phone in &phones {
+                        if let Some(warning) = phone["warning"].as_str() {
+                            println!("{}: {}", text(&phone["id"]), terminal_safe(warning));
+                        }
+                    }
+                }
+            }
+            UsersCommand::Unpair { id, phone, wait } => {
+                let answer = api
+                    .call(
+                        Method::DELETE,
+                        &format!("/users/{id}/phones/{phone}"),
+                        &[],
+                        None,
+                    )
+                    .await?;
+                let job = answer["job_id"].as_str().unwrap_or_default().to_owned();
+                if api.json && !wait {
+                    print_json(&answer)?;
+                } else if !api.json {
+                    println!("unpairing queued: job {job}");
+                }
+                if wait {
+                    return wait_for_job(&api, &job, Duration::from_secs(600)).await;
                 }
             }
             UsersCommand::Delete { id, confirm, wait } => {

@@ -250,6 +250,36 @@ async fn integrations_users_jobs_and_audit_through_the_cli() {
     let shown = api.ok(&["users", "show", user_id]);
     assert!(shown.contains(username), "{shown}");
 
+    // No phone yet.
+    assert_eq!(
+        api.json(&["users", "phones", user_id]),
+        serde_json::json!([])
+    );
+    let output = api.run(&[
+        "users",
+        "unpair",
+        user_id,
+        "--phone",
+        "00000000-0000-4000-8000-000000000000",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("404 not_found"),
+        "{}",
+        stderr(&output)
+    );
+    let output = api.run(&[
+        "workstations",
+        "show",
+        "00000000-0000-4000-8000-000000000000",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("404 not_found"),
+        "{}",
+        stderr(&output)
+    );
+
     // An invitation prints its link on stdout.
     let link = api.ok(&["users", "invite", user_id]);
     let link = link.trim();
