@@ -33,8 +33,8 @@ use keybridge_authenticator::{
     MakeCredentialSettings, MemoryStore, OriginPolicy,
 };
 use keybridge_config::{
-    Config, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig, LogFormat,
-    SecretKeySource, SecretsConfig, ServerConfig,
+    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
+    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_core::{EntraStatus, UserState};
 use keybridge_device_protocol::{
@@ -400,6 +400,10 @@ async fn run(n: usize) {
             workers,
             max_attempts: 10,
             lease_seconds: 60,
+        },
+        console: ConsoleConfig {
+            session_idle: Duration::from_secs(900),
+            session_max: Duration::from_secs(8 * 3600),
         },
         log: LogConfig {
             format: LogFormat::Pretty,

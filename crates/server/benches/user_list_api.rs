@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use keybridge_config::{
-    Config, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig, LogFormat,
-    SecretKeySource, SecretsConfig, ServerConfig,
+    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
+    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_core::UserState;
 use keybridge_server::{Server, ServerOptions};
@@ -155,6 +155,10 @@ async fn run(backend: Backend, url: &str, users: usize, samples: usize) {
             workers: 1,
             max_attempts: 3,
             lease_seconds: 60,
+        },
+        console: ConsoleConfig {
+            session_idle: Duration::from_secs(900),
+            session_max: Duration::from_secs(8 * 3600),
         },
         log: LogConfig {
             format: LogFormat::Pretty,
