@@ -24,6 +24,9 @@ pub struct MobileDevice {
     pub created_at: String,
     /// Last request from the phone (RFC 3339).
     pub last_seen_at: Option<String>,
+    /// When its unpairing was requested (RFC 3339): the unpair job is deleting its passkey
+    /// from Entra, then the phone.
+    pub unpairing_since: Option<String>,
     /// The passkeys the phone holds for the user ("Authenticators").
     pub authenticators: Vec<Authenticator>,
     /// The workstations paired with the phone.
@@ -122,6 +125,7 @@ pub async fn mobile_devices(app: &App, user_id: &str) -> ApiResult<Vec<MobileDev
             os: phone.os,
             created_at: phone.created_at.to_rfc3339(),
             last_seen_at: phone.last_seen_at.map(Timestamp::to_rfc3339),
+            unpairing_since: phone.unpairing_at.map(Timestamp::to_rfc3339),
             username: user.upn.clone(),
             domain_id: integration.tenant_id.clone(),
         });

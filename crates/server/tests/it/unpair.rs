@@ -485,5 +485,12 @@ async fn a_phone_being_unpaired_is_not_asked_for_a_passkey() {
     let user = user_view(&h, &user_id).await;
     assert_eq!(user["state"], "paired_with_keybridge", "{user}");
     assert_eq!(user["provisioning_error"], Value::Null, "{user}");
+    // Device Details shows the phone as being unpaired.
+    let devices =
+        keybridge_server::services::user_devices::mobile_devices(h.server.app(), &user_id)
+            .await
+            .expect("devices");
+    assert_eq!(devices.len(), 1);
+    assert!(devices[0].unpairing_since.is_some(), "{devices:?}");
     h.stop().await;
 }
