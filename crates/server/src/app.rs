@@ -169,6 +169,7 @@ struct AppInner {
     desktop_client: Option<std::path::PathBuf>,
     pairing_limits: crate::device_v1::pairing::PairingLimits,
     console_login_limits: crate::console::login::LoginLimits,
+    wakeups: crate::wakeups::Wakeups,
 }
 
 impl App {
@@ -183,6 +184,7 @@ impl App {
     ) -> App {
         App {
             inner: Arc::new(AppInner {
+                wakeups: crate::wakeups::Wakeups::new(store.clone()),
                 store,
                 config,
                 graph,
@@ -233,6 +235,11 @@ impl App {
     /// Failed console logins, for their rate limit.
     pub fn console_login_limits(&self) -> &crate::console::login::LoginLimits {
         &self.inner.console_login_limits
+    }
+
+    /// The instance's fan-out of inbox and answer notifications to waiting long polls.
+    pub fn wakeups(&self) -> &crate::wakeups::Wakeups {
+        &self.inner.wakeups
     }
 
     /// The TLS pin phones and workstations check.

@@ -47,6 +47,7 @@ pub mod router;
 pub mod server;
 pub mod services;
 pub mod tls;
+pub mod wakeups;
 pub mod workstation_v1;
 
 pub use api_v1::tokens::{BootstrapError, create_token_locally, parse_role};

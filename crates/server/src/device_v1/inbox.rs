@@ -65,24 +65,23 @@ pub async fn fetch(
         ));
     }
     let device_key = auth.phone.device_key.clone();
-    // Listen before looking, so that a request created in between still wakes the poll.
-    let mut listener = if wait > 0 {
-        Some(app.store().listen(&[Channel::DeviceInbox]).await?)
-    } else {
-        None
-    };
+    // Register before looking, so that a request created in between still wakes the poll.
+    let watch = app.wakeups().watch(Channel::DeviceInbox, &device_key);
+    let notified = watch.notify().notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
     let mut requests = open_items(&app, &device_key).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    while requests.is_empty() {
-        let Some(listener) = listener.as_mut() else {
+    while requests.is_empty() && wait > 0 {
+        if tokio::time::timeout_at(deadline, notified.as_mut())
+            .await
+            .is_err()
+        {
             break;
-        };
-        match tokio::time::timeout_at(deadline, listener.recv()).await {
-            Err(_) => break,
-            Ok(Ok(n)) if !n.payload.is_empty() && n.payload != device_key => continue,
-            Ok(Ok(_)) => requests = open_items(&app, &device_key).await?,
-            Ok(Err(e)) => return Err(e.into()),
         }
+        notified.set(watch.notify().notified());
+        notified.as_mut().enable();
+        requests = open_items(&app, &device_key).await?;
     }
     Ok(Json(InboxPage {
         v: ProtocolVersion,

@@ -562,30 +562,25 @@ pub async fn sign_in_status(
     }
     let request_id = uuid::Uuid::try_parse(&id)
         .map_err(|_| ApiError::not_found(format!("no sign-in request {id}")))?;
-    // Listen before looking, so that an answer in between still wakes the poll.
-    let mut listener = if wait > 0 {
-        Some(
-            app.store()
-                .listen(&[keybridge_store::Channel::DeviceAnswer])
-                .await?,
-        )
-    } else {
-        None
-    };
+    // Register before looking, so that an answer in between still wakes the poll.
+    let watch = app
+        .wakeups()
+        .watch(keybridge_store::Channel::DeviceAnswer, &id);
+    let notified = watch.notify().notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let mut found = outcome(&app, &id, &auth.workstation.id).await?;
-    while found.is_none() {
-        let Some(listener) = listener.as_mut() else {
-            break;
-        };
+    while found.is_none() && wait > 0 {
         // Notifications are hints; look again at least every few seconds (expiry has none).
         let tick = (tokio::time::Instant::now() + Duration::from_secs(5)).min(deadline);
-        match tokio::time::timeout_at(tick, listener.recv()).await {
+        match tokio::time::timeout_at(tick, notified.as_mut()).await {
             Err(_) if tick >= deadline => break,
             Err(_) => {}
-            Ok(Ok(n)) if !n.payload.is_empty() && n.payload != id => continue,
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e.into()),
+            Ok(()) => {
+                notified.set(watch.notify().notified());
+                notified.as_mut().enable();
+            }
         }
         found = outcome(&app, &id, &auth.workstation.id).await?;
     }
