@@ -80,20 +80,31 @@ async fn refusal(page: &TestPage) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passkey_enrolment_logout_and_login_in_chromium() {
-    let h = support::start_console(Backend::Sqlite).await;
+async fn passkey_enrolment_logout_and_login_in_chromium_sqlite() {
+    passkey_enrolment_logout_and_login(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_enrolment_logout_and_login_in_chromium_postgres() {
+    passkey_enrolment_logout_and_login(Backend::Postgres).await;
+}
+
+/// Enrolment, the session cookie, sign-out, a used link, and two sign-ins (username-first and
+/// discoverable), with their audit events: the console's whole login path on one backend.
+async fn passkey_enrolment_logout_and_login(backend: Backend) {
+    let h = support::start_console(backend).await;
     let browser = launch().await;
     let (page, authenticator, link_url) =
         enrol(&h, &browser, "alice", Role::Admin, Some("enrol")).await;
-    let header = page.text("header").await.unwrap();
+    let header = page.text("header").await.expect("step");
     assert!(
         header.contains("Signed in as alice") && header.contains("Admin"),
         "{header}"
     );
-    page.screenshot("dashboard").await.unwrap();
+    page.screenshot("dashboard").await.expect("step");
 
     // One resident credential in the authenticator, one passkey on the server.
-    let credentials = page.credentials(&authenticator).await.unwrap();
+    let credentials = page.credentials(&authenticator).await.expect("step");
     assert_eq!(credentials.len(), 1);
     assert!(credentials[0].is_resident_credential);
     let admin = h
@@ -101,12 +112,20 @@ async fn passkey_enrolment_logout_and_login_in_chromium() {
         .admins()
         .find_by_username("alice")
         .await
-        .unwrap()
+        .expect("step")
         .expect("admin");
-    assert_eq!(h.store.admins().passkeys(&admin.id).await.unwrap().len(), 1);
+    assert_eq!(
+        h.store
+            .admins()
+            .passkeys(&admin.id)
+            .await
+            .expect("step")
+            .len(),
+        1
+    );
 
     // The session cookie is __Host-, Secure, HttpOnly, SameSite=Strict, for the whole site.
-    let cookies = page.inner().get_cookies().await.unwrap();
+    let cookies = page.inner().get_cookies().await.expect("step");
     let session = cookies
         .iter()
         .find(|c| c.name == "__Host-kb_session")
@@ -120,41 +139,44 @@ async fn passkey_enrolment_logout_and_login_in_chromium() {
     assert!(
         page.text(".flash")
             .await
-            .unwrap()
+            .expect("step")
             .contains("You are signed out."),
         "flash after sign-out"
     );
     page.goto(&console_url(&h, "/console/tokens"))
         .await
-        .unwrap();
+        .expect("step");
     page.wait_for_path("/console/login?next=%2Fconsole%2Ftokens")
         .await
         .expect("redirected to login");
-    page.screenshot("login").await.unwrap();
+    page.screenshot("login").await.expect("step");
 
     // The enrolment link worked once.
-    page.goto(&link_url).await.unwrap();
-    assert_eq!(page.text("h1").await.unwrap(), "This link cannot be used");
+    page.goto(&link_url).await.expect("step");
+    assert_eq!(
+        page.text("h1").await.expect("step"),
+        "This link cannot be used"
+    );
     assert!(
         page.text("#error-message")
             .await
-            .unwrap()
+            .expect("step")
             .contains("was already used"),
         "used link"
     );
-    page.screenshot("enrol-link-used").await.unwrap();
+    page.screenshot("enrol-link-used").await.expect("step");
 
     // Sign in again with the same passkey (username-first this time), back to the page asked for.
     page.goto(&console_url(&h, "/console/login?next=%2Fconsole%2Ftokens"))
         .await
-        .unwrap();
-    page.type_into("#username", "alice").await.unwrap();
+        .expect("step");
+    page.type_into("#username", "alice").await.expect("step");
     sign_in(&page).await;
     page.wait_for_path("/console/tokens")
         .await
         .expect("tokens page after login");
-    assert_eq!(page.text("h1").await.unwrap(), "API tokens");
-    page.screenshot("tokens").await.unwrap();
+    assert_eq!(page.text("h1").await.expect("step"), "API tokens");
+    page.screenshot("tokens").await.expect("step");
 
     // And once more with a discoverable passkey (no username).
     sign_out(&page).await;
@@ -168,7 +190,7 @@ async fn passkey_enrolment_logout_and_login_in_chromium() {
         .audit()
         .list(&AuditFilter::default(), None, 100)
         .await
-        .unwrap();
+        .expect("step");
     let count = |action: &str| events.iter().filter(|e| e.action == action).count();
     assert_eq!(count("console.enrol"), 1);
     assert_eq!(count("console.login"), 3);
@@ -180,6 +202,7 @@ async fn passkey_enrolment_logout_and_login_in_chromium() {
             .all(|e| e.actor == "admin:alice")
     );
     browser.close().await;
+    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
