@@ -1,6 +1,7 @@
 //! The admin console in headless Chromium: passkey enrolment through a one-time link, login
 //! and logout with a CDP virtual authenticator, assertions the server must refuse (bogus
-//! signature, UV=false), CSRF and cross-site refusals, roles, and used or expired links.
+//! signature, UV=false, a signature counter that went back), CSRF and cross-site refusals,
+//! roles, and used or expired links.
 //! Screenshots land in `<target dir>/console-screenshots/`.
 
 use std::time::Duration;
@@ -232,16 +233,30 @@ async fn bogus_signature_and_missing_user_verification_are_refused() {
         "{message}"
     );
 
-    // No session came of either attempt.
+    // A signature counter that went backwards (a cloned authenticator) is refused too.
+    page.override_responses(&authenticator, false, false)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE admin_passkeys SET sign_count = 1000000")
+        .execute(h.store.raw_pool())
+        .await
+        .unwrap();
+    page.goto(&console_url(&h, "/console/login")).await.unwrap();
+    sign_in(&page).await;
+    let message = refusal(&page).await;
+    assert!(message.contains("may be cloned"), "{message}");
+    sqlx::query("UPDATE admin_passkeys SET sign_count = 0")
+        .execute(h.store.raw_pool())
+        .await
+        .unwrap();
+
+    // No session came of any of these attempts.
     page.goto(&console_url(&h, "/console")).await.unwrap();
     page.wait_for_path("/console/login?next=%2Fconsole")
         .await
         .unwrap();
 
     // The honest authenticator still gets in.
-    page.override_responses(&authenticator, false, false)
-        .await
-        .unwrap();
     sign_in(&page).await;
     page.wait_for_path("/console").await.expect("dashboard");
 
@@ -259,7 +274,8 @@ async fn bogus_signature_and_missing_user_verification_are_refused() {
         .await
         .unwrap();
     let reasons: Vec<&str> = failed.iter().map(|e| e.details.as_str()).collect();
-    assert_eq!(failed.len(), 2, "{reasons:?}");
+    assert_eq!(failed.len(), 3, "{reasons:?}");
+    assert!(reasons.iter().any(|d| d.contains("error_possible_clone")));
     assert!(
         reasons
             .iter()
