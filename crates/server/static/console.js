@@ -259,3 +259,87 @@
 
   window.keybridgeConsole = { postJSON: postJSON, b64urlToBytes: b64urlToBytes, bytesToB64url: bytesToB64url };
 })();
+
+// User Management: a row's Entra passkeys on demand, and the live refresh of the listed
+// users' state and the tab counts (no reload).
+(function () {
+  "use strict";
+  const LIVE_EVERY_MS = 2000;
+
+  function expandRows() {
+    document.querySelectorAll("button[data-expand]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        const row = document.getElementById(button.dataset.expand);
+        if (!row) return;
+        const open = button.getAttribute("aria-expanded") === "true";
+        button.setAttribute("aria-expanded", open ? "false" : "true");
+        row.hidden = open;
+        if (open || row.dataset.loaded === "true") return;
+        const box = row.querySelector(".methods");
+        fetch(button.dataset.methodsUrl, { credentials: "same-origin", cache: "no-store" })
+          .then(function (response) {
+            if (!response.ok) throw new Error("HTTP " + response.status);
+            return response.text();
+          })
+          .then(function (html) {
+            const fresh = new DOMParser().parseFromString(html, "text/html").body;
+            box.replaceChildren.apply(box, Array.from(fresh.childNodes).map(function (n) {
+              return document.importNode(n, true);
+            }));
+            row.dataset.loaded = "true";
+          })
+          .catch(function (error) {
+            box.textContent = "The passkeys could not be loaded (" + error.message + "). Try again.";
+          });
+      });
+    });
+  }
+
+  function liveRefresh() {
+    const table = document.querySelector("table[data-live-url]");
+    if (!table) return;
+    const ids = Array.from(table.querySelectorAll("tr[data-user-id]")).map(function (tr) {
+      return tr.dataset.userId;
+    });
+    const url = table.dataset.liveUrl + "&ids=" + encodeURIComponent(ids.join(","));
+    function set(row, field, text) {
+      const cell = row.querySelector('[data-field="' + field + '"]');
+      if (cell && cell.textContent !== text) cell.textContent = text;
+      return cell;
+    }
+    function tick() {
+      fetch(url, { credentials: "same-origin", cache: "no-store" })
+        .then(function (response) {
+          return response.ok ? response.json() : null;
+        })
+        .then(function (body) {
+          if (!body) return;
+          Object.keys(body.counts).forEach(function (state) {
+            const count = document.querySelector('[data-count="' + state + '"]');
+            if (count) count.textContent = String(body.counts[state]);
+          });
+          body.users.forEach(function (user) {
+            const row = document.getElementById("user-" + user.id);
+            if (!row) return;
+            const state = set(row, "state", user.state_label);
+            if (state) state.className = "state state-" + user.state;
+            row.dataset.state = user.state;
+            set(row, "device_count", String(user.device_count));
+            set(row, "last_active", user.last_active);
+            const warning = set(row, "warning", user.warning || "");
+            if (warning) warning.hidden = !user.warning;
+          });
+        })
+        .catch(function () {})
+        .then(function () {
+          window.setTimeout(tick, LIVE_EVERY_MS);
+        });
+    }
+    window.setTimeout(tick, LIVE_EVERY_MS);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    expandRows();
+    liveRefresh();
+  });
+})();

@@ -22,15 +22,19 @@
 //! `keybridge-store`, Entra work from the services and jobs.
 
 pub mod assets;
+pub mod audit;
+pub mod chart;
+pub mod dashboard;
 pub mod error;
 pub mod flash;
 pub mod forms;
-pub mod home;
 pub mod integrations;
+pub mod jobs;
 pub mod login;
 pub mod page;
 pub mod session;
 pub mod tokens;
+pub mod users;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -51,7 +55,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 pub fn router(app: App) -> Router<App> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
-        .route("/console", get(home::dashboard))
+        .route("/console", get(dashboard::show))
         .route("/console/", get(|| async { Redirect::to("/console") }))
         .route("/console/login", get(login::login_page))
         .route("/console/login/begin", post(login::login_begin))
@@ -88,6 +92,21 @@ pub fn router(app: App) -> Router<App> {
         )
         .route("/console/tokens", get(tokens::list).post(tokens::create))
         .route("/console/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/console/users", get(users::list))
+        .route("/console/users/live", get(users::live))
+        .route("/console/users/{id}/methods", get(users::methods))
+        .route("/console/users/{id}/devices", get(users::devices))
+        .route("/console/users/{id}/invite", post(users::invite))
+        .route("/console/users/{id}/delete", post(users::delete))
+        .route(
+            "/console/users/{id}/phones/{phone_id}/unpair",
+            post(users::unpair),
+        )
+        .route("/console/jobs", get(jobs::list))
+        .route("/console/jobs/{id}/retry", post(jobs::retry))
+        .route("/console/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/console/audit", get(audit::list))
+        .route("/console/audit/export", get(audit::export))
         .route("/console/static/{name}", get(assets::serve))
         .route("/console/{*rest}", get(not_found).post(not_found))
         .layer(middleware::from_fn_with_state(app, origin_check))

@@ -7,6 +7,8 @@
 mod audit_jobs;
 mod console;
 mod console_integrations;
+mod console_pages;
+mod console_scenario;
 mod device_manager;
 mod devices;
 mod health;
