@@ -14,6 +14,7 @@ use crate::app::App;
 use crate::auth::{AdminAuth, AdminOnly, AnyRole, HelpdeskOrAdmin, RequestMeta};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
+use crate::services::user_devices;
 
 /// The workstation routes.
 pub fn router() -> Router<App> {
@@ -96,22 +97,11 @@ async fn phones(
     let mut views = Vec::new();
     for phone in store.phones().list_for_user(&id).await? {
         let mut workstations = Vec::new();
-        let mut others: Vec<String> = Vec::new();
         for workstation in store.workstations().list_for_phone(&phone.id).await? {
-            for other in store.workstations().phones(&workstation.id).await? {
-                if other != phone.id && !others.contains(&other) {
-                    others.push(other);
-                }
-            }
             workstations.push(view(&app, workstation).await?);
         }
-        let warning = (!others.is_empty()).then(|| {
-            format!(
-                "this phone holds {} accounts: each sign-in names its account, and the phone asks \
-                 when several of its passkeys could answer",
-                others.len() + 1
-            )
-        });
+        let others = user_devices::other_accounts_on_device(&app, &phone.id).await?;
+        let warning = user_devices::several_accounts_warning(&others);
         views.push(PhoneView {
             id: phone.id,
             name: phone.name,

@@ -35,6 +35,11 @@ pub struct MobileDevice {
     pub username: String,
     /// The Entra tenant ("Domain ID").
     pub domain_id: String,
+    /// Other accounts (their Device IDs) the same phone proved it holds when it paired a
+    /// workstation: non-empty means one authenticator holds several accounts.
+    pub other_accounts_on_device: Vec<String>,
+    /// The console's warning when the phone holds several accounts.
+    pub warning: Option<String>,
 }
 
 /// A passkey one of our phones holds.
@@ -106,7 +111,11 @@ pub async fn mobile_devices(app: &App, user_id: &str) -> ApiResult<Vec<MobileDev
                 },
             })
             .collect();
+        let other_accounts_on_device = other_accounts_on_device(app, &phone.id).await?;
+        let warning = several_accounts_warning(&other_accounts_on_device);
         devices.push(MobileDevice {
+            other_accounts_on_device,
+            warning,
             authenticators: credentials
                 .iter()
                 .filter(|c| c.phone_id == phone.id)
@@ -132,6 +141,33 @@ pub async fn mobile_devices(app: &App, user_id: &str) -> ApiResult<Vec<MobileDev
     }
     devices.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     Ok(devices)
+}
+
+/// The other accounts (phone rows, i.e. Device IDs) that the authenticator behind `phone_id`
+/// proved it holds: a workstation paired for several accounts of one phone links them all.
+pub async fn other_accounts_on_device(app: &App, phone_id: &str) -> ApiResult<Vec<String>> {
+    let store = app.store();
+    let mut others: Vec<String> = Vec::new();
+    for workstation in store.workstations().list_for_phone(phone_id).await? {
+        for other in store.workstations().phones(&workstation.id).await? {
+            if other != phone_id && !others.contains(&other) {
+                others.push(other);
+            }
+        }
+    }
+    Ok(others)
+}
+
+/// What admins are told about an authenticator that holds several accounts: Windows security
+/// keys are known to pick the last account added, so the reason the phone asks matters.
+pub fn several_accounts_warning(other_accounts: &[String]) -> Option<String> {
+    (!other_accounts.is_empty()).then(|| {
+        format!(
+            "This phone holds {} accounts: each sign-in names its account, and the phone asks \
+             the user to choose when several of its passkeys could answer.",
+            other_accounts.len() + 1
+        )
+    })
 }
 
 /// Whether Entra's method is the one a credential of ours became: by the method id recorded

@@ -10,12 +10,12 @@ use serde_json::Value;
 
 use crate::support::{self, Harness};
 
-struct Session {
+pub(crate) struct Session {
     cookie: String,
     csrf: String,
 }
 
-async fn session(h: &Harness, username: &str, role: Role) -> Session {
+pub(crate) async fn session(h: &Harness, username: &str, role: Role) -> Session {
     let admin = h
         .store
         .admins()
@@ -40,7 +40,11 @@ async fn session(h: &Harness, username: &str, role: Role) -> Session {
     }
 }
 
-async fn get(h: &Harness, s: &Session, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+pub(crate) async fn get(
+    h: &Harness,
+    s: &Session,
+    path: &str,
+) -> (u16, String, reqwest::header::HeaderMap) {
     let response = h
         .http
         .get(h.url(path))

@@ -454,6 +454,15 @@ async fn workstation_sign_in(backend: Backend) {
     );
     assert_eq!(phones[0]["workstations"][0]["name"], "DESKTOP-7");
     assert!(phones[0]["warning"].as_str().is_some(), "{phones}");
+    // The console's Device Details shows admins the same warning.
+    let helpdesk = crate::console_pages::session(&h, "desk", keybridge_store::Role::Helpdesk).await;
+    let (status_code, page, _) =
+        crate::console_pages::get(&h, &helpdesk, &format!("/console/users/{ana_id}/devices")).await;
+    assert_eq!(status_code, 200, "{page}");
+    assert!(
+        page.contains("data-several-accounts") && page.contains("This phone holds 2 accounts"),
+        "{page}"
+    );
 
     let info = h.sim.info();
     let entra = EntraSignIn::new(
