@@ -63,10 +63,19 @@ pub struct DeviceAuth {
     pub body: Bytes,
 }
 
-impl FromRequest<App> for DeviceAuth {
-    type Rejection = ApiError;
+/// A signed request taken apart: the request target it was sent to, its signature headers,
+/// and its body (not yet read).
+pub(crate) struct SignedRequest {
+    method: axum::http::Method,
+    path_and_query: String,
+    /// The signature headers; `signer_id` says whose row to load.
+    pub headers: SignedHeaders,
+    body: axum::body::Body,
+}
 
-    async fn from_request(request: Request, app: &App) -> Result<Self, ApiError> {
+impl SignedRequest {
+    /// Reads the signature headers of a request signed by `kind`.
+    pub(crate) fn parse(request: Request, kind: SignerKind) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
         // A nested router sees its prefix stripped from `uri`; the signature covers the
         // request target as sent.
@@ -77,35 +86,34 @@ impl FromRequest<App> for DeviceAuth {
             .unwrap_or_else(|| parts.uri.clone());
         let path_and_query = target_uri
             .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let headers = SignedHeaders::from_headers(SignerKind::Device, |name| {
-            parts.headers.get(name)?.to_str().ok()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let headers =
+            SignedHeaders::from_headers(kind, |name| parts.headers.get(name)?.to_str().ok())
+                .map_err(auth_error)?;
+        Ok(SignedRequest {
+            method: parts.method,
+            path_and_query,
+            headers,
+            body,
         })
-        .map_err(auth_error)?;
-        let unknown = || {
-            auth_error(RequestAuthError::UnknownSigner {
-                kind: "device",
-                id: headers.signer_id,
-            })
-        };
-        let phone = match app
-            .store()
-            .phones()
-            .get(&headers.signer_id.hyphenated().to_string())
-            .await
-        {
-            Ok(phone) => phone,
-            Err(e) if e.is_not_found() => return Err(unknown()),
-            Err(e) => return Err(e.into()),
-        };
-        let key = IdentityPublicKey::parse(&phone.device_key).map_err(|e| {
-            ApiError::internal(format!(
-                "phone {} has an unreadable device key: {e}",
-                phone.id
-            ))
-        })?;
-        let body = axum::body::to_bytes(body, MAX_SIGNED_BODY)
+    }
+
+    /// The 401 for a signer id the server does not know (`kind` names it in the message).
+    pub(crate) fn unknown_signer(&self, kind: &'static str) -> ApiError {
+        auth_error(RequestAuthError::UnknownSigner {
+            kind,
+            id: self.headers.signer_id,
+        })
+    }
+
+    /// Reads the body, checks the signature with the signer's `key` and the nonce against the
+    /// shared replay cache; answers the body exactly as signed.
+    pub(crate) async fn verify(
+        self,
+        app: &App,
+        key: &IdentityPublicKey,
+    ) -> Result<Bytes, ApiError> {
+        let body = axum::body::to_bytes(self.body, MAX_SIGNED_BODY)
             .await
             .map_err(|_| {
                 ApiError::new(
@@ -114,22 +122,47 @@ impl FromRequest<App> for DeviceAuth {
                     format!("a signed request's body may hold at most {MAX_SIGNED_BODY} bytes"),
                 )
             })?;
-        let now = OffsetDateTime::now_utc();
         RequestVerifier::default()
             .verify_signature(
-                &headers,
-                &key,
+                &self.headers,
+                key,
                 &RequestTarget {
-                    method: parts.method.as_str(),
-                    path_and_query,
+                    method: self.method.as_str(),
+                    path_and_query: &self.path_and_query,
                     body: &body,
                 },
-                now,
+                OffsetDateTime::now_utc(),
             )
             .map_err(auth_error)?
             .check_replay(&StoreReplayCache(app.store()))
             .await
             .map_err(auth_error)?;
+        Ok(body)
+    }
+}
+
+impl FromRequest<App> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, app: &App) -> Result<Self, ApiError> {
+        let signed = SignedRequest::parse(request, SignerKind::Device)?;
+        let phone = match app
+            .store()
+            .phones()
+            .get(&signed.headers.signer_id.hyphenated().to_string())
+            .await
+        {
+            Ok(phone) => phone,
+            Err(e) if e.is_not_found() => return Err(signed.unknown_signer("device")),
+            Err(e) => return Err(e.into()),
+        };
+        let key = IdentityPublicKey::parse(&phone.device_key).map_err(|e| {
+            ApiError::internal(format!(
+                "phone {} has an unreadable device key: {e}",
+                phone.id
+            ))
+        })?;
+        let body = signed.verify(app, &key).await?;
         app.store()
             .phones()
             .touch(&phone.id, Timestamp::now())
