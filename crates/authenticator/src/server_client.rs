@@ -156,6 +156,31 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
+/// Where a pinned TLS configuration leaves the pin of the key it refused, so that the error
+/// can name both pins.
+#[derive(Debug, Clone, Default)]
+pub struct RefusedPin(Arc<Mutex<Option<TlsPin>>>);
+
+impl RefusedPin {
+    /// The pin of the last key refused, once.
+    pub fn take(&self) -> Option<TlsPin> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// A rustls client configuration (aws-lc-rs) that trusts exactly the server key with `pin`,
+/// and the handle that tells which key it refused.
+pub fn pinned_tls_config(pin: TlsPin) -> Result<(rustls::ClientConfig, RefusedPin), rustls::Error> {
+    let verifier = PinVerifier::new(pin);
+    let refused = RefusedPin(verifier.refused.clone());
+    let config = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok((config, refused))
+}
+
 /// The device's identity towards one server: its id there and its device key.
 pub struct DeviceIdentity {
     /// The device id the server gave at enrolment (`KB-Device-Id`).
@@ -178,21 +203,14 @@ pub struct ServerClient {
     http: reqwest::Client,
     server: ServerUrl,
     pin: TlsPin,
-    refused: Arc<Mutex<Option<TlsPin>>>,
+    refused: RefusedPin,
 }
 
 impl ServerClient {
     /// A client for `server` that trusts only the key with `pin`.
     pub fn pinned(server: ServerUrl, pin: TlsPin) -> Result<ServerClient, ClientError> {
-        let verifier = PinVerifier::new(pin);
-        let refused = verifier.refused.clone();
-        let provider = verifier.provider.clone();
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Tls(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+        let (config, refused) =
+            pinned_tls_config(pin).map_err(|e| ClientError::Tls(e.to_string()))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(config)
             .connect_timeout(Duration::from_secs(15))
@@ -213,12 +231,7 @@ impl ServerClient {
     }
 
     fn transport_error(&self, error: reqwest::Error) -> ClientError {
-        if let Some(actual) = self
-            .refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(actual) = self.refused.take() {
             return ClientError::PinMismatch {
                 server: self.server.to_string(),
                 expected: self.pin,

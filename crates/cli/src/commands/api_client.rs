@@ -3,15 +3,11 @@
 //! roots; never "accept anything").
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
-use keybridge_authenticator::server_client::PinVerifier;
+use keybridge_authenticator::server_client::{RefusedPin, pinned_tls_config};
 use keybridge_device_protocol::TlsPin;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -128,64 +124,10 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: String,
     token: Zeroizing<String>,
-    refused_pin: Option<Arc<Mutex<Option<TlsPin>>>>,
+    refused_pin: Option<RefusedPin>,
     pin: Option<TlsPin>,
     /// Print JSON instead of tables.
     pub json: bool,
-}
-
-/// Wraps the phone's [`PinVerifier`] to remember the pin of a refused key for the message.
-#[derive(Debug)]
-struct RecordingPinVerifier {
-    inner: PinVerifier,
-    refused: Arc<Mutex<Option<TlsPin>>>,
-}
-
-impl ServerCertVerifier for RecordingPinVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let result = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        if result.is_err()
-            && let Ok(presented) = TlsPin::of_certificate_der(end_entity.as_ref())
-        {
-            *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(presented);
-        }
-        result
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 /// `https://host[:port][/api/v1][/]` → `https://host[:port]/api/v1`.
@@ -241,18 +183,8 @@ impl ApiClient {
         let mut pin = None;
         if let Some(text) = &options.pin {
             let parsed = TlsPin::parse(text).map_err(|e| ApiCallError::BadPin(e.to_string()))?;
-            let refused = Arc::new(Mutex::new(None));
-            let verifier = RecordingPinVerifier {
-                inner: PinVerifier::new(parsed),
-                refused: refused.clone(),
-            };
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| ApiCallError::BadPin(e.to_string()))?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth();
+            let (config, refused) =
+                pinned_tls_config(parsed).map_err(|e| ApiCallError::BadPin(e.to_string()))?;
             builder = builder.tls_backend_preconfigured(config);
             refused_pin = Some(refused);
             pin = Some(parsed);
@@ -286,7 +218,7 @@ impl ApiClient {
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiCallError {
         if let (Some(refused), Some(pin)) = (&self.refused_pin, &self.pin)
-            && let Some(actual) = refused.lock().unwrap_or_else(|p| p.into_inner()).take()
+            && let Some(actual) = refused.take()
         {
             return ApiCallError::PinMismatch {
                 server: self.base.clone(),
