@@ -88,12 +88,21 @@ pub fn worker_pool(app: &App, poll_interval: Option<Duration>) -> WorkerPool {
 
 /// The `integration_id` a job's payload names.
 pub(crate) fn integration_id(ctx: &JobContext) -> Result<String, JobError> {
+    payload_str(ctx, "integration_id").map(str::to_owned)
+}
+
+/// A text field the job's payload must hold (a job without it can never succeed).
+pub(crate) fn payload_str<'a>(ctx: &'a JobContext, field: &str) -> Result<&'a str, JobError> {
     ctx.job
         .payload
-        .get("integration_id")
+        .get(field)
         .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| JobError::Permanent("the job has no integration_id".to_owned()))
+        .ok_or_else(|| JobError::Permanent(format!("the job has no {field}")))
+}
+
+/// Who asked for the job, for its audit events (`system` when nobody did).
+pub(crate) fn actor(ctx: &JobContext) -> String {
+    payload_str(ctx, "actor").unwrap_or("system").to_owned()
 }
 
 /// A Graph failure as a job result: transient ones are retried with backoff.

@@ -171,16 +171,8 @@ pub async fn request_by_admin(
 /// Runs [`UNPAIR_PHONE`].
 pub async fn run(app: &App, ctx: &JobContext) -> Result<(), JobError> {
     let store = ctx.store();
-    let payload = &ctx.job.payload;
-    let phone_id = payload
-        .get("phone_id")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| JobError::Permanent("the job has no phone_id".to_owned()))?;
-    let actor = payload
-        .get("actor")
-        .and_then(|v| v.as_str())
-        .unwrap_or("system")
-        .to_owned();
+    let phone_id = crate::jobs::payload_str(ctx, "phone_id")?;
+    let actor = crate::jobs::actor(ctx);
     let mut phone = match store.phones().get(phone_id).await {
         Ok(phone) => phone,
         // Removed by an earlier attempt (or with its user).

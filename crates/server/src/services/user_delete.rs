@@ -73,16 +73,8 @@ pub async fn request(
 /// Runs the deletion.
 pub async fn run(app: &App, ctx: &JobContext) -> Result<(), JobError> {
     let store = ctx.store();
-    let payload = &ctx.job.payload;
-    let user_id = payload
-        .get("user_id")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| JobError::Permanent("the job has no user_id".to_owned()))?;
-    let actor = payload
-        .get("actor")
-        .and_then(|v| v.as_str())
-        .unwrap_or("system")
-        .to_owned();
+    let user_id = crate::jobs::payload_str(ctx, "user_id")?;
+    let actor = crate::jobs::actor(ctx);
     let user = match store.users().get(user_id).await {
         Ok(user) => user,
         // Deleted by an earlier attempt that lost its lease after the last step.
