@@ -389,6 +389,12 @@ impl GraphClient {
         url
     }
 
+    /// Whether `link` (a stored `@odata.deltaLink`, say) points at this client's Graph host, so
+    /// that it can be followed. A link saved while another Graph URL was configured cannot.
+    pub fn is_own_link(&self, link: &str) -> bool {
+        self.link(link).is_ok()
+    }
+
     /// A URL Graph gave us (`@odata.nextLink`, `@odata.deltaLink`), used verbatim, but only on
     /// the Graph host: the token must never go anywhere else.
     pub(crate) fn link(&self, link: &str) -> Result<Url, GraphError> {

@@ -5,7 +5,8 @@
 //!    return only changes. Users are upserted (guests are skipped: they cannot get passkeys);
 //!    accounts removed from the directory are flagged `not_found` ("This user cannot be found
 //!    in Microsoft Entra."), disabled ones `disabled`. After a full round, users the round did
-//!    not return are flagged `not_found` too. An expired delta link starts a full round.
+//!    not return are flagged `not_found` too. An expired delta link, or one saved for another
+//!    Graph host, starts a full round.
 //! 2. **Groups.** Each user's desired groups come from `keybridge-core`'s
 //!    [`desired_groups`]; each group's members are read from Entra and the difference is
 //!    applied in batches. keybridge owns these groups: members that are not (or no longer)
@@ -89,9 +90,21 @@ async fn sync_users(
         .map(|s| (*s).to_owned())
         .collect();
     let started = Timestamp::now();
-    let mut full = integration.delta_link.is_none();
-    let start = match &integration.delta_link {
-        Some(link) => DeltaStart::Resume(link.clone()),
+    // A delta link saved while another Graph URL was configured (a national cloud chosen
+    // later, a sandbox whose entra-sim moved port) cannot be followed: start over in full.
+    let saved_link = integration.delta_link.as_deref().filter(|link| {
+        let own = client.is_own_link(link);
+        if !own {
+            tracing::warn!(
+                integration = %integration.id,
+                "the saved delta link is not on the configured Graph host: full sync"
+            );
+        }
+        own
+    });
+    let mut full = saved_link.is_none();
+    let start = match saved_link {
+        Some(link) => DeltaStart::Resume(link.to_owned()),
         None => DeltaStart::Initial {
             select: select.clone(),
         },

@@ -513,10 +513,41 @@ async fn directory_sync_follows_the_tenant(backend: Backend) {
         .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let integration = h.store.integrations().get(&id).await.expect("stored");
+    let saved_link = integration
+        .delta_link
+        .clone()
+        .expect("the first round keeps a delta link");
+
+    // A delta link saved for another Graph host (the Graph URL changed since) is not followed:
+    // the next round is a full one, and a link on today's host is saved.
+    h.store
+        .integrations()
+        .record_sync(
+            &id,
+            Some("https://graph.example.invalid/v1.0/users/delta?$deltatoken=old"),
+            keybridge_store::Timestamp::now(),
+        )
+        .await
+        .expect("saved");
+    let (status, queued) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let job = h
+        .wait_for_job(queued["job_id"].as_str().expect("job"))
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let relinked = h.store.integrations().get(&id).await.expect("stored");
+    let relinked = relinked.delta_link.expect("a new delta link");
     assert!(
-        integration.delta_link.is_some(),
-        "the first round keeps a delta link"
+        relinked.starts_with(saved_link.split("/v1.0").next().expect("host")),
+        "{relinked} is on the Graph host of {saved_link}"
     );
+    let integration = h.store.integrations().get(&id).await.expect("stored");
     let graph = h
         .server
         .app()
