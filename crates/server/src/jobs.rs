@@ -9,6 +9,7 @@
 //! | `provision_paired_users` | `{"integration_id"}` | queued when the native Entra login experience is enabled; queues `provision_user` for every user Paired with keybridge |
 //! | `provision_user` | `{"user_id","phone_id"[,"renew_round"]}` | creationOptions, then a `provision_passkey` request in the phone's inbox; renews a lapsed challenge (see [`crate::services::provisioning`]) |
 //! | `register_passkey` | `{"request_id"}` | queued by the phone's answer: records a refusal, or records the credential and registers it in Entra, then Paired with Entra |
+//! | `bulk_invite` | `{"integration_id","actor","expires_in_hours","group_id"}` or `{…,"upns","lines"}` | invites a group's members or a checked CSV file's users, one result per user recorded with the invite, so a re-run invites nobody twice (see [`crate::services::bulk_invites`]) |
 //! | `unpair_phone` | `{"phone_id","actor"}` | deletes the phone's passkey from Entra (a method already gone is fine), then removes the phone; the last one gone, the user is Pending with "This user unpaired from keybridge." (see [`crate::services::unpair`]) |
 //!
 //! Slow Graph work always runs here, never inside a request.
@@ -84,6 +85,7 @@ pub fn worker_pool(app: &App, poll_interval: Option<Duration>) -> WorkerPool {
         .register(ProvisionUser { app: app.clone() })
         .register(RegisterPasskey { app: app.clone() })
         .register(UnpairPhone { app: app.clone() })
+        .register(BulkInvite { app: app.clone() })
 }
 
 /// The `integration_id` a job's payload names.
@@ -258,6 +260,21 @@ impl JobHandler for UnpairPhone {
 
     fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
         Box::pin(crate::services::unpair::run(&self.app, ctx))
+    }
+}
+
+/// Runs [`crate::services::bulk_invites::BULK_INVITE`].
+pub struct BulkInvite {
+    app: App,
+}
+
+impl JobHandler for BulkInvite {
+    fn kind(&self) -> &str {
+        crate::services::bulk_invites::BULK_INVITE
+    }
+
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(crate::services::bulk_invites::run(&self.app, ctx))
     }
 }
 

@@ -42,6 +42,9 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/users/{id}/invites"),
     ("delete", "/api/v1/users/{id}/invites"),
     ("delete", "/api/v1/users/{id}/phones/{phone_id}"),
+    ("post", "/api/v1/integrations/{id}/invites/bulk"),
+    ("get", "/api/v1/jobs/{id}/invite-results"),
+    ("get", "/api/v1/jobs/{id}/invite-links"),
     ("get", "/api/v1/users/{id}/phones"),
     ("get", "/api/v1/workstations/{id}"),
     ("delete", "/api/v1/workstations/{id}"),
@@ -253,6 +256,29 @@ pub fn document() -> Value {
     if let (Some(map), Some(more)) = (paths.as_object_mut(), workstation_paths.as_object()) {
         map.extend(more.clone());
     }
+    let bulk_paths = json!({
+        "/api/v1/integrations/{id}/invites/bulk": {"post": {
+            "summary": "Invite the members of an Entra group or the users of a CSV file, as a job with progress",
+            "description": "Role: admin or helpdesk. Send {\"group\": \"<Entra group object id>\"} as application/json, or a CSV file as text/csv (header with an email or upn column; checked whole: a bad file is refused with 422 and every bad line in `details`, and nothing is invited). Query `expires_in_hours` (1-720, default 24).",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "expires_in_hours", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 720}}],
+            "requestBody": {"required": true, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BulkInviteGroup"}},
+                "text/csv": {"schema": {"type": "string"}}}},
+            "responses": {
+                "202": {"description": "queued", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BulkInviteQueued"}}}},
+                "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}}}},
+        "/api/v1/jobs/{id}/invite-results": {"get": op("A bulk invitation job's result per user: invited, or failed with the reason (never the links)", Some("any"), None, ("200", Some("BulkInviteResults")))},
+        "/api/v1/jobs/{id}/invite-links": {"get": {
+            "summary": "The links a bulk invitation job made, as CSV (email,link,expires_at); every download is audited",
+            "description": "Role: admin.", "security": [{"bearer": []}],
+            "responses": {
+                "200": {"description": "the links", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}}}},
+    });
+    if let (Some(map), Some(bulk)) = (paths.as_object_mut(), bulk_paths.as_object()) {
+        map.extend(bulk.clone());
+    }
     if let (Some(map), Some(public)) = (paths.as_object_mut(), public_paths.as_object()) {
         map.extend(public.clone());
     }
@@ -334,6 +360,12 @@ pub fn document() -> Value {
         "InviteList": {"type": "array", "items": {"type": "object", "properties": {"id": string, "created_by": string,
             "created_at": string, "expires_at": string, "used_at": opt_string, "revoked_at": opt_string,
             "status": {"enum": ["open", "used", "revoked", "expired"]}}}},
+        "BulkInviteGroup": {"type": "object", "required": ["group"], "additionalProperties": false, "properties": {
+            "group": {"type": "string", "format": "uuid"}, "expires_in_hours": {"type": "integer", "minimum": 1, "maximum": 720}}},
+        "BulkInviteQueued": {"type": "object", "properties": {"job_id": string, "users": {"type": "integer", "description": "users listed by the CSV file"}}},
+        "BulkInviteResults": {"type": "array", "items": {"type": "object", "properties": {"address": string,
+            "position": {"type": "integer"}, "user_id": opt_string, "outcome": {"enum": ["invited", "failed"]},
+            "reason": opt_string, "invite_id": opt_string, "expires_at": opt_string}}},
         "UserPage": {"type": "object", "properties": {
             "counts": {"type": "object", "properties": {"pending": {"type": "integer"}, "paired_with_keybridge": {"type": "integer"}, "paired_with_entra": {"type": "integer"}}},
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/User"}}, "next": opt_string,

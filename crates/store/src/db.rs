@@ -73,10 +73,16 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_phone_unpairing.sql"),
         postgres: include_str!("../migrations/postgres/0007_phone_unpairing.sql"),
     },
+    EmbeddedMigration {
+        version: 8,
+        description: "bulk invites",
+        sqlite: include_str!("../migrations/sqlite/0008_bulk_invites.sql"),
+        postgres: include_str!("../migrations/postgres/0008_bulk_invites.sql"),
+    },
 ];
 
 /// The highest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// How to connect.
 #[derive(Debug, Clone)]

@@ -39,6 +39,7 @@
 pub mod admins;
 pub mod api_tokens;
 pub mod audit;
+pub mod bulk_invites;
 pub mod credentials;
 mod db;
 pub mod device_requests;
@@ -67,6 +68,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLog, ChainBreak, DailyCount, ExportFormat, NewAuditEvent,
     VerifyReport,
 };
+pub use bulk_invites::{BulkInviteOutcome, BulkInviteResult, BulkInvites, NewBulkInviteResult};
 pub use credentials::{Credential, CredentialStatus, Credentials, NewCredential};
 pub use db::{Dialect, SCHEMA_VERSION, Store, StoreOptions, StoreTx};
 pub use device_requests::{
@@ -148,4 +150,6 @@ repositories! {
     jobs -> Jobs;
     /// The replay cache of signed requests.
     request_nonces -> RequestNonces;
+    /// Per-user results of bulk invitation jobs.
+    bulk_invites -> BulkInvites;
 }

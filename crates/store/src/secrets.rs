@@ -458,6 +458,13 @@ const SECRET_COLUMNS: &[SecretColumn] = &[
         update: "UPDATE workstation_recovery SET pin_enc = $1 WHERE workstation_id = $2 AND user_id = $3 AND pin_enc = $4",
         two_keys: true,
     },
+    SecretColumn {
+        table: "bulk_invite_results",
+        column: "link_enc",
+        select: "SELECT job_id AS k1, subject AS k2, link_enc AS v FROM bulk_invite_results WHERE link_enc IS NOT NULL",
+        update: "UPDATE bulk_invite_results SET link_enc = $1 WHERE job_id = $2 AND subject = $3 AND link_enc = $4",
+        two_keys: true,
+    },
 ];
 
 /// The row id used in the associated data of a two-column key.

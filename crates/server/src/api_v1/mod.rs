@@ -1,6 +1,7 @@
 //! The admin API under `/api/v1`. Every endpoint takes an [`crate::auth::AdminAuth`].
 
 pub mod audit;
+pub mod bulk_invites;
 pub mod integrations;
 pub mod jobs;
 pub mod tokens;
@@ -22,6 +23,7 @@ pub fn router() -> Router<App> {
         .merge(users::router())
         .merge(audit::router())
         .merge(workstations::router())
+        .merge(bulk_invites::router())
         .route("/openapi.json", get(openapi))
 }
 

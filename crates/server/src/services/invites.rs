@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use keybridge_core::{Command, RestrictDomains, TransitionError, Upn, apply};
-use keybridge_store::{NewAuditEvent, Timestamp};
+use keybridge_core::{Command, RestrictDomains, Transition, TransitionError, Upn, apply};
+use keybridge_store::{Integration, Invite, NewAuditEvent, StoreTx, Timestamp, User};
 use serde::Serialize;
 
 use crate::app::App;
@@ -71,7 +71,31 @@ pub async fn invite_user(
     let store = app.store();
     let user = store.users().get(user_id).await?;
     let integration = store.integrations().get(&user.integration_id).await?;
+    let transition = check_invitable(app, &user, &integration).await?;
+    let mut tx = store.begin().await?;
+    let (invite, link) = issue(app, &mut tx, &user, &transition, hours, actor, |e| {
+        meta.stamp(e)
+    })
+    .await?;
+    tx.commit().await?;
+    Ok(Invited {
+        invite: InviteView {
+            id: invite.id,
+            user_id: invite.user_id,
+            expires_at: invite.expires_at.to_rfc3339(),
+        },
+        link,
+        delivery: "shown",
+    })
+}
 
+/// Whether `user` may be invited now: a valid username inside the integration's
+/// restrict-domains setting, and core's transition rules. The answer is the transition.
+pub(crate) async fn check_invitable(
+    app: &App,
+    user: &User,
+    integration: &Integration,
+) -> ApiResult<Transition> {
     let restrict = RestrictDomains::parse(&integration.restrict_domains)
         .map_err(|e| ApiError::internal(format!("stored restrict domains are invalid: {e}")))?;
     let upn = Upn::parse(&user.upn).map_err(|e| {
@@ -90,15 +114,26 @@ pub async fn invite_user(
         )
         .with_field("user")
     })?;
-
-    let now = Timestamp::now();
-    let invited = has_open_invite(store, &user.id, now).await?;
-    let facts = user_facts(&user, invited).ok_or_else(|| {
+    let invited = has_open_invite(app.store(), &user.id, Timestamp::now()).await?;
+    let facts = user_facts(user, invited).ok_or_else(|| {
         ApiError::internal(format!("user {} has inconsistent stored facts", user.id))
     })?;
-    let transition = apply(&facts, Command::Invite).map_err(transition_error)?;
+    apply(&facts, Command::Invite).map_err(transition_error)
+}
 
-    let mut tx = store.begin().await?;
+/// Issues the invitation inside `tx`: revokes the user's open one, creates the new one,
+/// audits it (`stamp` adds the request or job) and queues the group step when the
+/// transition moves the user between groups. Returns the invite and its link.
+pub(crate) async fn issue(
+    app: &App,
+    tx: &mut StoreTx,
+    user: &User,
+    transition: &Transition,
+    hours: u32,
+    actor: &str,
+    stamp: impl FnOnce(NewAuditEvent) -> NewAuditEvent,
+) -> ApiResult<(Invite, String)> {
+    let now = Timestamp::now();
     for open in tx.invites().list_for_user(&user.id).await? {
         if open.used_at.is_none() && open.revoked_at.is_none() && open.expires_at > now {
             tx.invites().revoke(&open.id, now).await?;
@@ -113,7 +148,7 @@ pub async fn invite_user(
         )
         .await?;
     tx.audit()
-        .append(meta.stamp(
+        .append(stamp(
             NewAuditEvent::new(actor, "user.invite")
                 .target(format!("user:{}", user.id))
                 .details(serde_json::json!({
@@ -125,22 +160,12 @@ pub async fn invite_user(
         .await?;
     if !transition.groups_to_add.is_empty() || !transition.groups_to_remove.is_empty() {
         tx.jobs()
-            .enqueue(app.attempts(jobs::group_sync(&integration.id)))
+            .enqueue(app.attempts(jobs::group_sync(&user.integration_id)))
             .await?;
     }
-    tx.commit().await?;
-
     let mut link = app.config().server.public_url.clone();
     link.set_path(&format!("{INVITE_PATH}{token}"));
-    Ok(Invited {
-        invite: InviteView {
-            id: invite.id,
-            user_id: invite.user_id,
-            expires_at: invite.expires_at.to_rfc3339(),
-        },
-        link: link.to_string(),
-        delivery: "shown",
-    })
+    Ok((invite, link.to_string()))
 }
 
 /// An invitation as listed (never its link).
