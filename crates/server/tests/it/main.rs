@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used)]
 
 mod audit_jobs;
+mod bulk_invites;
 mod console;
 mod console_integrations;
 mod console_pages;
