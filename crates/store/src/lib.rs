@@ -18,7 +18,7 @@
 //!   [`Credentials`], [`Workstations`], [`InstallTokens`], [`DeviceRequests`] (the phones'
 //!   inbox), [`Invites`], [`PairingSessions`], [`Admins`] (with passkeys, login links and
 //!   console sessions), [`ApiTokens`], [`AuditLog`], [`Jobs`], [`RequestNonces`] (the replay cache of signed
-//!   requests).
+//!   requests), [`BulkInvites`] (per-user results of bulk invitations, links sealed).
 //! - [`KeyRing`] / [`SecretKey`] / [`SecretString`]: AES-256-GCM secrets at rest bound to
 //!   their row; [`Store::rotate_secrets`] re-encrypts under a new key
 //!   (see [`secrets`] for the format and the rotation procedure).
