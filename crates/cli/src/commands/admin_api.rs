@@ -158,13 +158,32 @@ enum UsersCommand {
         /// The user's id.
         id: String,
     },
-    /// Invite a user: prints the single-use link to the Device Manager page.
+    /// Invite a user (prints the single-use link to the Device Manager page), or many users at
+    /// once as a job: the members of an Entra group (--group) or the users of a CSV file (--csv).
     Invite {
-        /// The user's id.
-        id: String,
+        /// The user's id (not with --group or --csv).
+        #[arg(required_unless_present_any = ["group", "csv"], conflicts_with_all = ["group", "csv"])]
+        id: Option<String>,
+        /// Invite the members of this Entra group (object id).
+        #[arg(long, value_name = "GROUP_ID", conflicts_with = "csv")]
+        group: Option<String>,
+        /// Invite the users of this CSV file (header with an email or upn column); a file with
+        /// a bad line is refused whole, every bad line named.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// The integration, for --group or --csv (default: the only one).
+        #[arg(long, value_name = "ID")]
+        integration: Option<String>,
         /// Hours the link works (1-720, default 24).
         #[arg(long, value_name = "HOURS")]
         expires_in_hours: Option<u32>,
+        /// Save the links the bulk job made to this file (CSV: email,link,expires_at) once it
+        /// is done (admins only); implies waiting for the job.
+        #[arg(long, value_name = "FILE")]
+        links_to: Option<PathBuf>,
+        /// Wait for the bulk job to finish, showing its progress.
+        #[arg(long)]
+        wait: bool,
     },
     /// A user's invitations (never their links).
     Invites {
@@ -1040,8 +1059,74 @@ pub fn users(args: UsersArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             UsersCommand::Invite {
-                id,
+                id: None,
+                group,
+                csv,
+                integration,
                 expires_in_hours,
+                links_to,
+                wait,
+            } => {
+                let integration = the_integration(&api, integration).await?;
+                let path = format!("/integrations/{integration}/invites/bulk");
+                let mut query = Vec::new();
+                if let Some(hours) = expires_in_hours {
+                    query.push(("expires_in_hours", hours.to_string()));
+                }
+                let answer = match (group, csv) {
+                    (Some(group), _) => {
+                        api.call(Method::POST, &path, &query, Some(&json!({"group": group})))
+                            .await?
+                    }
+                    (None, Some(file)) => {
+                        let text = std::fs::read_to_string(&file).map_err(|e| {
+                            anyhow::anyhow!(
+                                "cannot read {}: {e} (save the file as CSV UTF-8)",
+                                file.display()
+                            )
+                        })?;
+                        api.post_text(&path, &query, "text/csv", &text).await?
+                    }
+                    (None, None) => anyhow::bail!("pass a user id, --group ID or --csv FILE"),
+                };
+                let job = answer["job_id"].as_str().unwrap_or_default().to_owned();
+                if api.json && !wait && links_to.is_none() {
+                    print_json(&answer)?;
+                } else if !api.json {
+                    println!("bulk invitation queued: job {job}");
+                }
+                if wait || links_to.is_some() {
+                    let code = wait_for_job(&api, &job, Duration::from_secs(3600)).await?;
+                    if code != ExitCode::SUCCESS {
+                        return Ok(code);
+                    }
+                    let results = api.get(&format!("/jobs/{job}/invite-results"), &[]).await?;
+                    for failed in results
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| r["outcome"] == "failed")
+                    {
+                        eprintln!(
+                            "not invited: {}: {}",
+                            terminal_safe(&text(&failed["address"])),
+                            terminal_safe(&text(&failed["reason"]))
+                        );
+                    }
+                    if let Some(file) = links_to {
+                        let links = api.bytes(&format!("/jobs/{job}/invite-links"), &[]).await?;
+                        write_private_file(&file, &links)?;
+                        eprintln!(
+                            "invitation links saved to {}: pass each one on to its user",
+                            file.display()
+                        );
+                    }
+                }
+            }
+            UsersCommand::Invite {
+                id: Some(id),
+                expires_in_hours,
+                ..
             } => {
                 let mut body = serde_json::Map::new();
                 if let Some(hours) = expires_in_hours {
@@ -1495,4 +1580,23 @@ pub fn audit_export(
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Writes secrets (invitation links) to a new file only its owner can read; an existing file
+/// is never overwritten.
+fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "cannot create {} (an existing file is never overwritten)",
+                path.display()
+            )
+        })?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -130,6 +130,12 @@ pub struct ApiClient {
     pub json: bool,
 }
 
+/// A request body: JSON, or text of a given content type.
+enum Body<'a> {
+    Json(&'a Value),
+    Text(&'static str, &'a str),
+}
+
 /// `https://host[:port][/api/v1][/]` → `https://host[:port]/api/v1`.
 fn api_base(given: &str) -> Result<String, ApiCallError> {
     let bad = |reason: &str| ApiCallError::BadServer {
@@ -251,6 +257,17 @@ impl ApiClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<reqwest::Response, ApiCallError> {
+        self.send_body(method, path, query, body.map(Body::Json))
+            .await
+    }
+
+    async fn send_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Body<'_>>,
+    ) -> Result<reqwest::Response, ApiCallError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -258,8 +275,14 @@ impl ApiClient {
         if !query.is_empty() {
             request = request.query(query);
         }
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(Body::Json(body)) => request = request.json(body),
+            Some(Body::Text(content_type, text)) => {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(text.to_owned());
+            }
+            None => {}
         }
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         if response.status().is_success() {
@@ -328,6 +351,29 @@ impl ApiClient {
     /// `GET` answered with JSON.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiCallError> {
         self.call(reqwest::Method::GET, path, query, None).await
+    }
+
+    /// A `POST` of a text body (e.g. a CSV file as `text/csv`) answered with JSON.
+    pub async fn post_text(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        content_type: &'static str,
+        text: &str,
+    ) -> Result<Value, ApiCallError> {
+        let response = self
+            .send_body(
+                reqwest::Method::POST,
+                path,
+                query,
+                Some(Body::Text(content_type, text)),
+            )
+            .await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiCallError::BadAnswer(e.to_string()))
     }
 
     /// A call answered with raw bytes (downloads and exports).

@@ -530,3 +530,64 @@ async fn the_server_is_trusted_by_its_pin_or_ca_and_never_blindly() {
         stderr(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_invitations_by_csv_through_the_cli() {
+    let sandbox = start_sandbox();
+    let api = Api { sandbox: &sandbox };
+    sandbox.a_user().await;
+    let list = api.json(&["users", "list", "--state", "pending", "--limit", "100"]);
+    let names: Vec<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| {
+            u["entra_status"] == "active"
+                && u["username"].as_str().is_some_and(|n| !n.contains('#'))
+        })
+        .take(2)
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{list}");
+    let dir = tempfile::tempdir().unwrap();
+
+    // A bad file is refused whole: exit 2, every bad line named, nothing queued.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("email\n{}\nnot-an-address\n", names[0])).unwrap();
+    let output = api.run(&["users", "invite", "--csv", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("line 3"), "{}", stderr(&output));
+    let jobs = api.json(&["jobs", "list", "--kind", "bulk_invite"]);
+    assert_eq!(jobs["items"].as_array().map(Vec::len), Some(0), "{jobs}");
+
+    // A good file: the job runs, the links land in a file only the owner can read.
+    let good = dir.path().join("users.csv");
+    std::fs::write(&good, format!("email\n{}\n{}\n", names[0], names[1])).unwrap();
+    let links = dir.path().join("links.csv");
+    let output = api.run(&[
+        "users",
+        "invite",
+        "--csv",
+        good.to_str().unwrap(),
+        "--links-to",
+        links.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("bulk invitation queued"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(
+        std::fs::metadata(&links).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&links).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert_eq!(rows[0], "email,link,expires_at");
+    for (row, name) in rows[1..].iter().zip(&names) {
+        assert!(row.starts_with(&format!("{name},https://")), "{row}");
+        assert!(row.contains("/invite/"), "{row}");
+    }
+}
