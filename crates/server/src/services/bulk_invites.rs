@@ -178,16 +178,12 @@ enum Lookup {
     NotAUser(String),
 }
 
-fn payload_str<'a>(ctx: &'a JobContext, key: &str) -> Option<&'a str> {
-    ctx.job.payload.get(key).and_then(|v| v.as_str())
-}
-
 async fn targets(
     app: &App,
     ctx: &JobContext,
     integration_id: &str,
 ) -> Result<Vec<Target>, JobError> {
-    if let Some(group) = payload_str(ctx, "group_id") {
+    if let Ok(group) = crate::jobs::payload_str(ctx, "group_id") {
         let (_, client) = job_integration(app, ctx, integration_id).await?;
         let members = client
             .list_group_members(group)
@@ -285,7 +281,7 @@ pub async fn run(app: &App, ctx: &JobContext) -> Result<(), JobError> {
         .await
         .map_err(store_failure)?;
     let restrict = restrict_of(&integration).map_err(JobError::Permanent)?;
-    let actor = payload_str(ctx, "actor").unwrap_or("system").to_owned();
+    let actor = crate::jobs::actor(ctx);
     let hours = ctx
         .job
         .payload
