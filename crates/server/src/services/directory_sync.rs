@@ -54,8 +54,40 @@ pub async fn run_groups(
     let store = ctx.store();
     let (integration, client) = job_integration(app, ctx, integration_id).await?;
     let mut report = SyncReport::default();
-    reconcile_groups(&client, store, &integration, ctx, &mut report).await?;
+    reconcile_until_settled(&client, store, &integration, ctx, &mut report).await?;
     Ok(report)
+}
+
+/// How many reconciliations one job runs at most while users keep changing under it.
+const MAX_RECONCILE_ROUNDS: usize = 5;
+
+/// Reconciles the groups, and again while users changed during the round: a group sync asked
+/// for while this one ran was folded into this job by its dedupe key, so this job must see
+/// that change itself or it waits for the next scheduled sync.
+async fn reconcile_until_settled(
+    client: &GraphClient,
+    store: &Store,
+    integration: &Integration,
+    ctx: &JobContext,
+    report: &mut SyncReport,
+) -> Result<(), JobError> {
+    for _ in 0..MAX_RECONCILE_ROUNDS {
+        let before = store
+            .users()
+            .last_change(&integration.id)
+            .await
+            .map_err(store_failure)?;
+        reconcile_groups(client, store, integration, ctx, report).await?;
+        let after = store
+            .users()
+            .last_change(&integration.id)
+            .await
+            .map_err(store_failure)?;
+        if after == before {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Runs one sync of an integration.
@@ -68,7 +100,7 @@ pub async fn run(
     let (integration, client) = job_integration(app, ctx, integration_id).await?;
     let mut report = SyncReport::default();
     sync_users(&client, store, &integration, ctx, &mut report).await?;
-    reconcile_groups(&client, store, &integration, ctx, &mut report).await?;
+    reconcile_until_settled(&client, store, &integration, ctx, &mut report).await?;
     Ok(report)
 }
 
