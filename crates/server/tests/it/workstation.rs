@@ -11,12 +11,11 @@ use keybridge_authenticator::{
     CreationOptions, Declined, MakeCredentialSettings, MemoryStore, OriginPolicy, RequestOptions,
 };
 use keybridge_device_protocol::{
-    Account, AccountProof, Answer, ApproveSignIn, DeviceInfo, ENTRA_RP_ID, EnrolmentRequest,
-    EnrolmentResponse, IdentityKey, IdentityPublicKey, InboxPage, InboxRequest, PairWorkstation,
-    PairedWorkstation, PairingPayload, PairingReference, ProtocolVersion, RecoveryPinEscrow,
-    RefusalReason, RequestAnswer, RequestCheckError, RequestTarget, SignInBinding, SignInStart,
-    SignedHeaders, SignerKind, WorkstationPairingPayload, check_provision_request,
-    check_sign_in_request,
+    Account, AccountProof, Answer, ApproveSignIn, ENTRA_RP_ID, IdentityKey, IdentityPublicKey,
+    InboxPage, InboxRequest, PairWorkstation, PairedWorkstation, PairingReference, ProtocolVersion,
+    RecoveryPinEscrow, RefusalReason, RequestAnswer, RequestCheckError, RequestTarget,
+    SignInBinding, SignInStart, SignedHeaders, SignerKind, WorkstationPairingPayload,
+    check_provision_request, check_sign_in_request,
 };
 use keybridge_testkit::Backend;
 use keybridge_workstation::{DesktopConfig, EntraSignIn, Error, SignInMode, SignedIn, Workstation};
@@ -83,54 +82,11 @@ async fn signed(
 }
 
 async fn pair_phone(h: &Harness, user_id: &str) -> Pairing {
-    let (status, invited) = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/users/{user_id}/invites"),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, 201, "{invited}");
-    let token = invited["link"]
-        .as_str()
-        .and_then(|link| link.rsplit('/').next())
-        .expect("token")
-        .to_owned();
-    let view: Value = h
-        .http
-        .get(h.url(&format!("/invite/{token}/pairing")))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
-    let payload = PairingPayload::parse(
-        view["qr_payload"].as_str().expect("payload"),
-        OffsetDateTime::now_utc(),
-    )
-    .expect("payload parses");
-    let key = IdentityKey::generate(&mut OsRng);
-    let request = EnrolmentRequest::build(
-        PairingReference::Id(payload.pairing_id),
-        &payload.secret.proof_key(),
-        &payload.server_url,
-        &key,
-        DeviceInfo::new("Ana's phone", "Pixel 8", "Android 15").expect("device"),
-    );
-    let response = h
-        .http
-        .post(h.url("/device/v1/pair"))
-        .json(&request)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 201);
-    let enrolled: EnrolmentResponse = response.json().await.expect("response");
+    let phone = crate::provisioning::pair(h, user_id).await;
     Pairing {
-        key,
-        device_id: enrolled.device_id,
-        account: enrolled.account,
+        key: phone.key,
+        device_id: phone.device_id,
+        account: phone.account,
         user_id: user_id.to_owned(),
     }
 }
