@@ -55,7 +55,10 @@ proptest! {
 
     #[test]
     fn payloads_round_trip(
-        host in "[a-z][a-z0-9-]{0,20}(\\.[a-z]{2,6}){1,2}",
+        // A label starting with `xn--` is punycode and only valid when it decodes,
+        // so random ones are left out.
+        host in "[a-z][a-z0-9-]{0,20}(\\.[a-z]{2,6}){1,2}"
+            .prop_filter("not a punycode label", |host| !host.starts_with("xn--")),
         port in proptest::option::of(1u16..),
         path in "(/[a-zA-Z0-9 ._~-]{1,10}){0,2}",
         id in any::<u128>(),
