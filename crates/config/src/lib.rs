@@ -17,6 +17,7 @@
 
 mod raw;
 mod settings;
+mod smtp;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use raw::RawConfig;
 pub use settings::{OTHER_ENV_VARS, SETTINGS, Setting};
+pub use smtp::{RawSmtp, SmtpConfig, SmtpPassword, SmtpSecurity, check_mailbox, is_loopback_host};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +237,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Logging.
     pub log: LogConfig,
+    /// E-mail delivery of invitations; `None` when off (links are shown to the admin).
+    pub smtp: Option<SmtpConfig>,
 }
 
 impl Config {

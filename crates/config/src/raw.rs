@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::settings::SETTINGS;
 use crate::{
     Config, ConfigError, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig,
-    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig, Source,
+    LogConfig, LogFormat, RawSmtp, SecretKeySource, SecretsConfig, ServerConfig, Source,
 };
 
 /// The configuration as written, every value optional. Unknown keys are refused.
@@ -40,6 +40,9 @@ pub struct RawConfig {
     /// `[log]`.
     #[serde(default)]
     pub log: RawLog,
+    /// `[smtp]`.
+    #[serde(default)]
+    pub smtp: RawSmtp,
     /// Where each key's value came from, by dotted key.
     #[serde(skip)]
     pub sources: BTreeMap<&'static str, Source>,
@@ -353,6 +356,16 @@ impl RawConfig {
             ));
         }
 
+        let smtp = match self.smtp.resolve() {
+            Ok(smtp) => smtp,
+            Err(problems) => {
+                for (key, message) in problems {
+                    errors.push(self.invalid(key, message));
+                }
+                None
+            }
+        };
+
         let Some(public_url) = public_url.filter(|_| errors.is_empty()) else {
             return Err(errors);
         };
@@ -389,6 +402,7 @@ impl RawConfig {
                 format: self.log.format.unwrap_or(LogFormat::Pretty),
                 level,
             },
+            smtp,
         })
     }
 }

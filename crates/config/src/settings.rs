@@ -285,6 +285,106 @@ pub static SETTINGS: &[Setting] = &[
         },
         is_set: |raw| raw.log.level.is_some(),
     },
+    Setting {
+        key: "smtp.host",
+        env: "KEYBRIDGE_SMTP_HOST",
+        doc: "The SMTP server that delivers invitation e-mails; setting it turns delivery on. \
+              Default: unset (links are shown to the admin).",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.smtp.host = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.smtp.host.is_some(),
+    },
+    Setting {
+        key: "smtp.port",
+        env: "KEYBRIDGE_SMTP_PORT",
+        doc: "The SMTP server's port. Default: 587 (starttls), 465 (tls), 25 (none).",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.smtp.port = Some(parse_number(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.smtp.port.is_some(),
+    },
+    Setting {
+        key: "smtp.security",
+        env: "KEYBRIDGE_SMTP_SECURITY",
+        doc: "starttls, tls or none (none only for a relay on localhost). Default: starttls.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.smtp.security = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.smtp.security.is_some(),
+    },
+    Setting {
+        key: "smtp.username",
+        env: "KEYBRIDGE_SMTP_USERNAME",
+        doc: "Login name for the SMTP server, with a password.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.smtp.username = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.smtp.username.is_some(),
+    },
+    Setting {
+        key: "smtp.password_file",
+        env: "KEYBRIDGE_SMTP_PASSWORD_FILE",
+        doc: "File holding the SMTP password (read at start, never logged).",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.smtp.password_file = Some(PathBuf::from(v));
+            Ok(())
+        },
+        is_set: |raw| raw.smtp.password_file.is_some(),
+    },
+    Setting {
+        key: "smtp.password",
+        env: "KEYBRIDGE_SMTP_PASSWORD",
+        doc: "The SMTP password (environment only; never in the file, never logged).",
+        secret: true,
+        apply_env: |raw, v| {
+            raw.smtp.password = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.smtp.password.is_some(),
+    },
+    Setting {
+        key: "smtp.from",
+        env: "KEYBRIDGE_SMTP_FROM",
+        doc: "Sender of invitation e-mails: address or Name <address>. Required with smtp.host.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.smtp.from = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.smtp.from.is_some(),
+    },
+    Setting {
+        key: "smtp.reply_to",
+        env: "KEYBRIDGE_SMTP_REPLY_TO",
+        doc: "Where replies to invitation e-mails go: address or Name <address>.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.smtp.reply_to = Some(v.to_string());
+            Ok(())
+        },
+        is_set: |raw| raw.smtp.reply_to.is_some(),
+    },
+    Setting {
+        key: "smtp.ca_file",
+        env: "KEYBRIDGE_SMTP_CA_FILE",
+        doc: "Extra CA certificates (PEM) trusted for the SMTP server.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.smtp.ca_file = Some(PathBuf::from(v));
+            Ok(())
+        },
+        is_set: |raw| raw.smtp.ca_file.is_some(),
+    },
 ];
 
 /// Environment variables starting with `KEYBRIDGE_` that are not settings but are

@@ -249,6 +249,15 @@ fn every_setting_round_trips_through_its_environment_variable() {
         ("console.session_max_hours", "8"),
         ("log.format", "json"),
         ("log.level", "debug"),
+        ("smtp.host", "mail.example.com"),
+        ("smtp.port", "2525"),
+        ("smtp.security", "tls"),
+        ("smtp.username", "kb"),
+        ("smtp.password_file", "/srv/kb/smtp.pass"),
+        ("smtp.password", "s3cret"),
+        ("smtp.from", "keybridge@example.com"),
+        ("smtp.reply_to", "help@example.com"),
+        ("smtp.ca_file", "/srv/kb/smtp-ca.pem"),
     ];
     assert_eq!(values.len(), SETTINGS.len());
     for setting in SETTINGS {
@@ -402,4 +411,100 @@ fn console_session_timeouts_default_and_are_checked() {
         )),
         "{errors:#?}"
     );
+}
+
+#[test]
+fn smtp_is_off_by_default_and_takes_its_defaults_when_on() {
+    assert_eq!(resolve_text("", &[]).unwrap().smtp, None);
+    let config = resolve_text(
+        "[smtp]\nhost = \"mail.example.com\"\nfrom = \"keybridge <kb@example.com>\"\n",
+        &[],
+    )
+    .unwrap();
+    let smtp = config.smtp.unwrap();
+    assert_eq!(smtp.host, "mail.example.com");
+    assert_eq!(smtp.port, 587);
+    assert_eq!(smtp.security, SmtpSecurity::StartTls);
+    assert_eq!(smtp.username, None);
+    let tls = resolve_text(
+        "[smtp]\nhost = \"mail.example.com\"\nsecurity = \"tls\"\nfrom = \"kb@example.com\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(tls.smtp.unwrap().port, 465);
+}
+
+#[test]
+fn plain_smtp_is_refused_except_to_a_loopback_relay() {
+    let errors = messages(
+        resolve_text(
+            "[smtp]\nhost = \"mail.example.com\"\nsecurity = \"none\"\nfrom = \"kb@example.com\"\n",
+            &[],
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("`smtp.security` is \"none\" for the host \"mail.example.com\"")
+            && errors[0].contains("use starttls or tls"),
+        "{errors:?}"
+    );
+    let local = resolve_text(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = 2525\nsecurity = \"none\"\nfrom = \"kb@example.com\"\n",
+        &[],
+    )
+    .unwrap();
+    let smtp = local.smtp.unwrap();
+    assert_eq!((smtp.security, smtp.port), (SmtpSecurity::None, 2525));
+}
+
+#[test]
+fn smtp_mistakes_are_each_named_by_key() {
+    let errors = messages(
+        resolve_text(
+            "[smtp]\nhost = \"mail.example.com\"\nsecurity = \"ssl\"\nusername = \"kb\"\nfrom = \"keybridge\"\nreply_to = \"help@@example.com\"\n",
+            &[],
+        )
+        .unwrap_err(),
+    );
+    for key in [
+        "`smtp.security` is \"ssl\"",
+        "`smtp.username` is set without a password",
+        "`smtp.from` is \"keybridge\"",
+        "`smtp.reply_to` is \"help@@example.com\"",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(key)),
+            "{key} missing in {errors:?}"
+        );
+    }
+    let missing = messages(resolve_text("[smtp]\nfrom = \"kb@example.com\"\n", &[]).unwrap_err());
+    assert!(missing[0].contains("`smtp.host` is missing"), "{missing:?}");
+    let no_from = messages(resolve_text("[smtp]\nhost = \"mail.example.com\"\n", &[]).unwrap_err());
+    assert!(no_from[0].contains("`smtp.from` is missing"), "{no_from:?}");
+}
+
+#[test]
+fn the_smtp_password_comes_from_the_environment_or_a_file_and_is_never_printed() {
+    let in_file = RawConfig::from_toml("[smtp]\npassword = \"hunter2\"\n").unwrap_err();
+    assert!(in_file.contains("unknown field `password`"), "{in_file}");
+    let config = resolve_text(
+        "[smtp]\nhost = \"mail.example.com\"\nusername = \"kb\"\nfrom = \"kb@example.com\"\n",
+        &[("KEYBRIDGE_SMTP_PASSWORD", "hunter2")],
+    )
+    .unwrap();
+    assert_eq!(
+        config.smtp.as_ref().unwrap().password,
+        Some(SmtpPassword::Inline("hunter2".into()))
+    );
+    assert!(!format!("{config:?}").contains("hunter2"));
+    let both = messages(
+        resolve_text(
+            "[smtp]\nhost = \"mail.example.com\"\nusername = \"kb\"\npassword_file = \"/p\"\nfrom = \"kb@example.com\"\n",
+            &[("KEYBRIDGE_SMTP_PASSWORD", "hunter2")],
+        )
+        .unwrap_err(),
+    );
+    assert!(both[0].contains("are both set"), "{both:?}");
+    assert!(!both.concat().contains("hunter2"));
 }

@@ -409,6 +409,7 @@ async fn run(n: usize) {
             format: LogFormat::Pretty,
             level: std::env::var("KB_BENCH_LOG").unwrap_or_else(|_| "error".to_owned()),
         },
+        smtp: None,
     };
     std::fs::create_dir_all(&config.data_dir).expect("dir");
     if std::env::var_os("KB_BENCH_LOG").is_some() {

@@ -123,6 +123,7 @@ fn config(dir: &std::path::Path, url: &str) -> Config {
             format: LogFormat::Pretty,
             level: "warn".to_owned(),
         },
+        smtp: None,
     }
 }
 

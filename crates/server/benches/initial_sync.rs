@@ -92,6 +92,7 @@ async fn run(users: usize) {
             format: LogFormat::Pretty,
             level: "warn".to_owned(),
         },
+        smtp: None,
     };
     std::fs::create_dir_all(&config.data_dir).expect("dir");
     let options = ServerOptions {

@@ -307,6 +307,7 @@ async fn run(others: usize, samples: usize) {
             format: LogFormat::Pretty,
             level: "error".to_owned(),
         },
+        smtp: None,
     };
     let server = Server::start(config, store.clone(), ServerOptions::default())
         .await

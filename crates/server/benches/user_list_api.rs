@@ -164,6 +164,7 @@ async fn run(backend: Backend, url: &str, users: usize, samples: usize) {
             format: LogFormat::Pretty,
             level: "error".to_owned(),
         },
+        smtp: None,
     };
     std::fs::create_dir_all(&config.data_dir).expect("dir");
     // No workers: the status-check jobs the list queues stay queued (no Entra here).

@@ -64,6 +64,7 @@ pub fn config(data_dir: &Path, database_url: &str) -> Config {
             format: LogFormat::Pretty,
             level: "info".to_owned(),
         },
+        smtp: None,
     }
 }
 
