@@ -183,9 +183,41 @@ fn records(text: &str) -> Result<Vec<Record>, InviteListError> {
     Ok(out)
 }
 
+/// Every record of a file checked, the good and the bad ([`InviteList::check`]): what a
+/// preview shows before the file is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteCheck {
+    /// The header of the address column, as written.
+    pub column: String,
+    /// The usable addresses, in file order.
+    pub rows: Vec<InviteRow>,
+    /// The records that cannot be used, and why.
+    pub bad: Vec<BadRow>,
+}
+
 impl InviteList {
     /// Reads and checks a file against the integration's restrict-domains setting.
     pub fn parse(text: &str, restrict: &RestrictDomains) -> Result<InviteList, InviteListError> {
+        let InviteCheck { column, rows, bad } = InviteList::check(text, restrict)?;
+        if !bad.is_empty() {
+            return Err(InviteListError::BadRows(bad));
+        }
+        if rows.is_empty() {
+            return Err(InviteListError::NoRows);
+        }
+        if rows.len() > MAX_INVITE_ROWS {
+            return Err(InviteListError::TooManyRows {
+                count: rows.len(),
+                max: MAX_INVITE_ROWS,
+            });
+        }
+        Ok(InviteList { column, rows })
+    }
+
+    /// Reads a file and checks each record, keeping the good ones and the bad ones with their
+    /// reasons. Only a file that cannot be read at all (no header, no address column, an
+    /// unclosed quote) is an error here; [`InviteList::parse`] refuses any bad record.
+    pub fn check(text: &str, restrict: &RestrictDomains) -> Result<InviteCheck, InviteListError> {
         let records = records(text)?;
         let mut records = records
             .into_iter()
@@ -254,21 +286,10 @@ impl InviteList {
                 upn,
             });
         }
-        if !bad.is_empty() {
-            return Err(InviteListError::BadRows(bad));
-        }
-        if rows.is_empty() {
-            return Err(InviteListError::NoRows);
-        }
-        if rows.len() > MAX_INVITE_ROWS {
-            return Err(InviteListError::TooManyRows {
-                count: rows.len(),
-                max: MAX_INVITE_ROWS,
-            });
-        }
-        Ok(InviteList {
+        Ok(InviteCheck {
             column: column_name,
             rows,
+            bad,
         })
     }
 }
@@ -286,6 +307,32 @@ mod tests {
             .iter()
             .map(|r| (r.line, r.upn.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn check_keeps_the_good_records_beside_the_bad_ones() {
+        let check = InviteList::check(
+            "upn\nana@contoso.com\nnot an address\nbo@contoso.com\nana@contoso.com\n",
+            &open(),
+        )
+        .expect("a readable file");
+        let good: Vec<usize> = check.rows.iter().map(|r| r.line).collect();
+        assert_eq!(good, [2, 4]);
+        let bad: Vec<(usize, &str)> = check
+            .bad
+            .iter()
+            .map(|b| (b.line, b.value.as_str()))
+            .collect();
+        assert_eq!(bad, [(3, "not an address"), (5, "ana@contoso.com")]);
+        assert!(
+            check.bad[1].reason.contains("first on line 2"),
+            "{:?}",
+            check.bad[1]
+        );
+        assert!(matches!(
+            InviteList::check("name\nana\n", &open()),
+            Err(InviteListError::NoAddressColumn { .. })
+        ));
     }
 
     #[test]

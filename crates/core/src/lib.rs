@@ -51,7 +51,7 @@ pub use domain::{
     RestrictDomainsError,
 };
 pub use ids::{ClientId, GuidError, GuidField, GuidProblem, TenantId};
-pub use invite_list::{BadRow, InviteList, InviteListError, InviteRow};
+pub use invite_list::{BadRow, InviteCheck, InviteList, InviteListError, InviteRow};
 pub use lifecycle::{
     Command, InconsistentFacts, LifecycleEvent, StoredUserFacts, Transition, TransitionError,
     UserFacts, apply, desired_groups,

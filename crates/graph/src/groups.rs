@@ -104,6 +104,18 @@ impl GraphClient {
         .await
     }
 
+    /// One group by object id. An unknown id is [`GraphError::NotFound`].
+    pub async fn get_group(&self, group_id: &str) -> Result<Group, GraphError> {
+        check_object_id(group_id)?;
+        let url = self.url(
+            ApiVersion::V1,
+            &["groups", group_id],
+            &[("$select", GROUP_SELECT)],
+        );
+        self.get_json(url, DIRECTORY_READ_WRITE_ALL, "reading a group")
+            .await
+    }
+
     /// Creates a security group (`mailEnabled` false, `securityEnabled` true, mailNickname
     /// derived from the name). Not idempotent: prefer [`GraphClient::ensure_security_group`].
     pub async fn create_security_group(

@@ -245,14 +245,43 @@
       });
     });
     document.querySelectorAll("[data-refresh-url]").forEach(refreshLoop);
-    // <input type="file" data-pem-target="ID"> reads a PEM file into the textarea ID, so that
-    // the form is sent as ordinary fields.
-    document.querySelectorAll("input[type=file][data-pem-target]").forEach(function (input) {
+    // <input type="file" data-pem-target="ID"> (or data-text-target) reads a text file into
+    // the textarea ID, so that the form is sent as ordinary fields. With data-max-bytes, a
+    // larger file is refused in the element data-size-error names, before anything is sent.
+    document.querySelectorAll("input[type=file][data-pem-target], input[type=file][data-text-target]").forEach(function (input) {
       input.addEventListener("change", function () {
-        const target = document.getElementById(input.dataset.pemTarget);
+        const target = document.getElementById(input.dataset.pemTarget || input.dataset.textTarget);
         const file = input.files && input.files[0];
         if (!target || !file) return;
+        const max = parseInt(input.dataset.maxBytes || "0", 10);
+        const sizeError = document.getElementById(input.dataset.sizeError || "");
+        if (sizeError) sizeError.hidden = true;
+        if (max > 0 && file.size > max) {
+          input.value = "";
+          if (sizeError) {
+            sizeError.textContent = file.name + " is " + Math.ceil(file.size / 1024) + " KiB; at most " +
+              Math.floor(max / 1024) + " KiB can be sent at once: split it into smaller files.";
+            sizeError.hidden = false;
+          }
+          return;
+        }
         file.text().then(function (text) { target.value = text; });
+      });
+    });
+    // <button data-copy-target="ID">: copies the value of the input ID (an invitation link).
+    document.querySelectorAll("button[data-copy-target]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        const source = document.getElementById(button.dataset.copyTarget);
+        if (!source) return;
+        const done = function () { button.textContent = "Copied"; };
+        source.select();
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(source.value).then(done, function () {
+            if (document.execCommand("copy")) done();
+          });
+        } else if (document.execCommand("copy")) {
+          done();
+        }
       });
     });
   });

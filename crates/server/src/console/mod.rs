@@ -23,6 +23,7 @@
 
 pub mod assets;
 pub mod audit;
+pub mod bulk_invite;
 pub mod chart;
 pub mod dashboard;
 pub mod error;
@@ -94,6 +95,9 @@ pub fn router(app: App) -> Router<App> {
         .route("/console/tokens/{id}/revoke", post(tokens::revoke))
         .route("/console/users", get(users::list))
         .route("/console/users/live", get(users::live))
+        .route("/console/users/invite", get(bulk_invite::page))
+        .route("/console/users/invite/group", post(bulk_invite::group))
+        .route("/console/users/invite/csv", post(bulk_invite::csv))
         .route("/console/users/{id}/methods", get(users::methods))
         .route("/console/users/{id}/devices", get(users::devices))
         .route("/console/users/{id}/invite", post(users::invite))
@@ -103,6 +107,9 @@ pub fn router(app: App) -> Router<App> {
             post(users::unpair),
         )
         .route("/console/jobs", get(jobs::list))
+        .route("/console/jobs/{id}", get(jobs::show))
+        .route("/console/jobs/{id}/status", get(jobs::status))
+        .route("/console/jobs/{id}/invite-links", post(jobs::invite_links))
         .route("/console/jobs/{id}/retry", post(jobs::retry))
         .route("/console/jobs/{id}/cancel", post(jobs::cancel))
         .route("/console/audit", get(audit::list))

@@ -148,3 +148,11 @@ pub fn render_status(status: StatusCode, template: &impl Template, layout: &Layo
         }
     }
 }
+
+/// Renders an HTML fragment (a part of a page a script loads), status 200.
+pub fn render_fragment(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => super::error::ConsoleError::Internal(error.to_string()).into_response(),
+    }
+}

@@ -7,14 +7,14 @@ use askama::Template;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use keybridge_core::UserState;
 use keybridge_store::Integration;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConsoleError;
 use super::flash::{Flash, IncomingFlash};
-use super::page::{Layout, Section, render};
+use super::page::{Layout, Section, render, render_fragment};
 use super::session::{ConsoleSession, CsrfForm};
 use crate::api_v1::users::{Counts, ListQuery, UserView, list_page};
 use crate::app::App;
@@ -342,10 +342,7 @@ pub async fn methods(
         methods,
         error,
     };
-    Ok(match fragment.render() {
-        Ok(html) => axum::response::Html(html).into_response(),
-        Err(e) => ConsoleError::Internal(e.to_string()).into_response(),
-    })
+    Ok(render_fragment(&fragment))
 }
 
 /// Device Details' query.

@@ -474,38 +474,66 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// The links a bulk invitation job made, as CSV (`email,link,expires_at`), audited as
-/// `invites.bulk.links` (the links are secrets: admins only, every download recorded).
-pub async fn links_csv(
+/// A link a bulk invitation job made (a secret: admins only, never logged).
+pub struct InviteLink {
+    /// The user's address.
+    pub address: String,
+    /// The Device Manager link.
+    pub link: SecretString,
+    /// When it stops working.
+    pub expires_at: keybridge_store::Timestamp,
+}
+
+/// The links a bulk invitation job made, in input order, audited as `invites.bulk.links`
+/// (the links are secrets: admins only, every read recorded).
+pub async fn links(
     app: &App,
     job_id: &str,
     actor: &str,
     meta: &RequestMeta,
-) -> ApiResult<String> {
+) -> ApiResult<Vec<InviteLink>> {
     bulk_job(app, job_id).await?;
     let rows = app.store().bulk_invites().list(job_id).await?;
-    let mut out = String::from("email,link,expires_at\r\n");
-    let mut count = 0usize;
-    for row in &rows {
-        if let (Some(link), Some(expires)) = (&row.link, row.expires_at) {
-            out.push_str(&csv_field(&row.address));
-            out.push(',');
-            out.push_str(&csv_field(link.expose()));
-            out.push(',');
-            out.push_str(&expires.to_rfc3339());
-            out.push_str("\r\n");
-            count += 1;
-        }
-    }
+    let links: Vec<InviteLink> = rows
+        .into_iter()
+        .filter_map(|row| match (row.link, row.expires_at) {
+            (Some(link), Some(expires_at)) => Some(InviteLink {
+                address: row.address,
+                link,
+                expires_at,
+            }),
+            _ => None,
+        })
+        .collect();
     app.store()
         .audit()
         .append(
             meta.stamp(
                 NewAuditEvent::new(actor, "invites.bulk.links")
                     .target(format!("job:{job_id}"))
-                    .details(serde_json::json!({ "links": count })),
+                    .details(serde_json::json!({ "links": links.len() })),
             ),
         )
         .await?;
+    Ok(links)
+}
+
+/// The links a bulk invitation job made, as CSV (`email,link,expires_at`), audited as
+/// [`links`] is.
+pub async fn links_csv(
+    app: &App,
+    job_id: &str,
+    actor: &str,
+    meta: &RequestMeta,
+) -> ApiResult<String> {
+    let mut out = String::from("email,link,expires_at\r\n");
+    for row in links(app, job_id, actor, meta).await? {
+        out.push_str(&csv_field(&row.address));
+        out.push(',');
+        out.push_str(&csv_field(row.link.expose()));
+        out.push(',');
+        out.push_str(&row.expires_at.to_rfc3339());
+        out.push_str("\r\n");
+    }
     Ok(out)
 }

@@ -6,6 +6,7 @@ pub mod bulk_invites;
 pub mod desktop_client;
 pub mod directory_sync;
 pub mod facts;
+pub mod group_lookup;
 pub mod integrations;
 pub mod invites;
 pub mod preflight;

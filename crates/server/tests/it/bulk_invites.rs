@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::provisioning::integration;
 use crate::support::{self, Harness, assert_error};
 
-async fn graph(h: &Harness, integration_id: &str) -> GraphClient {
+pub(crate) async fn graph(h: &Harness, integration_id: &str) -> GraphClient {
     let integration = h
         .store
         .integrations()
@@ -26,7 +26,11 @@ async fn graph(h: &Harness, integration_id: &str) -> GraphClient {
 }
 
 /// Active, pending members of the verified domain: (user id, username, Entra object id).
-async fn members(h: &Harness, integration_id: &str, n: usize) -> Vec<(String, String, String)> {
+pub(crate) async fn members(
+    h: &Harness,
+    integration_id: &str,
+    n: usize,
+) -> Vec<(String, String, String)> {
     let (status, list) = h
         .call(
             Method::GET,

@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::support::{self, Harness};
 
 pub(crate) struct Session {
-    cookie: String,
-    csrf: String,
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
 }
 
 pub(crate) async fn session(h: &Harness, username: &str, role: Role) -> Session {
@@ -57,13 +57,13 @@ pub(crate) async fn get(
     (status, response.text().await.expect("body"), headers)
 }
 
-/// POSTs a form; returns the status, the body and the flash cookie the answer set.
-async fn post_form(
+/// POSTs a form without following a redirect; the raw answer.
+pub(crate) async fn post_form_answer(
     h: &Harness,
     s: &Session,
     path: &str,
     form: &[(&str, &str)],
-) -> (u16, String, Option<String>) {
+) -> reqwest::Response {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .add_root_certificate(
@@ -74,13 +74,23 @@ async fn post_form(
         )
         .build()
         .expect("client");
-    let response = client
+    client
         .post(h.url(path))
         .header("cookie", &s.cookie)
         .form(form)
         .send()
         .await
-        .expect("sent");
+        .expect("sent")
+}
+
+/// POSTs a form; returns the status, the body and the flash cookie the answer set.
+pub(crate) async fn post_form(
+    h: &Harness,
+    s: &Session,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String, Option<String>) {
+    let response = post_form_answer(h, s, path, form).await;
     let status = response.status().as_u16();
     let flash = response
         .headers()
@@ -93,7 +103,7 @@ async fn post_form(
     (status, response.text().await.expect("body"), flash)
 }
 
-async fn synced_integration(h: &Harness) -> String {
+pub(crate) async fn synced_integration(h: &Harness) -> String {
     let (status, created) = h
         .call(
             Method::POST,

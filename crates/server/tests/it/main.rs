@@ -7,6 +7,7 @@
 mod audit_jobs;
 mod bulk_invites;
 mod console;
+mod console_bulk_invites;
 mod console_integrations;
 mod console_pages;
 mod console_scenario;
