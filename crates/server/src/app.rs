@@ -170,6 +170,7 @@ struct AppInner {
     pairing_limits: crate::device_v1::pairing::PairingLimits,
     console_login_limits: crate::console::login::LoginLimits,
     wakeups: crate::wakeups::Wakeups,
+    mailer: Option<crate::mail::Mailer>,
 }
 
 impl App {
@@ -181,6 +182,7 @@ impl App {
         metrics: PrometheusHandle,
         tls_pin: String,
         desktop_client: Option<std::path::PathBuf>,
+        mailer: Option<crate::mail::Mailer>,
     ) -> App {
         App {
             inner: Arc::new(AppInner {
@@ -193,6 +195,7 @@ impl App {
                 desktop_client,
                 pairing_limits: Default::default(),
                 console_login_limits: Default::default(),
+                mailer,
             }),
         }
     }
@@ -240,6 +243,11 @@ impl App {
     /// The instance's fan-out of inbox and answer notifications to waiting long polls.
     pub fn wakeups(&self) -> &crate::wakeups::Wakeups {
         &self.inner.wakeups
+    }
+
+    /// Invitation e-mails, when `[smtp]` is configured.
+    pub fn mailer(&self) -> Option<&crate::mail::Mailer> {
+        self.inner.mailer.as_ref()
     }
 
     /// The TLS pin phones and workstations check.

@@ -41,6 +41,7 @@ pub mod extract;
 pub mod health;
 pub mod jobs;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod router;

@@ -356,7 +356,8 @@ pub fn document() -> Value {
         "Invite": {"type": "object", "additionalProperties": false, "properties": {"expires_in_hours": {"type": "integer", "minimum": 1, "maximum": 720}}},
         "Invited": {"type": "object", "properties": {
             "invite": {"type": "object", "properties": {"id": string, "user_id": string, "expires_at": string}},
-            "link": string, "delivery": {"enum": ["shown"]}}},
+            "link": {"type": "string", "description": "only when delivery is shown"}, "delivery": {"enum": ["shown", "emailed"]},
+            "sent_to": {"type": "string", "description": "the address the link was e-mailed to"}}},
         "InviteList": {"type": "array", "items": {"type": "object", "properties": {"id": string, "created_by": string,
             "created_at": string, "expires_at": string, "used_at": opt_string, "revoked_at": opt_string,
             "status": {"enum": ["open", "used", "revoked", "expired"]}}}},

@@ -66,6 +66,9 @@ pub enum ServerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The `[smtp]` settings cannot be used.
+    #[error("invitation e-mail: {0}")]
+    Mail(#[from] crate::mail::MailSetupError),
     /// The server task failed.
     #[error("the HTTPS server stopped with an error: {0}")]
     Serve(std::io::Error),
@@ -133,6 +136,11 @@ impl Server {
                 source,
             })?;
 
+        let mailer = config
+            .smtp
+            .as_ref()
+            .map(crate::mail::Mailer::new)
+            .transpose()?;
         let app = App::new(
             store,
             config,
@@ -140,6 +148,7 @@ impl Server {
             crate::metrics::handle(),
             tls.pin.clone(),
             options.desktop_client_binary.clone(),
+            mailer,
         );
         let router = crate::router::router(app.clone());
         let handle = axum_server::Handle::new();

@@ -88,8 +88,47 @@ pub struct BulkInviteResult {
     pub link: Option<SecretString>,
     /// When the link stops working.
     pub expires_at: Option<Timestamp>,
+    /// E-mail delivery of the link, when SMTP is configured.
+    pub email: Option<EmailDelivery>,
+    /// Why the e-mail failed, or was left uncertain.
+    pub email_error: Option<String>,
     /// Recorded.
     pub created_at: Timestamp,
+}
+
+/// Where the e-mail of a bulk invite stands (`bulk_invite_results.email`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailDelivery {
+    /// Recorded before the SMTP transaction started, not yet confirmed.
+    Sending,
+    /// The SMTP server accepted it.
+    Sent,
+    /// The SMTP server refused it for good.
+    Failed,
+    /// The sender stopped while sending: it is not sent again.
+    Uncertain,
+}
+
+impl EmailDelivery {
+    /// Stored text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailDelivery::Sending => "sending",
+            EmailDelivery::Sent => "sent",
+            EmailDelivery::Failed => "failed",
+            EmailDelivery::Uncertain => "uncertain",
+        }
+    }
+
+    fn parse(text: &str) -> Result<EmailDelivery> {
+        Ok(match text {
+            "sending" => EmailDelivery::Sending,
+            "sent" => EmailDelivery::Sent,
+            "failed" => EmailDelivery::Failed,
+            "uncertain" => EmailDelivery::Uncertain,
+            other => return Err(crate::rows::corrupt(TABLE, "email", other)),
+        })
+    }
 }
 
 /// Repository for bulk invitation results.
@@ -147,13 +186,52 @@ impl BulkInvites<'_> {
         rows.iter().map(|r| text(r, "subject")).collect()
     }
 
+    /// Claims the e-mail of one result for sending: records `sending` (committed before any
+    /// SMTP traffic) when nothing was recorded yet. `false` when it was already claimed, so
+    /// a job run again after a crash never sends one invite twice.
+    pub async fn claim_email(&mut self, job_id: &str, subject: &str) -> Result<bool> {
+        let mut conn = self.db.conn().await?;
+        let done = sqlx::query(
+            "UPDATE bulk_invite_results SET email = 'sending', email_error = NULL \
+             WHERE job_id = $1 AND subject = $2 AND email IS NULL AND link_enc IS NOT NULL",
+        )
+        .bind(job_id)
+        .bind(subject)
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records how the e-mail of one result ended; `None` releases the claim (the server
+    /// refused it for now, so a later run of the job sends it). `error` says why.
+    pub async fn finish_email(
+        &mut self,
+        job_id: &str,
+        subject: &str,
+        state: Option<EmailDelivery>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let mut conn = self.db.conn().await?;
+        sqlx::query(
+            "UPDATE bulk_invite_results SET email = $1, email_error = $2 \
+             WHERE job_id = $3 AND subject = $4",
+        )
+        .bind(state.map(EmailDelivery::as_str))
+        .bind(error)
+        .bind(job_id)
+        .bind(subject)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     /// The job's results in input order, links opened.
     pub async fn list(&mut self, job_id: &str) -> Result<Vec<BulkInviteResult>> {
         let rows = {
             let mut conn = self.db.conn().await?;
             sqlx::query(
                 "SELECT job_id, subject, address, position, user_id, invite_id, outcome, reason, link_enc, \
-                 expires_at, created_at FROM bulk_invite_results WHERE job_id = $1 \
+                 expires_at, email, email_error, created_at FROM bulk_invite_results WHERE job_id = $1 \
                  ORDER BY position, subject",
             )
             .bind(job_id)
@@ -184,6 +262,11 @@ impl BulkInvites<'_> {
             reason: opt_text(row, "reason")?,
             link,
             expires_at: opt_ts(row, "expires_at")?,
+            email: opt_text(row, "email")?
+                .as_deref()
+                .map(EmailDelivery::parse)
+                .transpose()?,
+            email_error: opt_text(row, "email_error")?,
             created_at: ts(row, "created_at")?,
             job_id,
             subject,

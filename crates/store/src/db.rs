@@ -79,10 +79,16 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_bulk_invites.sql"),
         postgres: include_str!("../migrations/postgres/0008_bulk_invites.sql"),
     },
+    EmbeddedMigration {
+        version: 9,
+        description: "invite email",
+        sqlite: include_str!("../migrations/sqlite/0009_invite_email.sql"),
+        postgres: include_str!("../migrations/postgres/0009_invite_email.sql"),
+    },
 ];
 
 /// The highest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// How to connect.
 #[derive(Debug, Clone)]

@@ -68,7 +68,9 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLog, ChainBreak, DailyCount, ExportFormat, NewAuditEvent,
     VerifyReport,
 };
-pub use bulk_invites::{BulkInviteOutcome, BulkInviteResult, BulkInvites, NewBulkInviteResult};
+pub use bulk_invites::{
+    BulkInviteOutcome, BulkInviteResult, BulkInvites, EmailDelivery, NewBulkInviteResult,
+};
 pub use credentials::{Credential, CredentialStatus, Credentials, NewCredential};
 pub use db::{Dialect, SCHEMA_VERSION, Store, StoreOptions, StoreTx};
 pub use device_requests::{

@@ -25,6 +25,7 @@
 
 pub mod browser;
 pub mod interop;
+pub mod smtp;
 
 use std::fs::{self, File};
 use std::future::Future;

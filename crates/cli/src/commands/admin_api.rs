@@ -1142,6 +1142,12 @@ pub fn users(args: UsersArgs) -> anyhow::Result<ExitCode> {
                     .await?;
                 if api.json {
                     print_json(&answer)?;
+                } else if answer["delivery"] == "emailed" {
+                    println!(
+                        "invitation e-mailed to {}, valid until {}",
+                        text(&answer["sent_to"]),
+                        text(&answer["invite"]["expires_at"])
+                    );
                 } else {
                     println!("{}", text(&answer["link"]));
                     eprintln!(

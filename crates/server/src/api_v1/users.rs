@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::auth::{AdminAuth, AnyRole, HelpdeskOrAdmin, RequestMeta};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::services::invites::{self, InviteListItem, Invited};
+use crate::services::invites::{self, InviteListItem};
 
 /// The users routes.
 pub fn router() -> Router<App> {
@@ -263,9 +263,9 @@ async fn invite(
     meta: RequestMeta,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<InviteBody>,
-) -> ApiResult<(StatusCode, Json<Invited>)> {
+) -> ApiResult<(StatusCode, Json<invites::Delivered>)> {
     let invited =
-        invites::invite_user(&app, &id, body.expires_in_hours, &auth.actor(), &meta).await?;
+        invites::invite_and_deliver(&app, &id, body.expires_in_hours, &auth.actor(), &meta).await?;
     Ok((StatusCode::CREATED, Json(invited)))
 }
 

@@ -11,10 +11,11 @@
 //! directory does not hold, that are outside the restrict-domains setting, or that core's
 //! rules do not let be invited (already paired, not found in Entra) fail with the reason.
 //!
-//! Invite tokens are stored hashed, so a link cannot be rebuilt later. Without e-mail
-//! delivery the job keeps the links it made sealed with the store's key ring (AES-256-GCM,
-//! bound to the job and the user); an admin downloads them once the job is done
-//! (`GET /api/v1/jobs/{id}/invite-links`, audited).
+//! Invite tokens are stored hashed, so a link cannot be rebuilt later. The job keeps the
+//! links it made sealed with the store's key ring (AES-256-GCM, bound to the job and the
+//! user); an admin downloads them once the job is done (`GET /api/v1/jobs/{id}/invite-links`,
+//! audited). With SMTP configured the job then e-mails them
+//! ([`crate::services::bulk_invite_email`]).
 
 use axum::http::StatusCode;
 use keybridge_core::{InviteList, InviteListError, RestrictDomains, Upn};
@@ -321,7 +322,13 @@ pub async fn run(app: &App, ctx: &JobContext) -> Result<(), JobError> {
             None => {}
         }
     }
-    Ok(())
+    match app.mailer() {
+        Some(mailer) => {
+            crate::services::bulk_invite_email::send_pending(ctx, mailer, &integration, &actor)
+                .await
+        }
+        None => Ok(()),
+    }
 }
 
 fn result(ctx: &JobContext, target: &Target, user: Option<&User>) -> NewBulkInviteResult {
@@ -426,6 +433,12 @@ pub struct BulkResultView {
     pub invite_id: Option<String>,
     /// When its link stops working (RFC 3339).
     pub expires_at: Option<String>,
+    /// With SMTP: `sending`, `sent`, `failed` or `uncertain` (absent: not e-mailed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'static str>,
+    /// Why the e-mail failed (or is uncertain, or waits for a retry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_error: Option<String>,
 }
 
 async fn bulk_job(app: &App, job_id: &str) -> ApiResult<keybridge_store::Job> {
@@ -456,6 +469,8 @@ pub async fn results(app: &App, job_id: &str) -> ApiResult<Vec<BulkResultView>> 
             reason: r.reason,
             invite_id: r.invite_id,
             expires_at: r.expires_at.map(keybridge_store::Timestamp::to_rfc3339),
+            email: r.email.map(keybridge_store::EmailDelivery::as_str),
+            email_error: r.email_error,
         })
         .collect())
 }

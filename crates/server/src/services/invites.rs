@@ -1,7 +1,8 @@
 //! Inviting one user (issue 6, lifecycle 5): a single-use link that expires, checked against
 //! the user's Entra status (core's transition rules) and the integration's restrict-domains
 //! setting. A new invitation replaces an open one. Without SMTP the link is shown to the
-//! admin, who passes it on.
+//! admin, who passes it on; with SMTP ([`invite_and_deliver`]) it is e-mailed to the user
+//! and the answer says to whom, never the link.
 
 use std::time::Duration;
 
@@ -58,6 +59,25 @@ pub async fn invite_user(
     actor: &str,
     meta: &RequestMeta,
 ) -> ApiResult<Invited> {
+    let issued = invite_one(app, user_id, hours, actor, meta).await?;
+    Ok(issued.invited)
+}
+
+/// An invitation issued by [`invite_one`], with what its e-mail needs.
+struct Issued {
+    invited: Invited,
+    user: User,
+    integration: Integration,
+    expires_at: Timestamp,
+}
+
+async fn invite_one(
+    app: &App,
+    user_id: &str,
+    hours: Option<u32>,
+    actor: &str,
+    meta: &RequestMeta,
+) -> ApiResult<Issued> {
     let hours = match hours {
         None => DEFAULT_INVITE_HOURS,
         Some(h) if (1..=MAX_INVITE_HOURS).contains(&h) => h,
@@ -78,14 +98,114 @@ pub async fn invite_user(
     })
     .await?;
     tx.commit().await?;
-    Ok(Invited {
-        invite: InviteView {
-            id: invite.id,
-            user_id: invite.user_id,
-            expires_at: invite.expires_at.to_rfc3339(),
+    Ok(Issued {
+        expires_at: invite.expires_at,
+        invited: Invited {
+            invite: InviteView {
+                id: invite.id,
+                user_id: invite.user_id,
+                expires_at: invite.expires_at.to_rfc3339(),
+            },
+            link,
+            delivery: "shown",
         },
+        user,
+        integration,
+    })
+}
+
+/// The answer to an invitation that is e-mailed when SMTP is configured.
+#[derive(Debug, Serialize)]
+pub struct Delivered {
+    /// The invitation.
+    pub invite: InviteView,
+    /// The single-use link, only when it was not e-mailed (`delivery` = `shown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// `shown` (pass the link on) or `emailed`.
+    pub delivery: &'static str,
+    /// The address the invitation was e-mailed to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_to: Option<String>,
+}
+
+/// The address an invitation to `user` is e-mailed to: the mail attribute, else the
+/// username (user principal names are usually routable addresses).
+pub fn recipient(user: &User) -> &str {
+    user.email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .unwrap_or(&user.upn)
+}
+
+/// The e-mail for an issued invite.
+pub(crate) fn invitation<'a>(
+    user: &'a User,
+    integration: &'a Integration,
+    link: &'a str,
+    expires_at: Timestamp,
+) -> crate::mail::Invitation<'a> {
+    crate::mail::Invitation {
+        to: recipient(user),
+        display_name: &user.display_name,
+        organisation: &integration.name,
         link,
-        delivery: "shown",
+        expires_at,
+    }
+}
+
+/// Audits one e-mailed invitation (the address, never the link).
+pub(crate) fn email_event(actor: &str, user: &User, invite_id: &str) -> NewAuditEvent {
+    NewAuditEvent::new(actor, "user.invite.email")
+        .target(format!("user:{}", user.id))
+        .details(serde_json::json!({ "invite_id": invite_id, "to": recipient(user) }))
+}
+
+/// Invites one user and, when SMTP is configured, e-mails the link instead of showing it.
+/// A refused or failed e-mail is a 502 naming the reason; the invitation stays open, and
+/// inviting the user again sends a new one.
+pub async fn invite_and_deliver(
+    app: &App,
+    user_id: &str,
+    hours: Option<u32>,
+    actor: &str,
+    meta: &RequestMeta,
+) -> ApiResult<Delivered> {
+    let Issued {
+        invited,
+        user,
+        integration,
+        expires_at,
+    } = invite_one(app, user_id, hours, actor, meta).await?;
+    let Some(mailer) = app.mailer() else {
+        return Ok(Delivered {
+            invite: invited.invite,
+            link: Some(invited.link),
+            delivery: "shown",
+            sent_to: None,
+        });
+    };
+    let store = app.store();
+    let mail = invitation(&user, &integration, &invited.link, expires_at);
+    if let Err(error) = mailer.send_invitation(&mail).await {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "email_failed",
+            format!(
+                "{error}. The invitation was created but not delivered: invite the user again to send a new one"
+            ),
+        ));
+    }
+    store
+        .audit()
+        .append(meta.stamp(email_event(actor, &user, &invited.invite.id)))
+        .await?;
+    Ok(Delivered {
+        invite: invited.invite,
+        link: None,
+        delivery: "emailed",
+        sent_to: Some(recipient(&user).to_owned()),
     })
 }
 

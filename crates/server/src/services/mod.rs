@@ -2,6 +2,7 @@
 //! Entra through `keybridge-graph` and to the database through `keybridge-store`, and returns
 //! views.
 
+pub mod bulk_invite_email;
 pub mod bulk_invites;
 pub mod desktop_client;
 pub mod directory_sync;

@@ -63,7 +63,7 @@ pub(crate) async fn members(
     found
 }
 
-async fn post_csv(h: &Harness, integration_id: &str, csv: &str) -> (u16, Value) {
+pub(crate) async fn post_csv(h: &Harness, integration_id: &str, csv: &str) -> (u16, Value) {
     let response = h
         .http
         .post(h.url(&format!(
@@ -88,7 +88,7 @@ async fn invites_of(h: &Harness, user_id: &str) -> usize {
         .len()
 }
 
-async fn results(h: &Harness, job_id: &str) -> Vec<Value> {
+pub(crate) async fn results(h: &Harness, job_id: &str) -> Vec<Value> {
     let (status, body) = h
         .call(
             Method::GET,
@@ -102,7 +102,7 @@ async fn results(h: &Harness, job_id: &str) -> Vec<Value> {
 
 /// Puts a finished job back in the queue as a crash would leave it: running under a lease
 /// that expired, so a worker takes it over and runs the handler again from the start.
-async fn as_if_crashed(h: &Harness, job_id: &str) {
+pub(crate) async fn as_if_crashed(h: &Harness, job_id: &str) {
     sqlx::query(
         "UPDATE jobs SET state = 'running', lease_owner = 'killed-instance', available_at = 0, \
          finished_at = NULL WHERE id = $1",
@@ -113,7 +113,7 @@ async fn as_if_crashed(h: &Harness, job_id: &str) {
     .expect("job reset");
 }
 
-async fn wait_until_run_again(h: &Harness, job_id: &str) -> Value {
+pub(crate) async fn wait_until_run_again(h: &Harness, job_id: &str) -> Value {
     for _ in 0..600 {
         let job = h.store.jobs().get(job_id).await.expect("job");
         if job.state.as_str() == "succeeded" && job.attempts >= 2 {

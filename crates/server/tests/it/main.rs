@@ -17,6 +17,7 @@ mod health;
 mod instances;
 mod integrations;
 mod interop;
+mod invite_email;
 mod provisioning;
 mod support;
 mod tokens;

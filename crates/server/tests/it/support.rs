@@ -130,10 +130,24 @@ async fn start_with(backend: Backend, public_host: Option<&str>) -> Harness {
     start_tweaked(backend, public_host, |_| {}).await
 }
 
+/// [`start_reachable`] with invitation e-mails sent through `smtp`.
+pub async fn start_with_smtp(backend: Backend, smtp: keybridge_config::SmtpConfig) -> Harness {
+    start_configured(backend, Some("127.0.0.1"), |_| {}, |c| c.smtp = Some(smtp)).await
+}
+
 async fn start_tweaked(
     backend: Backend,
     public_host: Option<&str>,
     tweak: impl FnOnce(&mut ServerOptions),
+) -> Harness {
+    start_configured(backend, public_host, tweak, |_| {}).await
+}
+
+async fn start_configured(
+    backend: Backend,
+    public_host: Option<&str>,
+    tweak: impl FnOnce(&mut ServerOptions),
+    configure: impl FnOnce(&mut Config),
 ) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let sim = EntraSim::start(SimConfig::new(dir.path().join("sim")))
@@ -158,6 +172,7 @@ async fn start_tweaked(
         server_config.server.public_url =
             url::Url::parse(&format!("https://{host}:{port}/")).expect("URL");
     }
+    configure(&mut server_config);
     let server = Server::start(server_config, store.clone(), server_options)
         .await
         .expect("server starts");
