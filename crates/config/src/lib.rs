@@ -187,6 +187,9 @@ pub struct EntraConfig {
     pub cloud: EntraCloud,
     /// Extra CA certificates (PEM) to trust for those endpoints, e.g. entra-sim's `ca.pem`.
     pub ca_file: Option<PathBuf>,
+    /// Client-side pacing of Graph's `/authentication/` calls per 10 s; `None` keeps the Graph
+    /// client's default (Graph's documented 5), `Some(0)` turns the pacing off.
+    pub authentication_requests_per_10s: Option<u32>,
 }
 
 /// Background workers.

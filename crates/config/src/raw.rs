@@ -106,6 +106,8 @@ pub struct RawEntra {
     pub graph_url: Option<String>,
     /// `entra.ca_file`.
     pub ca_file: Option<PathBuf>,
+    /// `entra.authentication_requests_per_10s`.
+    pub authentication_requests_per_10s: Option<u32>,
 }
 
 /// `[jobs]` as written.
@@ -310,6 +312,16 @@ impl RawConfig {
         }
 
         let entra_cloud = self.resolve_entra_cloud(&mut errors);
+        let auth_budget = self.entra.authentication_requests_per_10s;
+        if auth_budget.is_some_and(|n| n > 1000) {
+            errors.push(self.invalid(
+                "entra.authentication_requests_per_10s",
+                format!(
+                    "is {}: expected a number from 0 (no pacing) to 1000",
+                    auth_budget.unwrap_or_default()
+                ),
+            ));
+        }
 
         let workers = self.jobs.workers.unwrap_or(4);
         if !(1..=256).contains(&workers) {
@@ -388,6 +400,7 @@ impl RawConfig {
             entra: EntraConfig {
                 cloud: entra_cloud,
                 ca_file: self.entra.ca_file.clone(),
+                authentication_requests_per_10s: auth_budget,
             },
             jobs: JobsConfig {
                 workers,

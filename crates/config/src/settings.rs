@@ -203,6 +203,18 @@ pub static SETTINGS: &[Setting] = &[
         is_set: |raw| raw.entra.ca_file.is_some(),
     },
     Setting {
+        key: "entra.authentication_requests_per_10s",
+        env: "KEYBRIDGE_ENTRA_AUTHENTICATION_REQUESTS_PER_10S",
+        doc: "Client-side pacing of Graph's /authentication/ calls (FIDO2 provisioning included) \
+              per 10 s; 0 turns it off. Default: 5, Graph's documented budget.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.entra.authentication_requests_per_10s = Some(parse_number(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.entra.authentication_requests_per_10s.is_some(),
+    },
+    Setting {
         key: "jobs.workers",
         env: "KEYBRIDGE_JOBS_WORKERS",
         doc: "Background jobs this instance runs at once. Default: 4.",

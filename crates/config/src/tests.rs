@@ -242,6 +242,7 @@ fn every_setting_round_trips_through_its_environment_variable() {
         ("entra.authority_url", "https://localhost:9000"),
         ("entra.graph_url", "https://localhost:9000/v1.0"),
         ("entra.ca_file", "/srv/kb/ca.pem"),
+        ("entra.authentication_requests_per_10s", "50"),
         ("jobs.workers", "3"),
         ("jobs.max_attempts", "5"),
         ("jobs.lease_seconds", "30"),
@@ -507,4 +508,19 @@ fn the_smtp_password_comes_from_the_environment_or_a_file_and_is_never_printed()
     );
     assert!(both[0].contains("are both set"), "{both:?}");
     assert!(!both.concat().contains("hunter2"));
+}
+
+#[test]
+fn the_graph_authentication_budget_defaults_to_the_client_and_is_bounded() {
+    let config = resolve_text("", &[]).unwrap();
+    assert_eq!(config.entra.authentication_requests_per_10s, None);
+    let off = resolve_text("[entra]\nauthentication_requests_per_10s = 0\n", &[]).unwrap();
+    assert_eq!(off.entra.authentication_requests_per_10s, Some(0));
+    let errors = messages(
+        resolve_text("[entra]\nauthentication_requests_per_10s = 5000\n", &[]).unwrap_err(),
+    );
+    assert!(
+        errors[0].contains("`entra.authentication_requests_per_10s` is 5000"),
+        "{errors:?}"
+    );
 }

@@ -395,6 +395,7 @@ async fn run(n: usize) {
         entra: EntraConfig {
             cloud: EntraCloud::Global,
             ca_file: None,
+            authentication_requests_per_10s: None,
         },
         jobs: JobsConfig {
             workers,

@@ -109,6 +109,7 @@ fn config(dir: &std::path::Path, url: &str) -> Config {
         entra: EntraConfig {
             cloud: EntraCloud::Global,
             ca_file: None,
+            authentication_requests_per_10s: None,
         },
         jobs: JobsConfig {
             workers: 2,

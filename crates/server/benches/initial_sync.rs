@@ -78,6 +78,7 @@ async fn run(users: usize) {
         entra: EntraConfig {
             cloud: EntraCloud::Global,
             ca_file: None,
+            authentication_requests_per_10s: None,
         },
         jobs: JobsConfig {
             workers: 2,

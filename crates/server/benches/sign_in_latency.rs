@@ -293,6 +293,7 @@ async fn run(others: usize, samples: usize) {
         entra: EntraConfig {
             cloud: EntraCloud::Global,
             ca_file: None,
+            authentication_requests_per_10s: None,
         },
         jobs: JobsConfig {
             workers: 1,

@@ -150,6 +150,7 @@ async fn run(backend: Backend, url: &str, users: usize, samples: usize) {
         entra: EntraConfig {
             cloud: EntraCloud::Global,
             ca_file: None,
+            authentication_requests_per_10s: None,
         },
         jobs: JobsConfig {
             workers: 1,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 use keybridge_config::{EntraCloud, EntraConfig};
-use keybridge_graph::Cloud;
+use keybridge_graph::{Cloud, RateLimits};
 use keybridge_server::{GraphSettings, Server, ServerOptions};
 
 use super::{load_config, open_store, runtime, wait_for_stop_signal};
@@ -80,9 +80,15 @@ fn graph_settings(entra: &EntraConfig) -> anyhow::Result<GraphSettings> {
         ),
         None => None,
     };
+    // Only an explicit setting replaces the client's documented quotas.
+    let rate_limits = entra.authentication_requests_per_10s.map(|n| RateLimits {
+        authentication_requests_per_10s: (n > 0).then_some(n),
+        ..RateLimits::default()
+    });
     Ok(GraphSettings {
         cloud,
         ca_bundle_pem,
+        rate_limits,
         ..GraphSettings::default()
     })
 }

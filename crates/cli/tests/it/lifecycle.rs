@@ -22,10 +22,10 @@ use serde_json::{Value, json};
 
 use crate::cli::{keybridge_with_env, stderr, stdout};
 
-const STORE_PIN: &str = "135790";
+pub(crate) const STORE_PIN: &str = "135790";
 
 /// Runs `keybridge` off the async runtime (the server under test runs on it).
-async fn keybridge(args: Vec<String>) -> Output {
+pub(crate) async fn keybridge(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         keybridge_with_env(&args, &[("KEYBRIDGE_DEVICE_PIN", STORE_PIN)])
@@ -34,18 +34,23 @@ async fn keybridge(args: Vec<String>) -> Output {
     .unwrap()
 }
 
-fn args(list: &[&str]) -> Vec<String> {
+pub(crate) fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: String,
 }
 
 impl Api {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}/api/v1{path}", self.base))
@@ -59,7 +64,7 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn wait_for_job(&self, id: &str) -> Value {
+    pub(crate) async fn wait_for_job(&self, id: &str) -> Value {
         let started = Instant::now();
         loop {
             let (status, job) = self.call(Method::GET, &format!("/jobs/{id}"), None).await;
@@ -78,7 +83,7 @@ impl Api {
         }
     }
 
-    async fn user(&self, id: &str) -> Value {
+    pub(crate) async fn user(&self, id: &str) -> Value {
         let (status, user) = self.call(Method::GET, &format!("/users/{id}"), None).await;
         assert_eq!(status, 200, "{user}");
         user
@@ -102,7 +107,7 @@ impl Api {
 }
 
 /// The AAGUIDs of the user's FIDO2 methods in entra-sim.
-async fn entra_aaguids(graph: &GraphClient, object_id: &str) -> Vec<String> {
+pub(crate) async fn entra_aaguids(graph: &GraphClient, object_id: &str) -> Vec<String> {
     graph
         .list_fido2_methods(object_id)
         .await

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_api;
+mod bulk_crash;
 mod cli;
 mod device_pairing;
 mod lifecycle;

@@ -58,6 +58,20 @@ fn link_in(mail: &ReceivedMail, h: &Harness) -> String {
         .to_owned()
 }
 
+/// Invites one user through the API; the answer must say it was e-mailed.
+async fn invite(h: &Harness, user_id: &str) -> serde_json::Value {
+    let (status, invited) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{user_id}/invites"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201, "{invited}");
+    assert_eq!(invited["delivery"], "emailed");
+    invited
+}
+
 async fn set_email(h: &Harness, user_id: &str, email: &str) {
     sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
         .bind(email)
@@ -80,15 +94,7 @@ async fn invitations_are_emailed_over_starttls(backend: Backend) {
     let address = ada_user.email.clone().unwrap_or(ada_user.upn.clone());
 
     // One user: the answer says the e-mail went out and to whom, and never shows the link.
-    let (status, invited) = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/users/{}/invites", ada.0),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, 201, "{invited}");
-    assert_eq!(invited["delivery"], "emailed");
+    let invited = invite(&h, &ada.0).await;
     assert_eq!(invited["sent_to"], address.as_str());
     assert!(invited.get("link").is_none(), "{invited}");
     let mails = sink.wait_for(1);
@@ -225,15 +231,7 @@ async fn plain_smtp_to_a_loopback_relay(backend: Backend) {
     let h = support::start_with_smtp(backend, smtp(sink.port, SmtpSecurity::None, None)).await;
     let integration_id = integration(&h).await;
     let ada = &members(&h, &integration_id, 1).await[0];
-    let (status, invited) = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/users/{}/invites", ada.0),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, 201, "{invited}");
-    assert_eq!(invited["delivery"], "emailed");
+    invite(&h, &ada.0).await;
     let mails = sink.wait_for(1);
     assert_eq!(mails.len(), 1);
     assert!(!mails[0].tls);

@@ -50,6 +50,7 @@ pub fn config(data_dir: &Path, database_url: &str) -> Config {
         entra: EntraConfig {
             cloud: EntraCloud::Global,
             ca_file: None,
+            authentication_requests_per_10s: None,
         },
         jobs: JobsConfig {
             workers: 2,
