@@ -85,10 +85,16 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_invite_email.sql"),
         postgres: include_str!("../migrations/postgres/0009_invite_email.sql"),
     },
+    EmbeddedMigration {
+        version: 10,
+        description: "job rerun",
+        sqlite: include_str!("../migrations/sqlite/0010_job_rerun.sql"),
+        postgres: include_str!("../migrations/postgres/0010_job_rerun.sql"),
+    },
 ];
 
 /// The highest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// How to connect.
 #[derive(Debug, Clone)]

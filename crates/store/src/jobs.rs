@@ -15,6 +15,14 @@
 //! Every lease-holder operation (heartbeat, complete, fail, progress) names the worker and
 //! succeeds only while that worker still holds the lease, so a worker that lost its lease
 //! can never overwrite the result of the worker that took over.
+//!
+//! Dedupe keys: while a job with the key is queued, enqueueing another returns it (the queued
+//! run will read the latest input). While it is *running*, its attempt may already have read
+//! its input, so the request is not simply folded into it: the job is flagged
+//! `rerun_requested`, and [`Jobs::complete`] then queues it once more instead of finishing it
+//! (any number of requests during one run give one extra run). A claim clears the flag, since
+//! the attempt it starts reads the input afresh; so does a failure (a retry reads the input
+//! afresh too; a dead job waits for an admin) and a cancel.
 
 use std::time::Duration;
 
@@ -115,7 +123,8 @@ pub struct NewJob {
     pub kind: String,
     /// Payload.
     pub payload: serde_json::Value,
-    /// While a queued or running job has this key, enqueueing another returns the existing id.
+    /// While a queued or running job has this key, enqueueing another returns the existing id
+    /// (and a running one is run once more after it completes).
     pub dedupe_key: Option<String>,
     /// Attempts allowed (at least 1; default 5).
     pub max_attempts: i64,
@@ -167,7 +176,8 @@ impl NewJob {
 pub enum Enqueued {
     /// A new job.
     Created(String),
-    /// A queued or running job with the same dedupe key already existed.
+    /// A queued or running job with the same dedupe key already existed (a running one will
+    /// run once more after it completes).
     Existing(String),
 }
 
@@ -277,7 +287,7 @@ macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
             "UPDATE jobs SET state = 'running', lease_owner = $1, available_at = $2, ",
-            "attempts = attempts + 1, started_at = $3, updated_at = $3 ",
+            "attempts = attempts + 1, rerun_requested = 0, started_at = $3, updated_at = $3 ",
             "WHERE id = (SELECT id FROM jobs WHERE queue = $4 AND state IN ('queued', 'running') ",
             "AND available_at <= $3 AND (state = 'queued' OR attempts < max_attempts) ",
             "ORDER BY available_at, id LIMIT 1",
@@ -372,12 +382,25 @@ impl Jobs<'_> {
                     .await?;
                 return Ok(Enqueued::Created(id));
             }
-            let existing: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM jobs WHERE dedupe_key = $1 AND state IN ('queued', 'running')",
+            // A running one may have read its input already: ask for one more run.
+            let running: Option<String> = sqlx::query_scalar(
+                "UPDATE jobs SET rerun_requested = 1 WHERE dedupe_key = $1 AND state = 'running' \
+                 RETURNING id",
             )
             .bind(&job.dedupe_key)
             .fetch_optional(&mut *conn)
             .await?;
+            let existing = match running {
+                Some(id) => Some(id),
+                None => {
+                    sqlx::query_scalar(
+                        "SELECT id FROM jobs WHERE dedupe_key = $1 AND state = 'queued'",
+                    )
+                    .bind(&job.dedupe_key)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                }
+            };
             if let Some(id) = existing {
                 return Ok(Enqueued::Existing(id));
             }
@@ -486,20 +509,34 @@ impl Jobs<'_> {
         lease_held(done.rows_affected(), id, owner)
     }
 
-    /// Marks the job succeeded (only by the lease owner).
+    /// Marks the job succeeded (only by the lease owner), or, when it was asked for again
+    /// while it ran (`rerun_requested`), queues it once more with fresh attempts.
     pub async fn complete(&mut self, id: &str, owner: &str) -> Result<()> {
         let now = Timestamp::now().unix_millis();
         let mut conn = self.db.conn().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET state = 'succeeded', lease_owner = NULL, finished_at = $1, \
-             updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+        // One statement, so an enqueue that flags the job either lands before it (and is
+        // honoured here) or finds the job no longer running (and queues its own run).
+        let state: Option<String> = sqlx::query_scalar(
+            "UPDATE jobs SET \
+             state = CASE WHEN rerun_requested = 1 THEN 'queued' ELSE 'succeeded' END, \
+             attempts = CASE WHEN rerun_requested = 1 THEN 0 ELSE attempts END, \
+             available_at = CASE WHEN rerun_requested = 1 THEN $1 ELSE available_at END, \
+             finished_at = CASE WHEN rerun_requested = 1 THEN NULL ELSE $1 END, \
+             lease_owner = NULL, rerun_requested = 0, updated_at = $1 \
+             WHERE id = $2 AND lease_owner = $3 AND state = 'running' RETURNING state",
         )
         .bind(now)
         .bind(id)
         .bind(owner)
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
-        lease_held(done.rows_affected(), id, owner)
+        drop(conn);
+        lease_held(u64::from(state.is_some()), id, owner)?;
+        if state.as_deref() == Some("queued") {
+            let queue = self.get(id).await?.queue;
+            crate::notify::notify_on(&mut self.db, crate::notify::Channel::Jobs, &queue).await?;
+        }
+        Ok(())
     }
 
     /// Records a failed attempt: queued again after the backoff delay, or dead when the
@@ -535,7 +572,8 @@ impl Jobs<'_> {
         let outcome = if permanent || attempts >= max_attempts {
             let done = sqlx::query(
                 "UPDATE jobs SET state = 'dead', lease_owner = NULL, last_error = $1, finished_at = $2, \
-                 updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
+                 rerun_requested = 0, updated_at = $2 WHERE id = $3 AND lease_owner = $4 \
+                 AND state = 'running'",
             )
             .bind(bounded(error))
             .bind(now.unix_millis())
@@ -549,8 +587,8 @@ impl Jobs<'_> {
             let retry_at = now.plus(backoff.delay(attempts));
             let done = sqlx::query(
                 "UPDATE jobs SET state = 'queued', lease_owner = NULL, last_error = $1, \
-                 available_at = $2, updated_at = $3 WHERE id = $4 AND lease_owner = $5 \
-                 AND state = 'running'",
+                 available_at = $2, rerun_requested = 0, updated_at = $3 WHERE id = $4 \
+                 AND lease_owner = $5 AND state = 'running'",
             )
             .bind(bounded(error))
             .bind(retry_at.unix_millis())
@@ -572,8 +610,8 @@ impl Jobs<'_> {
         let now = Timestamp::now().unix_millis();
         let mut conn = self.db.conn().await?;
         let done = sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, finished_at = $1, updated_at = $1 \
-             WHERE id = $2 AND state IN ('queued', 'running')",
+            "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, finished_at = $1, updated_at = $1, \
+             rerun_requested = 0 WHERE id = $2 AND state IN ('queued', 'running')",
         )
         .bind(now)
         .bind(id)

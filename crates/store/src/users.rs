@@ -645,19 +645,6 @@ impl Users<'_> {
         Ok(UserPage { items, next })
     }
 
-    /// The latest change to any user of an integration (`None` without users). A job that
-    /// read the users compares it before and after its work: a change committed meanwhile
-    /// (even one stamped just before the job started) moves it.
-    pub async fn last_change(&mut self, integration_id: &str) -> Result<Option<Timestamp>> {
-        let mut conn = self.db.conn().await?;
-        let row =
-            sqlx::query("SELECT MAX(updated_at) AS last FROM users WHERE integration_id = $1")
-                .bind(integration_id)
-                .fetch_one(&mut *conn)
-                .await?;
-        opt_ts(&row, "last")
-    }
-
     /// Users per state in an integration (the tab counts).
     pub async fn count_by_state(&mut self, integration_id: &str) -> Result<StateCounts> {
         let mut conn = self.db.conn().await?;

@@ -54,40 +54,10 @@ pub async fn run_groups(
     let store = ctx.store();
     let (integration, client) = job_integration(app, ctx, integration_id).await?;
     let mut report = SyncReport::default();
-    reconcile_until_settled(&client, store, &integration, ctx, &mut report).await?;
+    // A group sync asked for while this one runs is not lost: the job queue runs this job
+    // once more after it (`rerun_requested`), and that run reads the users afresh.
+    reconcile_groups(&client, store, &integration, ctx, &mut report).await?;
     Ok(report)
-}
-
-/// How many reconciliations one job runs at most while users keep changing under it.
-const MAX_RECONCILE_ROUNDS: usize = 5;
-
-/// Reconciles the groups, and again while users changed during the round: a group sync asked
-/// for while this one ran was folded into this job by its dedupe key, so this job must see
-/// that change itself or it waits for the next scheduled sync.
-async fn reconcile_until_settled(
-    client: &GraphClient,
-    store: &Store,
-    integration: &Integration,
-    ctx: &JobContext,
-    report: &mut SyncReport,
-) -> Result<(), JobError> {
-    for _ in 0..MAX_RECONCILE_ROUNDS {
-        let before = store
-            .users()
-            .last_change(&integration.id)
-            .await
-            .map_err(store_failure)?;
-        reconcile_groups(client, store, integration, ctx, report).await?;
-        let after = store
-            .users()
-            .last_change(&integration.id)
-            .await
-            .map_err(store_failure)?;
-        if after == before {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// Runs one sync of an integration.
@@ -100,7 +70,7 @@ pub async fn run(
     let (integration, client) = job_integration(app, ctx, integration_id).await?;
     let mut report = SyncReport::default();
     sync_users(&client, store, &integration, ctx, &mut report).await?;
-    reconcile_until_settled(&client, store, &integration, ctx, &mut report).await?;
+    reconcile_groups(&client, store, &integration, ctx, &mut report).await?;
     Ok(report)
 }
 

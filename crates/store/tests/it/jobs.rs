@@ -27,7 +27,7 @@ async fn enqueue_dedupes_live_jobs_only(store: Store) {
         .await
         .unwrap();
     assert_eq!(again, Enqueued::Existing(first.id().to_string()));
-    // Still deduped while running.
+    // Still deduped while running (the run asked for again is the next test's subject).
     let claimed = store
         .jobs()
         .claim("default", "w1", LEASE)
@@ -35,15 +35,11 @@ async fn enqueue_dedupes_live_jobs_only(store: Store) {
         .unwrap()
         .unwrap();
     assert_eq!(claimed.id, first.id());
-    assert_eq!(
-        store
-            .jobs()
-            .enqueue(job("provision").dedupe_key("provision:u1"))
-            .await
-            .unwrap(),
-        Enqueued::Existing(first.id().to_string())
-    );
     store.jobs().complete(&claimed.id, "w1").await.unwrap();
+    assert_eq!(
+        store.jobs().get(first.id()).await.unwrap().state,
+        JobState::Succeeded
+    );
     // Finished: a new one may be queued.
     let fresh = store
         .jobs()
@@ -617,7 +613,121 @@ async fn a_failure_racing_a_cancel_leaves_the_job_cancelled(store: Store) {
     }
 }
 
+/// Claims the next job of the default queue for `owner`; it must be `id`.
+async fn claim_expecting(store: &Store, owner: &str, id: &str) {
+    let claimed = store.jobs().claim("default", owner, LEASE).await.unwrap();
+    assert_eq!(claimed.map(|j| j.id).as_deref(), Some(id));
+}
+
+async fn a_request_while_the_job_runs_gets_one_more_run(store: Store) {
+    let key = "group_sync:i1";
+    let id = store
+        .jobs()
+        .enqueue(job("group_sync").dedupe_key(key))
+        .await
+        .unwrap()
+        .id()
+        .to_owned();
+    claim_expecting(&store, "w1", &id).await;
+    // A change arrives while the run may already have read its input: the request is not
+    // lost in the running attempt, the job runs once more after it.
+    let again = store
+        .jobs()
+        .enqueue(job("group_sync").dedupe_key(key))
+        .await
+        .unwrap();
+    assert_eq!(again, Enqueued::Existing(id.clone()));
+    store.jobs().complete(&id, "w1").await.unwrap();
+    let requeued = store.jobs().get(&id).await.unwrap();
+    assert_eq!(requeued.state, JobState::Queued);
+    assert_eq!((requeued.attempts, requeued.finished_at), (0, None));
+    // While queued, a request joins the queued run (it will read the latest input).
+    assert_eq!(
+        store
+            .jobs()
+            .enqueue(job("group_sync").dedupe_key(key))
+            .await
+            .unwrap(),
+        Enqueued::Existing(id.clone())
+    );
+    claim_expecting(&store, "w2", &id).await;
+    store.jobs().complete(&id, "w2").await.unwrap();
+    assert_eq!(
+        store.jobs().get(&id).await.unwrap().state,
+        JobState::Succeeded
+    );
+
+    // Two requests during one run give one extra run, not two.
+    let second = store
+        .jobs()
+        .enqueue(job("group_sync").dedupe_key(key))
+        .await
+        .unwrap();
+    assert!(matches!(&second, Enqueued::Created(new) if *new != id));
+    let second = second.id().to_owned();
+    claim_expecting(&store, "w1", &second).await;
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .jobs()
+                .enqueue(job("group_sync").dedupe_key(key))
+                .await
+                .unwrap(),
+            Enqueued::Existing(second.clone())
+        );
+    }
+    store.jobs().complete(&second, "w1").await.unwrap();
+    claim_expecting(&store, "w2", &second).await;
+    store.jobs().complete(&second, "w2").await.unwrap();
+    assert_eq!(
+        store.jobs().get(&second).await.unwrap().state,
+        JobState::Succeeded
+    );
+    assert!(
+        store
+            .jobs()
+            .claim("default", "w3", LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "no third run"
+    );
+
+    // A request during a run that then fails: the retry reads the input afresh, and its
+    // completion finishes the job.
+    let third = store
+        .jobs()
+        .enqueue(job("group_sync").dedupe_key(key))
+        .await
+        .unwrap()
+        .id()
+        .to_owned();
+    claim_expecting(&store, "w1", &third).await;
+    store
+        .jobs()
+        .enqueue(job("group_sync").dedupe_key(key))
+        .await
+        .unwrap();
+    let no_wait = Backoff {
+        base: Duration::ZERO,
+        cap: Duration::ZERO,
+        jitter: 0.0,
+    };
+    store
+        .jobs()
+        .fail(&third, "w1", "Graph was unreachable", false, &no_wait)
+        .await
+        .unwrap();
+    claim_expecting(&store, "w2", &third).await;
+    store.jobs().complete(&third, "w2").await.unwrap();
+    assert_eq!(
+        store.jobs().get(&third).await.unwrap().state,
+        JobState::Succeeded
+    );
+}
+
 crate::store_tests!(
+    a_request_while_the_job_runs_gets_one_more_run,
     a_failure_racing_a_cancel_leaves_the_job_cancelled,
     a_job_whose_worker_died_on_its_last_attempt_goes_dead,
     enqueue_dedupes_live_jobs_only,
