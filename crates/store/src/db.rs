@@ -91,10 +91,22 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_job_rerun.sql"),
         postgres: include_str!("../migrations/postgres/0010_job_rerun.sql"),
     },
+    EmbeddedMigration {
+        version: 11,
+        description: "user counts",
+        sqlite: include_str!("../migrations/sqlite/0011_user_counts.sql"),
+        postgres: include_str!("../migrations/postgres/0011_user_counts.sql"),
+    },
+    EmbeddedMigration {
+        version: 12,
+        description: "user search trigram",
+        sqlite: include_str!("../migrations/sqlite/0012_user_search_trigram.sql"),
+        postgres: include_str!("../migrations/postgres/0012_user_search_trigram.sql"),
+    },
 ];
 
 /// The highest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// How to connect.
 #[derive(Debug, Clone)]
@@ -398,6 +410,11 @@ impl<'a> Db<'a> {
 
     pub(crate) fn keyring(&self) -> &KeyRing {
         &self.store.inner.keyring
+    }
+
+    /// Whether statements run inside a caller's transaction.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.conn.is_some()
     }
 
     /// A connection for single statements.

@@ -212,12 +212,13 @@ macro_rules! user_cols {
 }
 
 macro_rules! list_sql {
-    ($state:expr, $after:expr, $order:expr, $limit:literal) => {
+    ($from:expr, $state:expr, $after:expr, $order:expr, $limit:literal) => {
         concat!(
             "SELECT ",
             user_cols!(),
-            ", (SELECT COUNT(*) FROM phones p WHERE p.user_id = u.id) AS device_count ",
-            "FROM users u WHERE u.integration_id = $1 ",
+            ", (SELECT COUNT(*) FROM phones p WHERE p.user_id = u.id) AS device_count FROM ",
+            $from,
+            " WHERE u.integration_id = $1 ",
             "AND ($2 = '' OR u.search_text LIKE $2 ESCAPE '\\') ",
             $state,
             $after,
@@ -230,55 +231,91 @@ macro_rules! list_sql {
 }
 
 /// Eight constant queries per sort column, indexed by `desc * 4 + state * 2 + after`.
-/// Parameters: $1 integration, $2 search pattern, [state], [cursor key, cursor id], limit.
+/// Parameters: $1 integration, $2 search pattern, then the numbered ones given ($a..$d, in
+/// order: [state], [cursor key, cursor id], limit).
 macro_rules! list_variants {
-    ($col:literal) => {
+    ($from:expr, $col:literal, $a:literal, $b:literal, $c:literal, $d:literal) => {
         [
-            list_sql!("", "", concat!($col, " ASC, u.id ASC"), "$3"),
+            list_sql!($from, "", "", concat!($col, " ASC, u.id ASC"), $a),
             list_sql!(
+                $from,
                 "",
-                concat!("AND (", $col, ", u.id) > ($3, $4)"),
+                concat!("AND (", $col, ", u.id) > (", $a, ", ", $b, ")"),
                 concat!($col, " ASC, u.id ASC"),
-                "$5"
+                $c
             ),
             list_sql!(
-                "AND u.state = $3 ",
+                $from,
+                concat!("AND u.state = ", $a, " "),
                 "",
                 concat!($col, " ASC, u.id ASC"),
-                "$4"
+                $b
             ),
             list_sql!(
-                "AND u.state = $3 ",
-                concat!("AND (", $col, ", u.id) > ($4, $5)"),
+                $from,
+                concat!("AND u.state = ", $a, " "),
+                concat!("AND (", $col, ", u.id) > (", $b, ", ", $c, ")"),
                 concat!($col, " ASC, u.id ASC"),
-                "$6"
+                $d
             ),
-            list_sql!("", "", concat!($col, " DESC, u.id DESC"), "$3"),
+            list_sql!($from, "", "", concat!($col, " DESC, u.id DESC"), $a),
             list_sql!(
+                $from,
                 "",
-                concat!("AND (", $col, ", u.id) < ($3, $4)"),
+                concat!("AND (", $col, ", u.id) < (", $a, ", ", $b, ")"),
                 concat!($col, " DESC, u.id DESC"),
-                "$5"
+                $c
             ),
             list_sql!(
-                "AND u.state = $3 ",
+                $from,
+                concat!("AND u.state = ", $a, " "),
                 "",
                 concat!($col, " DESC, u.id DESC"),
-                "$4"
+                $b
             ),
             list_sql!(
-                "AND u.state = $3 ",
-                concat!("AND (", $col, ", u.id) < ($4, $5)"),
+                $from,
+                concat!("AND u.state = ", $a, " "),
+                concat!("AND (", $col, ", u.id) < (", $b, ", ", $c, ")"),
                 concat!($col, " DESC, u.id DESC"),
-                "$6"
+                $d
             ),
         ]
     };
 }
 
-const LIST_BY_UPN: [&str; 8] = list_variants!("u.upn");
-const LIST_BY_NAME: [&str; 8] = list_variants!("u.display_name_sort");
-const LIST_BY_ACTIVE: [&str; 8] = list_variants!("u.last_active_at");
+macro_rules! list_families {
+    ($from:expr, $a:literal, $b:literal, $c:literal, $d:literal) => {
+        [
+            list_variants!($from, "u.upn", $a, $b, $c, $d),
+            list_variants!($from, "u.display_name_sort", $a, $b, $c, $d),
+            list_variants!($from, "u.last_active_at", $a, $b, $c, $d),
+        ]
+    };
+}
+
+/// The list over every user of the integration, by [`sort_column`].
+const LIST: [[&str; 8]; 3] = list_families!("users u", "$3", "$4", "$5", "$6");
+
+/// SQLite only: the list over the users whose search text holds the search term by the
+/// trigram index (`user_search`, migration 0012), bound as $3 (`[state]`, cursor and limit
+/// move up by one). The outer LIKE still decides, so the result is the scan's; the cross join
+/// makes SQLite start from the few index hits and sort them instead of walking a sort index.
+const LIST_INDEXED: [[&str; 8]; 3] = list_families!(
+    "(SELECT k.user_id FROM user_search JOIN user_search_keys k ON k.key = user_search.rowid \
+     WHERE user_search MATCH $3) AS hit CROSS JOIN users u ON u.id = hit.user_id",
+    "$4",
+    "$5",
+    "$6",
+    "$7"
+);
+
+/// Up to this many index hits the list starts from them (and sorts them); a term found in
+/// more users is common enough that walking the sort index with the LIKE meets a page sooner.
+const INDEXED_SEARCH_MAX_HITS: i64 = 2_000;
+
+/// The trigram index answers terms of this many characters or more.
+const INDEXED_SEARCH_MIN_CHARS: usize = 3;
 
 const UPSERT_BATCH: usize = 500;
 
@@ -584,21 +621,30 @@ impl Users<'_> {
                 reason: format!("{} is outside 1..=500", query.limit),
             });
         }
-        let family = match query.sort {
-            UserSort::Upn => &LIST_BY_UPN,
-            UserSort::DisplayName => &LIST_BY_NAME,
-            UserSort::LastActive => &LIST_BY_ACTIVE,
+        let term = query
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let indexed = match term {
+            Some(term) => self.indexed_search(term).await?,
+            None => None,
+        };
+        let family = if indexed.is_some() {
+            &LIST_INDEXED
+        } else {
+            &LIST
         };
         let index = usize::from(query.descending) * 4
             + usize::from(query.state.is_some()) * 2
             + usize::from(query.after.is_some());
-        let pattern = match query.search.as_deref().map(str::trim) {
-            Some(s) if !s.is_empty() => like_pattern(s),
-            _ => String::new(),
-        };
-        let mut q = sqlx::query(family[index])
+        let sql = family[sort_column(query.sort)][index];
+        let mut q = sqlx::query(sql)
             .bind(&query.integration_id)
-            .bind(pattern);
+            .bind(term.map(like_pattern).unwrap_or_default());
+        if let Some(phrase) = indexed {
+            q = q.bind(phrase);
+        }
         if let Some(state) = query.state {
             q = q.bind(state.as_str());
         }
@@ -645,25 +691,82 @@ impl Users<'_> {
         Ok(UserPage { items, next })
     }
 
-    /// Users per state in an integration (the tab counts).
-    pub async fn count_by_state(&mut self, integration_id: &str) -> Result<StateCounts> {
+    /// The trigram index query for a search term (SQLite), when the index applies to it and
+    /// finds few enough users for the list to start from them; `None`: the list scans.
+    async fn indexed_search(&mut self, term: &str) -> Result<Option<String>> {
+        let term = term.to_lowercase();
+        if self.db.dialect() != Dialect::Sqlite || term.chars().count() < INDEXED_SEARCH_MIN_CHARS {
+            return Ok(None);
+        }
+        // One FTS5 string: the whole term, quotes doubled, matches it as a substring.
+        let phrase = format!("\"{}\"", term.replace('"', "\"\""));
         let mut conn = self.db.conn().await?;
-        let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n FROM users WHERE integration_id = $1 GROUP BY state",
+        let hits: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM user_search WHERE user_search MATCH $1 LIMIT $2)",
+        )
+        .bind(&phrase)
+        .bind(INDEXED_SEARCH_MAX_HITS + 1)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok((hits <= INDEXED_SEARCH_MAX_HITS).then_some(phrase))
+    }
+
+    /// Users per state in an integration (the tab counts), as triggers keep them in
+    /// `user_counts` with every change to `users` (migration 0011): a few rows read, not a
+    /// count of the users.
+    pub async fn count_by_state(&mut self, integration_id: &str) -> Result<StateCounts> {
+        let in_transaction = self.db.in_transaction();
+        let postgres = self.db.dialect() == Dialect::Postgres;
+        let mut conn = self.db.conn().await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS parts, \
+             CAST(COALESCE(SUM(pending), 0) AS BIGINT) AS pending, \
+             CAST(COALESCE(SUM(paired_with_keybridge), 0) AS BIGINT) AS paired_with_keybridge, \
+             CAST(COALESCE(SUM(paired_with_entra), 0) AS BIGINT) AS paired_with_entra \
+             FROM user_counts WHERE integration_id = $1",
         )
         .bind(integration_id)
-        .fetch_all(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
-        let mut counts = StateCounts::default();
-        for row in rows {
-            let n = int(&row, "n")?;
-            match parse_state(&text(&row, "state")?)? {
-                UserState::Pending => counts.pending = n,
-                UserState::PairedWithKeybridge => counts.paired_with_keybridge = n,
-                UserState::PairedWithEntra => counts.paired_with_entra = n,
+        let counts = StateCounts {
+            pending: int(&row, "pending")?,
+            paired_with_keybridge: int(&row, "paired_with_keybridge")?,
+            paired_with_entra: int(&row, "paired_with_entra")?,
+        };
+        // PostgreSQL appends a row per changing statement; folding them keeps this read short.
+        // Outside a caller's transaction only (a failed statement would abort it). The counts
+        // above are right either way, so a failed fold (the integration deleted meanwhile)
+        // is only logged; the next read folds again.
+        if postgres && !in_transaction && int(&row, "parts")? > COUNT_PARTS_BEFORE_FOLD {
+            let folded = sqlx::query(FOLD_COUNTS)
+                .bind(integration_id)
+                .execute(&mut *conn)
+                .await;
+            if let Err(error) = folded {
+                tracing::warn!(integration = integration_id, %error, "folding the user counts failed");
             }
         }
         Ok(counts)
+    }
+}
+
+/// PostgreSQL: the rows of `user_counts` an integration may have before a read folds them.
+const COUNT_PARTS_BEFORE_FOLD: i64 = 16;
+
+/// PostgreSQL: folds an integration's count rows into one. Concurrent folds take disjoint sets
+/// of rows (a row another fold deleted is skipped), and rows committed meanwhile stay.
+const FOLD_COUNTS: &str = "WITH folded AS (DELETE FROM user_counts WHERE integration_id = $1 \
+     RETURNING pending, paired_with_keybridge, paired_with_entra) \
+     INSERT INTO user_counts (integration_id, pending, paired_with_keybridge, paired_with_entra) \
+     SELECT $1, SUM(pending), SUM(paired_with_keybridge), SUM(paired_with_entra) FROM folded \
+     HAVING COUNT(*) > 0";
+
+/// The position of a sort column's queries in [`LIST`] and [`LIST_INDEXED`].
+fn sort_column(sort: UserSort) -> usize {
+    match sort {
+        UserSort::Upn => 0,
+        UserSort::DisplayName => 1,
+        UserSort::LastActive => 2,
     }
 }
 
@@ -705,8 +808,18 @@ mod tests {
 
     #[test]
     fn list_queries_number_their_parameters_in_bind_order() {
-        assert!(LIST_BY_UPN[0].ends_with("LIMIT $3"));
-        assert!(LIST_BY_UPN[3].contains("u.state = $3") && LIST_BY_UPN[3].contains("($4, $5)"));
-        assert!(LIST_BY_ACTIVE[7].contains("u.last_active_at DESC, u.id DESC LIMIT $6"));
+        let (upn, active) = (
+            sort_column(UserSort::Upn),
+            sort_column(UserSort::LastActive),
+        );
+        assert!(LIST[upn][0].ends_with("LIMIT $3"));
+        assert!(LIST[upn][3].contains("u.state = $3") && LIST[upn][3].contains("($4, $5)"));
+        assert!(LIST[active][7].contains("u.last_active_at DESC, u.id DESC LIMIT $6"));
+        assert!(LIST_INDEXED[upn][0].contains("MATCH $3") && LIST_INDEXED[upn][0].ends_with("$4"));
+        assert!(
+            LIST_INDEXED[upn][3].contains("u.state = $4")
+                && LIST_INDEXED[upn][3].contains("($5, $6)")
+                && LIST_INDEXED[upn][3].ends_with("LIMIT $7")
+        );
     }
 }

@@ -17,5 +17,7 @@ mod jobs;
 mod migrations;
 mod notify;
 mod secrets;
+mod user_counts;
+mod user_search;
 mod users;
 mod worker;

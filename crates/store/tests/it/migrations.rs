@@ -1,6 +1,9 @@
 //! Connecting and migrating.
 
-use keybridge_store::{Dialect, SCHEMA_VERSION, Store, StoreError, StoreOptions};
+use keybridge_core::UserState;
+use keybridge_store::{
+    Dialect, SCHEMA_VERSION, StateCounts, Store, StoreError, StoreOptions, UserQuery,
+};
 use keybridge_testkit::TestDatabase;
 
 use crate::common::{connect_with, keyring};
@@ -54,7 +57,74 @@ async fn a_newer_database_is_refused(db: TestDatabase) {
     );
 }
 
+/// A database migrated before the tab counts and the SQLite search index existed gets both
+/// filled from its users when 0011 and 0012 run.
+async fn counts_and_search_index_are_backfilled(db: TestDatabase) {
+    let store = connect_with(&db, keyring()).await;
+    let integ = crate::common::integration(&store, "Contoso").await;
+    let ids = crate::common::users(&store, &integ, 30).await;
+    for id in &ids[..7] {
+        store
+            .users()
+            .set_state(id, UserState::PairedWithKeybridge, false)
+            .await
+            .unwrap();
+    }
+    let expected = store.users().count_by_state(&integ).await.unwrap();
+    assert_eq!(expected.paired_with_keybridge, 7);
+    // Back to the schema as it was before them.
+    let undo: &[&'static str] = match store.dialect() {
+        Dialect::Sqlite => &[
+            "DROP TRIGGER user_counts_new_integration",
+            "DROP TRIGGER user_counts_insert",
+            "DROP TRIGGER user_counts_delete",
+            "DROP TRIGGER user_counts_update",
+            "DROP TABLE user_counts",
+            "DROP TRIGGER user_search_insert",
+            "DROP TRIGGER user_search_update",
+            "DROP TRIGGER user_search_delete",
+            "DROP TABLE user_search",
+            "DROP TABLE user_search_keys",
+            "DELETE FROM _sqlx_migrations WHERE version IN (11, 12)",
+        ],
+        Dialect::Postgres => &[
+            "DROP FUNCTION user_counts_record() CASCADE",
+            "DROP TABLE user_counts",
+            "DROP TYPE user_count_change",
+            "DELETE FROM _sqlx_migrations WHERE version IN (11, 12)",
+        ],
+    };
+    for &sql in undo {
+        sqlx::query(sql).execute(store.raw_pool()).await.unwrap();
+    }
+    store.close().await;
+
+    let store = connect_with(&db, keyring()).await;
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(
+        store.users().count_by_state(&integ).await.unwrap(),
+        expected
+    );
+    let mut query = UserQuery::new(&integ, None);
+    query.search = Some("user00017@".into());
+    let page = store.users().list(&query).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].user.id, ids[17]);
+    // And the triggers work from there on.
+    store.users().delete(&ids[0]).await.unwrap();
+    assert_eq!(
+        store.users().count_by_state(&integ).await.unwrap(),
+        StateCounts {
+            pending: 23,
+            paired_with_keybridge: 6,
+            paired_with_entra: 0
+        }
+    );
+    store.close().await;
+}
+
 keybridge_testkit::both_databases! {
+    counts_and_search_backfilled => counts_and_search_index_are_backfilled;
     migrations_twice => migrations_run_twice_without_change;
     newer_schema_refused => a_newer_database_is_refused;
 }
