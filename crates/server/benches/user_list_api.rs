@@ -9,89 +9,17 @@
 
 #![allow(clippy::expect_used, missing_docs)]
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+mod support;
 
-use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
-    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
-};
+use std::time::Instant;
+
 use keybridge_core::UserState;
-use keybridge_server::{Server, ServerOptions};
-use keybridge_store::{
-    DirectoryUser, KeyRing, NewIntegration, Role, SecretKey, SecretString, Store, StoreOptions,
-    UserQuery, UserSort,
-};
+use keybridge_store::{Role, UserQuery, UserSort};
 use keybridge_testkit::{Backend, TestDatabase};
+use support::{Bench, env_number, percentile_ms};
 
 /// A query shape: its name, the API's query parameters, the store's query.
 type Shape = (&'static str, Vec<(&'static str, String)>, UserQuery);
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)].as_secs_f64() * 1000.0
-}
-
-async fn seed(store: &Store, users: usize) -> String {
-    let integration = store
-        .integrations()
-        .create(NewIntegration {
-            name: "Bench".into(),
-            internal_id: "Bench".into(),
-            tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
-            client_id: "8a7b6c5d-1111-2222-3333-444455556666".into(),
-            credential: keybridge_store::IntegrationCredential::ClientSecret(SecretString::new(
-                "s",
-            )),
-            support_email: None,
-        })
-        .await
-        .expect("integration")
-        .id;
-    let all: Vec<DirectoryUser> = (0..users)
-        .map(|n| DirectoryUser {
-            entra_object_id: format!("obj-{n:08}"),
-            upn: format!("user{n:07}@contoso.example"),
-            email: Some(format!("first.last{n}@contoso.example")),
-            display_name: format!("Person {:07}", (n * 7919) % users),
-            account_enabled: true,
-        })
-        .collect();
-    for chunk in all.chunks(2000) {
-        store
-            .users()
-            .upsert_from_directory(&integration, chunk)
-            .await
-            .expect("upsert");
-    }
-    // A third of the users paired, a tenth of those registered in Entra.
-    for n in (0..users).step_by(3) {
-        let user = store
-            .users()
-            .find_by_object_id(&integration, &format!("obj-{n:08}"))
-            .await
-            .expect("find")
-            .expect("user");
-        let state = if n % 10 == 0 {
-            UserState::PairedWithEntra
-        } else {
-            UserState::PairedWithKeybridge
-        };
-        store
-            .users()
-            .set_state(&user.id, state, false)
-            .await
-            .expect("state");
-    }
-    integration
-}
 
 fn main() {
     let users = env_number("KB_BENCH_USERS", 100_000);
@@ -105,93 +33,127 @@ fn main() {
         "| backend | query | store list p50 / p99 ms | API request p50 / p99 ms | API p99 / store p99 |"
     );
     println!("|---|---|---|---|---|");
+    let mut before_after = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let db = TestDatabase::new(backend);
-        runtime.block_on(run(backend, db.url(), users, samples));
+        before_after.extend(runtime.block_on(run(backend, db.url(), users, samples)));
+    }
+    println!();
+    println!("| backend | step of the request | now p50 / p99 ms | before p50 / p99 ms |");
+    println!("|---|---|---|---|");
+    for row in before_after {
+        println!("{row}");
     }
 }
 
-#[allow(clippy::too_many_lines)]
-async fn run(backend: Backend, url: &str, users: usize, samples: usize) {
-    let store = Store::connect(
-        url,
-        StoreOptions::new(KeyRing::new(SecretKey::generate(), vec![])),
+/// Times `now` and `before` interleaved, `samples` times each; returns a table row.
+async fn compare<N, B, FN, FB>(
+    backend: Backend,
+    step: &str,
+    samples: usize,
+    mut now: FN,
+    mut before: FB,
+) -> String
+where
+    FN: FnMut() -> N,
+    FB: FnMut() -> B,
+    N: std::future::Future<Output = ()>,
+    B: std::future::Future<Output = ()>,
+{
+    let (mut now_times, mut before_times) = (Vec::new(), Vec::new());
+    for _ in 0..samples {
+        let started = Instant::now();
+        now().await;
+        now_times.push(started.elapsed());
+        let started = Instant::now();
+        before().await;
+        before_times.push(started.elapsed());
+    }
+    now_times.sort();
+    before_times.sort();
+    format!(
+        "| {backend:?} | {step} | {:.2} / {:.2} | {:.2} / {:.2} |",
+        percentile_ms(&now_times, 0.5),
+        percentile_ms(&now_times, 0.99),
+        percentile_ms(&before_times, 0.5),
+        percentile_ms(&before_times, 0.99),
     )
-    .await
-    .expect("connect");
-    let integration = seed(&store, users).await;
-    // Steady state: what autovacuum / a periodic ANALYZE would have done by now.
-    let maintenance = match store.dialect() {
-        keybridge_store::Dialect::Sqlite => "ANALYZE",
-        keybridge_store::Dialect::Postgres => "VACUUM ANALYZE users",
-    };
-    sqlx::query(maintenance)
-        .execute(store.raw_pool())
-        .await
-        .expect("maintenance");
+}
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config {
-        data_dir: dir.path().join("server"),
-        database: DatabaseConfig {
-            url: url.to_owned(),
-            max_connections: 5,
-        },
-        secrets: SecretsConfig {
-            current: SecretKeySource::File(dir.path().join("key")),
-            previous_key_files: Vec::new(),
-        },
-        server: ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
-            tls_cert: None,
-            tls_key: None,
-        },
-        entra: EntraConfig {
-            cloud: EntraCloud::Global,
-            ca_file: None,
-            authentication_requests_per_10s: None,
-        },
-        jobs: JobsConfig {
-            workers: 1,
-            max_attempts: 3,
-            lease_seconds: 60,
-        },
-        console: ConsoleConfig {
-            session_idle: Duration::from_secs(900),
-            session_max: Duration::from_secs(8 * 3600),
-        },
-        log: LogConfig {
-            format: LogFormat::Pretty,
-            level: "error".to_owned(),
-        },
-        smtp: None,
-    };
-    std::fs::create_dir_all(&config.data_dir).expect("dir");
-    // No workers: the status-check jobs the list queues stay queued (no Entra here).
-    let options = ServerOptions {
-        run_workers: false,
-        sync_interval: None,
-        ..ServerOptions::default()
-    };
-    let server = Server::start(config, store.clone(), options)
-        .await
-        .expect("server");
-    let (_, token) = keybridge_server::create_token_locally(&store, "bench", Role::Admin, None)
+/// The parts of the request this version changed, against what they were before, in the same
+/// run: the tab counts (kept by triggers, before a `COUNT(*)` per request) and, on SQLite, the
+/// search (the trigram index, before a scan of the integration's users with the LIKE).
+async fn before_and_after(
+    backend: Backend,
+    store: &keybridge_store::Store,
+    integration: &str,
+    samples: usize,
+) -> Vec<String> {
+    let mut rows = vec![
+        compare(
+            backend,
+            "tab counts",
+            samples,
+            || async {
+                store
+                    .users()
+                    .count_by_state(integration)
+                    .await
+                    .expect("counts");
+            },
+            || async {
+                sqlx::query(
+                    "SELECT state, COUNT(*) AS n FROM users WHERE integration_id = $1 \
+                     GROUP BY state",
+                )
+                .bind(integration)
+                .fetch_all(store.raw_pool())
+                .await
+                .expect("count");
+            },
+        )
+        .await,
+    ];
+    if backend == Backend::Sqlite {
+        let mut search = UserQuery::new(integration, None);
+        search.search = Some("last12345".into());
+        rows.push(
+            compare(
+                backend,
+                "search (part of an e-mail), 50 rows",
+                samples,
+                || async {
+                    store.users().list(&search).await.expect("list");
+                },
+                || async {
+                    sqlx::query(
+                        "SELECT u.id, (SELECT COUNT(*) FROM phones p WHERE p.user_id = u.id) \
+                         FROM users u WHERE u.integration_id = $1 \
+                         AND u.search_text LIKE '%last12345%' ESCAPE '\\' \
+                         ORDER BY u.upn, u.id LIMIT 51",
+                    )
+                    .bind(integration)
+                    .fetch_all(store.raw_pool())
+                    .await
+                    .expect("scan");
+                },
+            )
+            .await,
+        );
+    }
+    rows
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run(backend: Backend, url: &str, users: usize, samples: usize) -> Vec<String> {
+    let bench = Bench::start(url, users).await;
+    let (store, integration, http) = (&bench.store, &bench.integration, &bench.http);
+    let (_, token) = keybridge_server::create_token_locally(store, "bench", Role::Admin, None)
         .await
         .expect("token");
-    let http = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(
-                &std::fs::read(server.ca_file.clone().expect("CA")).expect("CA"),
-            )
-            .expect("PEM"),
-        )
-        .build()
-        .expect("client");
     let base = format!(
         "{}/api/v1/integrations/{integration}/users",
-        server.base_url
+        bench.server.base_url
     );
 
     // A cursor in the middle of the Pending tab, from the API itself.
@@ -217,16 +179,16 @@ async fn run(backend: Backend, url: &str, users: usize, samples: usize) {
         }
     }
     let middle = after.expect("a cursor in the middle");
-    let mut store_middle = UserQuery::new(&integration, Some(UserState::Pending));
+    let mut store_middle = UserQuery::new(integration, Some(UserState::Pending));
     store_middle.after = Some(middle.parse().expect("cursor"));
 
-    let first = UserQuery::new(&integration, Some(UserState::Pending));
+    let first = UserQuery::new(integration, Some(UserState::Pending));
     let mut by_name_desc = first.clone();
     by_name_desc.sort = UserSort::DisplayName;
     by_name_desc.descending = true;
-    let mut all_by_activity = UserQuery::new(&integration, None);
+    let mut all_by_activity = UserQuery::new(integration, None);
     all_by_activity.sort = UserSort::LastActive;
-    let mut search = UserQuery::new(&integration, None);
+    let mut search = UserQuery::new(integration, None);
     search.search = Some("last12345".into());
     let shapes: Vec<Shape> = vec![
         (
@@ -285,13 +247,14 @@ async fn run(backend: Backend, url: &str, users: usize, samples: usize) {
         api_times.sort();
         println!(
             "| {backend:?} | {name} | {:.2} / {:.2} | {:.2} / {:.2} | {:.1}x |",
-            percentile(&store_times, 0.5),
-            percentile(&store_times, 0.99),
-            percentile(&api_times, 0.5),
-            percentile(&api_times, 0.99),
-            percentile(&api_times, 0.99) / percentile(&store_times, 0.99),
+            percentile_ms(&store_times, 0.5),
+            percentile_ms(&store_times, 0.99),
+            percentile_ms(&api_times, 0.5),
+            percentile_ms(&api_times, 0.99),
+            percentile_ms(&api_times, 0.99) / percentile_ms(&store_times, 0.99),
         );
     }
-    server.shutdown().await.expect("stop");
-    store.close().await;
+    let rows = before_and_after(backend, store, integration, samples).await;
+    bench.stop().await;
+    rows
 }
