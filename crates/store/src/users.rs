@@ -347,6 +347,23 @@ const UPSERT_POSTGRES: &str = upsert_sql!(
      sort text, search text, status text)"
 );
 
+macro_rules! select_many_sql {
+    ($ids:literal) => {
+        concat!(
+            "SELECT ",
+            user_cols!(),
+            ", (SELECT COUNT(*) FROM phones p WHERE p.user_id = u.id) AS device_count \
+             FROM users u WHERE u.integration_id = $1 AND u.id IN (",
+            $ids,
+            ")"
+        )
+    };
+}
+
+/// Users by id, the ids passed as one JSON array (constant SQL for any number of them).
+const SELECT_MANY_SQLITE: &str = select_many_sql!("SELECT value FROM json_each($2)");
+const SELECT_MANY_POSTGRES: &str = select_many_sql!("SELECT json_array_elements_text($2::json)");
+
 const SELECT_BY_ID: &str = concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1");
 const SELECT_BY_UPN: &str = concat!(
     "SELECT ",
@@ -395,6 +412,13 @@ fn decode(row: &AnyRow) -> Result<User> {
         provisioning_error: opt_text(row, "provisioning_error")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
+    })
+}
+
+fn decode_item(row: &AnyRow) -> Result<UserListItem> {
+    Ok(UserListItem {
+        user: decode(row)?,
+        device_count: int(row, "device_count")?,
     })
 }
 
@@ -497,6 +521,37 @@ impl Users<'_> {
             .map(decode)
             .transpose()?
             .ok_or_else(|| StoreError::not_found("user", id))
+    }
+
+    /// The users of an integration among `ids`, with their phone counts, in one query, in the
+    /// order of `ids` (for refreshing the rows a page shows). Unknown ids and users of another
+    /// integration are left out; at most 500 ids.
+    pub async fn get_many(
+        &mut self,
+        integration_id: &str,
+        ids: &[&str],
+    ) -> Result<Vec<UserListItem>> {
+        if ids.len() > 500 {
+            return Err(StoreError::Invalid {
+                field: "user ids",
+                reason: format!("{} are more than 500", ids.len()),
+            });
+        }
+        let sql = match self.db.dialect() {
+            Dialect::Sqlite => SELECT_MANY_SQLITE,
+            Dialect::Postgres => SELECT_MANY_POSTGRES,
+        };
+        let mut conn = self.db.conn().await?;
+        let rows = sqlx::query(sql)
+            .bind(integration_id)
+            .bind(serde_json::Value::from(ids.to_vec()).to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut found = rows
+            .iter()
+            .map(|row| decode_item(row).map(|item| (item.user.id.clone(), item)))
+            .collect::<Result<HashMap<String, UserListItem>>>()?;
+        Ok(ids.iter().filter_map(|id| found.remove(*id)).collect())
     }
 
     /// One user by UPN within an integration.
@@ -664,15 +719,7 @@ impl Users<'_> {
         q = q.bind(i64::from(query.limit) + 1);
         let mut conn = self.db.conn().await?;
         let rows = q.fetch_all(&mut *conn).await?;
-        let mut items = rows
-            .iter()
-            .map(|row| {
-                Ok(UserListItem {
-                    user: decode(row)?,
-                    device_count: int(row, "device_count")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut items = rows.iter().map(decode_item).collect::<Result<Vec<_>>>()?;
         let next = if items.len() > query.limit as usize {
             items.truncate(query.limit as usize);
             items.last().map(|last| UserCursor {

@@ -412,6 +412,37 @@ async fn list_shows_device_counts_and_refuses_bad_paging(store: Store) {
         }
     ));
     assert!("garbage".parse::<UserCursor>().is_err());
+
+    // The rows of a page again, by id: in the order asked, with device counts, without ids
+    // that are unknown or of another integration.
+    let other = integration(&store, "Other").await;
+    let stranger = users(&store, &other, 1).await;
+    let many = store
+        .users()
+        .get_many(&integ, &[&ids[1], "no-such-user", &stranger[0], &ids[0]])
+        .await
+        .unwrap();
+    let got: Vec<(&str, i64)> = many
+        .iter()
+        .map(|i| (i.user.id.as_str(), i.device_count))
+        .collect();
+    assert_eq!(got, vec![(ids[1].as_str(), 0), (ids[0].as_str(), 2)]);
+    assert!(
+        store
+            .users()
+            .get_many(&integ, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let too_many = vec!["x"; 501];
+    assert!(matches!(
+        store.users().get_many(&integ, &too_many).await.unwrap_err(),
+        StoreError::Invalid {
+            field: "user ids",
+            ..
+        }
+    ));
 }
 
 async fn users_a_full_sync_did_not_see_are_flagged_not_found(store: Store) {
