@@ -33,20 +33,22 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts a plain SMTP sink.
     pub fn start() -> SmtpSink {
-        SmtpSink::spawn(None)
+        SmtpSink::spawn(free_port(), None)
+    }
+
+    /// Starts a plain SMTP sink on `port` (e.g. one a server was told about before the sink
+    /// was up).
+    pub fn start_on(port: u16) -> SmtpSink {
+        SmtpSink::spawn(port, None)
     }
 
     /// Starts a sink that requires STARTTLS with this certificate chain and key (PEM files).
     pub fn start_tls(cert_chain: &Path, key: &Path) -> SmtpSink {
-        SmtpSink::spawn(Some((cert_chain, key)))
+        SmtpSink::spawn(free_port(), Some((cert_chain, key)))
     }
 
-    fn spawn(tls: Option<(&Path, &Path)>) -> SmtpSink {
+    fn spawn(port: u16, tls: Option<(&Path, &Path)>) -> SmtpSink {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("sink dir: {e}"));
-        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .and_then(|l| l.local_addr())
-            .unwrap_or_else(|e| panic!("a free port: {e}"))
-            .port();
         let mut command = Command::new(crate::interop::python());
         command
             .arg(crate::interop::script("smtp_sink.py"))
@@ -129,6 +131,14 @@ impl SmtpSink {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("a free port: {e}"))
+        .port()
 }
 
 impl Drop for SmtpSink {

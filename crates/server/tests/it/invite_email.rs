@@ -245,6 +245,69 @@ async fn plain_smtp_to_a_loopback_relay(backend: Backend) {
     h.stop().await;
 }
 
+async fn an_unreachable_smtp_server_makes_the_bulk_job_retry(backend: Backend) {
+    // The server is told about an SMTP relay that is not up yet.
+    let port = keybridge_testkit::smtp::free_port();
+    let h = support::start_with_smtp(backend, smtp(port, SmtpSecurity::None, None)).await;
+    let integration_id = integration(&h).await;
+    let ada = &members(&h, &integration_id, 1).await[0];
+    let (status, queued) = post_csv(&h, &integration_id, &format!("email\n{}\n", ada.1)).await;
+    assert_eq!(status, 202, "{queued}");
+    let job_id = queued["job_id"].as_str().expect("job").to_owned();
+    // The attempt fails with the reason, the invite is kept, and the job waits to retry.
+    let mut waiting = None;
+    for _ in 0..600 {
+        let job = h.store.jobs().get(&job_id).await.expect("job");
+        if job.last_error.is_some() {
+            waiting = Some(job);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let job = waiting.expect("the first attempt failed");
+    let error = job.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("1 invitation e-mail(s) could not be sent yet")
+            && error.contains(&format!("127.0.0.1:{port} is unreachable")),
+        "{error}"
+    );
+    assert_ne!(job.state.as_str(), "dead", "{job:?}");
+    let pending = results(&h, &job_id).await;
+    assert_eq!(pending[0]["outcome"], "invited", "{pending:?}");
+    assert!(
+        pending[0].get("email").is_none(),
+        "not sent yet: {pending:?}"
+    );
+    // The relay comes up: the retry sends the e-mail, once, for the invite already issued.
+    let sink = SmtpSink::start_on(port);
+    let done = h.wait_for_job(&job_id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let sent = results(&h, &job_id).await;
+    assert_eq!(sent[0]["email"], "sent", "{sent:?}");
+    assert_eq!(sent[0]["invite_id"], pending[0]["invite_id"]);
+    assert_eq!(sink.wait_for(1).len(), 1);
+    assert_eq!(
+        h.store
+            .invites()
+            .list_for_user(&ada.0)
+            .await
+            .expect("invites")
+            .len(),
+        1
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_smtp_server_makes_the_bulk_job_retry_on_sqlite() {
+    an_unreachable_smtp_server_makes_the_bulk_job_retry(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_smtp_server_makes_the_bulk_job_retry_on_postgres() {
+    an_unreachable_smtp_server_makes_the_bulk_job_retry(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invitations_are_emailed_over_starttls_on_sqlite() {
     invitations_are_emailed_over_starttls(Backend::Sqlite).await;
