@@ -21,11 +21,11 @@ use keybridge_server::app::GraphFactory;
 use keybridge_store::{KeyRing, Role, SecretKey, Store, StoreOptions};
 use keybridge_testkit::TestDatabase;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::cli::stderr;
-use crate::lifecycle::{Api, args, entra_aaguids, keybridge};
+use crate::lifecycle::{Api, args, connect, entra_aaguids, invitation_payload, keybridge};
 
 /// Users provisioned in the run.
 const USERS: usize = 40;
@@ -96,25 +96,7 @@ fn registered(sim: &keybridge_entra_sim::RunningSim) -> u64 {
 
 /// A phone for the user: a new key store paired through the invitation's QR payload.
 async fn pair_phone(api: &Api, user_id: String, dir: PathBuf) -> (String, String) {
-    let (status, invited) = api
-        .call(
-            Method::POST,
-            &format!("/users/{user_id}/invites"),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, 201, "{invited}");
-    let link = invited["link"].as_str().unwrap();
-    let view: Value = api
-        .http
-        .get(format!("{link}/pairing"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let payload = view["qr_payload"].as_str().unwrap().to_owned();
+    let payload = invitation_payload(api, &user_id).await;
     let phone = dir.join(&user_id).display().to_string();
     let init = keybridge(args(&["device", "init", "--store", &phone])).await;
     assert!(init.status.success(), "{}", stderr(&init));
@@ -224,24 +206,7 @@ async fn killed_twice_mid_run(db: TestDatabase) {
             .unwrap();
     let api = Api { http, base, token };
 
-    let (status, created) = api
-        .call(
-            Method::POST,
-            "/integrations",
-            Some(json!({
-                "name": "Contoso Passkeys",
-                "tenant_id": info.tenant_id.to_string(),
-                "client_id": info.client_id.to_string(),
-                "client_secret": info.client_secret,
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let integration_id = created["integration"]["id"].as_str().unwrap().to_owned();
-    let sync = api
-        .wait_for_job(created["sync_job_id"].as_str().unwrap())
-        .await;
-    assert_eq!(sync["state"], "succeeded", "{sync}");
+    let integration_id = connect(&api, &info).await;
 
     // N active users, each with a phone paired through its invitation.
     let (_, list) = api

@@ -106,6 +106,52 @@ impl Api {
     }
 }
 
+/// Creates the integration for entra-sim's tenant and waits for its first directory sync;
+/// returns its id.
+pub(crate) async fn connect(api: &Api, info: &keybridge_entra_sim::StartInfo) -> String {
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/integrations",
+            Some(json!({
+                "name": "Contoso Passkeys",
+                "tenant_id": info.tenant_id.to_string(),
+                "client_id": info.client_id.to_string(),
+                "client_secret": info.client_secret,
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let sync = api
+        .wait_for_job(created["sync_job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(sync["state"], "succeeded", "{sync}");
+    created["integration"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Invites the user and fetches the QR payload as the Device Manager page does.
+pub(crate) async fn invitation_payload(api: &Api, user_id: &str) -> String {
+    let (status, invited) = api
+        .call(
+            Method::POST,
+            &format!("/users/{user_id}/invites"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201, "{invited}");
+    let link = invited["link"].as_str().unwrap();
+    let view: Value = api
+        .http
+        .get(format!("{link}/pairing"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    view["qr_payload"].as_str().unwrap().to_owned()
+}
+
 /// The AAGUIDs of the user's FIDO2 methods in entra-sim.
 pub(crate) async fn entra_aaguids(graph: &GraphClient, object_id: &str) -> Vec<String> {
     graph
@@ -184,24 +230,7 @@ async fn whole_lifecycle(db: TestDatabase) {
     };
 
     // Connect the tenant; the first directory sync runs.
-    let (status, created) = api
-        .call(
-            Method::POST,
-            "/integrations",
-            Some(json!({
-                "name": "Contoso Passkeys",
-                "tenant_id": info.tenant_id.to_string(),
-                "client_id": info.client_id.to_string(),
-                "client_secret": info.client_secret,
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let integration_id = created["integration"]["id"].as_str().unwrap().to_owned();
-    let sync = api
-        .wait_for_job(created["sync_job_id"].as_str().unwrap())
-        .await;
-    assert_eq!(sync["state"], "succeeded", "{sync}");
+    let integration_id = connect(&api, info).await;
     let (_, list) = api
         .call(
             Method::GET,
@@ -221,25 +250,7 @@ async fn whole_lifecycle(db: TestDatabase) {
     assert!(!others_keys.iter().any(|a| a == AAGUID_STRING));
 
     // Invite; the Device Manager page's JSON gives the QR payload.
-    let (status, invited) = api
-        .call(
-            Method::POST,
-            &format!("/users/{user_id}/invites"),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, 201, "{invited}");
-    let link = invited["link"].as_str().unwrap();
-    let view: Value = api
-        .http
-        .get(format!("{link}/pairing"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let payload = view["qr_payload"].as_str().unwrap().to_owned();
+    let payload = invitation_payload(&api, &user_id).await;
 
     // The phone: a new key store, then pairing through the QR payload.
     let phone_dir = tempfile::tempdir().unwrap();

@@ -619,37 +619,28 @@ async fn claim_expecting(store: &Store, owner: &str, id: &str) {
     assert_eq!(claimed.map(|j| j.id).as_deref(), Some(id));
 }
 
-async fn a_request_while_the_job_runs_gets_one_more_run(store: Store) {
-    let key = "group_sync:i1";
-    let id = store
+/// Asks for the group sync of integration i1 (one dedupe key).
+async fn sync_request(store: &Store) -> Enqueued {
+    store
         .jobs()
-        .enqueue(job("group_sync").dedupe_key(key))
+        .enqueue(job("group_sync").dedupe_key("group_sync:i1"))
         .await
         .unwrap()
-        .id()
-        .to_owned();
+}
+
+async fn a_request_while_the_job_runs_gets_one_more_run(store: Store) {
+    let id = sync_request(&store).await.id().to_owned();
     claim_expecting(&store, "w1", &id).await;
     // A change arrives while the run may already have read its input: the request is not
     // lost in the running attempt, the job runs once more after it.
-    let again = store
-        .jobs()
-        .enqueue(job("group_sync").dedupe_key(key))
-        .await
-        .unwrap();
+    let again = sync_request(&store).await;
     assert_eq!(again, Enqueued::Existing(id.clone()));
     store.jobs().complete(&id, "w1").await.unwrap();
     let requeued = store.jobs().get(&id).await.unwrap();
     assert_eq!(requeued.state, JobState::Queued);
     assert_eq!((requeued.attempts, requeued.finished_at), (0, None));
     // While queued, a request joins the queued run (it will read the latest input).
-    assert_eq!(
-        store
-            .jobs()
-            .enqueue(job("group_sync").dedupe_key(key))
-            .await
-            .unwrap(),
-        Enqueued::Existing(id.clone())
-    );
+    assert_eq!(sync_request(&store).await, Enqueued::Existing(id.clone()));
     claim_expecting(&store, "w2", &id).await;
     store.jobs().complete(&id, "w2").await.unwrap();
     assert_eq!(
@@ -658,21 +649,13 @@ async fn a_request_while_the_job_runs_gets_one_more_run(store: Store) {
     );
 
     // Two requests during one run give one extra run, not two.
-    let second = store
-        .jobs()
-        .enqueue(job("group_sync").dedupe_key(key))
-        .await
-        .unwrap();
+    let second = sync_request(&store).await;
     assert!(matches!(&second, Enqueued::Created(new) if *new != id));
     let second = second.id().to_owned();
     claim_expecting(&store, "w1", &second).await;
     for _ in 0..2 {
         assert_eq!(
-            store
-                .jobs()
-                .enqueue(job("group_sync").dedupe_key(key))
-                .await
-                .unwrap(),
+            sync_request(&store).await,
             Enqueued::Existing(second.clone())
         );
     }
@@ -695,19 +678,9 @@ async fn a_request_while_the_job_runs_gets_one_more_run(store: Store) {
 
     // A request during a run that then fails: the retry reads the input afresh, and its
     // completion finishes the job.
-    let third = store
-        .jobs()
-        .enqueue(job("group_sync").dedupe_key(key))
-        .await
-        .unwrap()
-        .id()
-        .to_owned();
+    let third = sync_request(&store).await.id().to_owned();
     claim_expecting(&store, "w1", &third).await;
-    store
-        .jobs()
-        .enqueue(job("group_sync").dedupe_key(key))
-        .await
-        .unwrap();
+    sync_request(&store).await;
     let no_wait = Backoff {
         base: Duration::ZERO,
         cap: Duration::ZERO,
