@@ -303,6 +303,7 @@ impl Store {
         Ok(StoreTx {
             store: self.clone(),
             tx,
+            pending: Vec::new(),
         })
     }
 
@@ -322,6 +323,7 @@ impl Store {
         Db {
             store: self,
             conn: None,
+            pending: None,
         }
     }
 
@@ -340,6 +342,8 @@ impl Store {
 pub struct StoreTx {
     store: Store,
     tx: sqlx::Transaction<'static, Any>,
+    /// SQLite notifications sent in this transaction, delivered once it commits.
+    pending: Vec<crate::notify::Notification>,
 }
 
 impl std::fmt::Debug for StoreTx {
@@ -349,14 +353,21 @@ impl std::fmt::Debug for StoreTx {
 }
 
 impl StoreTx {
-    /// Sends a notification; on PostgreSQL it is delivered when this transaction commits.
+    /// Sends a notification, delivered when this transaction commits (never if it rolls back).
     pub async fn notify(&mut self, channel: crate::notify::Channel, payload: &str) -> Result<()> {
         crate::notify::notify_on(&mut self.db(), channel, payload).await
     }
 
-    /// Commits everything done through this transaction.
+    /// Commits everything done through this transaction, then delivers its notifications.
     pub async fn commit(self) -> Result<()> {
-        Ok(self.tx.commit().await?)
+        self.tx.commit().await?;
+        // After the commit, not before: a listener woken earlier would wait for the write lock
+        // (SQLite's busy handler sleeps in steps of milliseconds) or miss the row.
+        for notification in self.pending {
+            // No receiver is not an error: nobody is listening.
+            let _ = self.store.local_notifications().send(notification);
+        }
+        Ok(())
     }
 
     /// Rolls back (dropping the transaction does the same).
@@ -368,6 +379,7 @@ impl StoreTx {
         Db {
             store: &self.store,
             conn: Some(&mut *self.tx),
+            pending: Some(&mut self.pending),
         }
     }
 }
@@ -376,6 +388,8 @@ impl StoreTx {
 pub(crate) struct Db<'a> {
     pub(crate) store: &'a Store,
     conn: Option<&'a mut AnyConnection>,
+    /// The transaction's undelivered SQLite notifications; `None` outside a transaction.
+    pending: Option<&'a mut Vec<crate::notify::Notification>>,
 }
 
 /// A connection for one call: pooled or borrowed from a transaction.
@@ -415,6 +429,13 @@ impl<'a> Db<'a> {
     /// Whether statements run inside a caller's transaction.
     pub(crate) fn in_transaction(&self) -> bool {
         self.conn.is_some()
+    }
+
+    /// Where a SQLite notification waits for its transaction's commit, if it runs in one.
+    pub(crate) fn pending_notifications(
+        &mut self,
+    ) -> Option<&mut Vec<crate::notify::Notification>> {
+        self.pending.as_deref_mut()
     }
 
     /// A connection for single statements.

@@ -236,27 +236,45 @@ impl DeviceRequests<'_> {
         device_key: &str,
         now: Timestamp,
     ) -> Result<Vec<DeviceRequest>> {
-        let mut tx = self.db.begin().await?;
-        sqlx::query(
-            "UPDATE device_requests SET status = 'delivered', delivered_at = $1 \
-             WHERE device_key = $2 AND status = 'pending' AND expires_at > $1",
-        )
-        .bind(now.unix_millis())
-        .bind(device_key)
-        .execute(&mut *tx)
-        .await?;
+        // Read first and write only what is pending: most polls find an empty inbox, and a
+        // poll that only reads takes no write lock (on SQLite it would queue behind every
+        // writer, sign-in requests included) and is one round trip on PostgreSQL.
+        let mut conn = self.db.conn().await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             request_cols!(),
-            " FROM device_requests WHERE device_key = $1 AND status = 'delivered' ",
+            " FROM device_requests WHERE device_key = $1 AND status IN ('pending', 'delivered') ",
             "AND expires_at > $2 ORDER BY created_at, id"
         ))
         .bind(device_key)
         .bind(now.unix_millis())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
-        tx.commit().await?;
-        rows.iter().map(decode).collect()
+        drop(conn);
+        let mut open = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut request = decode(row)?;
+            if request.status == DeviceRequestStatus::Pending {
+                let mut conn = self.db.conn().await?;
+                let marked = sqlx::query(
+                    "UPDATE device_requests SET status = 'delivered', delivered_at = $1 \
+                     WHERE id = $2 AND status = 'pending'",
+                )
+                .bind(now.unix_millis())
+                .bind(&request.id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if marked == 0 {
+                    // Answered or withdrawn since it was read: no longer open.
+                    continue;
+                }
+                request.status = DeviceRequestStatus::Delivered;
+                request.delivered_at = Some(now);
+            }
+            open.push(request);
+        }
+        Ok(open)
     }
 
     /// The device answers a request: once, before expiry, and only the device it was sent

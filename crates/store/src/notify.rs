@@ -5,9 +5,12 @@
 //! instance created (a notification sent inside a transaction is delivered at commit). On
 //! SQLite, where one process owns the database, it is an in-process broadcast.
 //!
+//! On both, a notification sent inside a transaction is delivered when it commits (and not at
+//! all when it rolls back), so a woken listener finds the row.
+//!
 //! A notification is only a hint to look again: listeners must re-read the database, and
 //! must still poll now and then, because notifications can be lost (a reconnect, a lagging
-//! receiver) and on SQLite may arrive before the sender's transaction commits.
+//! receiver).
 
 use tokio::sync::broadcast;
 
@@ -153,8 +156,8 @@ impl Store {
     }
 }
 
-/// Sends through the repository's connection, so that on PostgreSQL a notification sent in a
-/// transaction is delivered when it commits.
+/// Sends through the repository's connection, so that a notification sent in a transaction is
+/// delivered when it commits: by PostgreSQL, or by [`crate::StoreTx::commit`] on SQLite.
 pub(crate) async fn notify_on(
     db: &mut crate::db::Db<'_>,
     channel: Channel,
@@ -171,11 +174,17 @@ pub(crate) async fn notify_on(
                 .await?;
         }
         Dialect::Sqlite => {
-            // No receiver is not an error: nobody is listening.
-            let _ = db.store.local_notifications().send(Notification {
+            let notification = Notification {
                 channel,
                 payload: payload.to_string(),
-            });
+            };
+            match db.pending_notifications() {
+                Some(pending) => pending.push(notification),
+                // No receiver is not an error: nobody is listening.
+                None => {
+                    let _ = db.store.local_notifications().send(notification);
+                }
+            }
         }
     }
     Ok(())

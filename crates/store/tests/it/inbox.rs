@@ -98,6 +98,19 @@ async fn requests_reach_the_device_once_and_are_answered_once(store: Store) {
             .iter()
             .all(|r| r.status == DeviceRequestStatus::Delivered && r.delivered_at == Some(now))
     );
+    // Marked in the database too, and a second fetch returns the same requests unchanged.
+    let stored = store.device_requests().get(&provision.id).await.unwrap();
+    assert_eq!(
+        (stored.status, stored.delivered_at),
+        (DeviceRequestStatus::Delivered, Some(now))
+    );
+    let later = now.plus(Duration::from_secs(1));
+    let again = store
+        .device_requests()
+        .fetch_inbox("device-1", later)
+        .await
+        .unwrap();
+    assert_eq!(again, inbox);
     assert!(
         store
             .device_requests()

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use keybridge_store::{
-    Channel, DeviceRequestKind, Dialect, JobState, NewDeviceRequest, NewJob, NewPhone,
-    Notification, Store, WorkerConfig, WorkerPool,
+    Channel, DeviceRequestKind, JobState, NewDeviceRequest, NewJob, NewPhone, Notification, Store,
+    WorkerConfig, WorkerPool,
 };
 use serde_json::json;
 
@@ -72,16 +72,21 @@ async fn enqueues_and_inbox_requests_notify_listeners(store: Store) {
     store.notify(Channel::Jobs, "q2").await.unwrap();
     assert_eq!(next(&mut jobs_only).await.payload, "q2");
 
-    if store.dialect() == Dialect::Postgres {
-        // Delivered at commit, never for a rolled-back transaction.
-        let mut tx = store.begin().await.unwrap();
-        tx.notify(Channel::Jobs, "rolled-back").await.unwrap();
-        tx.rollback().await.unwrap();
-        let mut tx = store.begin().await.unwrap();
-        tx.notify(Channel::Jobs, "committed").await.unwrap();
-        tx.commit().await.unwrap();
-        assert_eq!(next(&mut jobs_only).await.payload, "committed");
-    }
+    // On both databases: delivered at commit, not before (a listener woken earlier would not
+    // find the row yet), and never for a rolled-back transaction.
+    let mut tx = store.begin().await.unwrap();
+    tx.notify(Channel::Jobs, "rolled-back").await.unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.notify(Channel::Jobs, "committed").await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), jobs_only.recv())
+            .await
+            .is_err(),
+        "nothing is delivered before the commit"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(next(&mut jobs_only).await.payload, "committed");
 }
 
 async fn idle_workers_wake_up_for_new_jobs(store: Store) {
