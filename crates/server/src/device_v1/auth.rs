@@ -63,6 +63,18 @@ pub struct DeviceAuth {
     pub body: Bytes,
 }
 
+/// How stale a phone's or workstation's "last seen" may get before a request refreshes it.
+const LAST_SEEN_RESOLUTION_MILLIS: i64 = 60_000;
+
+/// Whether the "last seen" time is recent enough to leave alone: refreshing it on every
+/// request was a database write per long poll and per sign-in request, each queueing for
+/// SQLite's write lock; to the minute is all the console shows.
+pub(crate) fn seen_recently(last_seen: Option<Timestamp>, now: Timestamp) -> bool {
+    last_seen.is_some_and(|seen| {
+        (0..LAST_SEEN_RESOLUTION_MILLIS).contains(&(now.unix_millis() - seen.unix_millis()))
+    })
+}
+
 /// A signed request taken apart: the request target it was sent to, its signature headers,
 /// and its body (not yet read).
 pub(crate) struct SignedRequest {
@@ -163,10 +175,27 @@ impl FromRequest<App> for DeviceAuth {
             ))
         })?;
         let body = signed.verify(app, &key).await?;
-        app.store()
-            .phones()
-            .touch(&phone.id, Timestamp::now())
-            .await?;
+        let now = Timestamp::now();
+        if !seen_recently(phone.last_seen_at, now) {
+            app.store().phones().touch(&phone.id, now).await?;
+        }
         Ok(DeviceAuth { phone, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_seen_is_refreshed_once_a_minute_and_after_a_clock_step_back() {
+        let now = Timestamp::from_unix_millis(1_000_000);
+        let ago = |ms: i64| Some(Timestamp::from_unix_millis(1_000_000 - ms));
+        assert!(!seen_recently(None, now), "never seen");
+        assert!(seen_recently(ago(0), now));
+        assert!(seen_recently(ago(59_999), now));
+        assert!(!seen_recently(ago(60_000), now));
+        // A last-seen time in the future (the clock went back) is corrected.
+        assert!(!seen_recently(ago(-5_000), now));
     }
 }

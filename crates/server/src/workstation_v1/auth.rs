@@ -7,7 +7,7 @@ use keybridge_device_protocol::{IdentityPublicKey, SignerKind};
 use keybridge_store::{Timestamp, Workstation, WorkstationStatus};
 
 use crate::app::App;
-use crate::device_v1::auth::SignedRequest;
+use crate::device_v1::auth::{SignedRequest, seen_recently};
 use crate::error::ApiError;
 
 /// A request signed by a registered, active workstation.
@@ -61,10 +61,13 @@ impl FromRequest<App> for WorkstationAuth {
         if workstation.status == WorkstationStatus::Revoked {
             return Err(revoked());
         }
-        app.store()
-            .workstations()
-            .touch(&workstation.id, Timestamp::now())
-            .await?;
+        let now = Timestamp::now();
+        if !seen_recently(workstation.last_seen_at, now) {
+            app.store()
+                .workstations()
+                .touch(&workstation.id, now)
+                .await?;
+        }
         Ok(WorkstationAuth {
             workstation,
             key,
