@@ -180,6 +180,38 @@ impl fmt::Display for EntraCloud {
     }
 }
 
+/// When the Graph client paces FIDO2 calls other than lists (`creationOptions`, registering
+/// and deleting passkeys) to Graph's authentication-methods reports budget (5 requests per
+/// 10 s per app and tenant). Lists of authentication methods are always paced to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fido2Pacing {
+    /// Not paced until Graph answers one of them 429; then paced for a while.
+    #[default]
+    Auto,
+    /// Always paced (about 0.2 passkeys per second per tenant).
+    ReportsBudget,
+}
+
+impl Fido2Pacing {
+    /// Reads `auto` or `reports-budget`.
+    pub fn parse(text: &str) -> Result<Fido2Pacing, String> {
+        match text.trim() {
+            "auto" => Ok(Fido2Pacing::Auto),
+            "reports-budget" => Ok(Fido2Pacing::ReportsBudget),
+            other => Err(format!("is {other:?}: expected auto or reports-budget")),
+        }
+    }
+
+    /// `auto` or `reports-budget`, as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fido2Pacing::Auto => "auto",
+            Fido2Pacing::ReportsBudget => "reports-budget",
+        }
+    }
+}
+
 /// How keybridge reaches Entra ID and Microsoft Graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntraConfig {
@@ -190,6 +222,8 @@ pub struct EntraConfig {
     /// Client-side pacing of Graph's `/authentication/` calls per 10 s; `None` keeps the Graph
     /// client's default (Graph's documented 5), `Some(0)` turns the pacing off.
     pub authentication_requests_per_10s: Option<u32>,
+    /// When FIDO2 calls are paced to the reports budget.
+    pub fido2_pacing: Fido2Pacing,
 }
 
 /// Background workers.

@@ -108,6 +108,8 @@ pub struct RawEntra {
     pub ca_file: Option<PathBuf>,
     /// `entra.authentication_requests_per_10s`.
     pub authentication_requests_per_10s: Option<u32>,
+    /// `entra.fido2_pacing`: auto or reports-budget.
+    pub fido2_pacing: Option<crate::Fido2Pacing>,
 }
 
 /// `[jobs]` as written.
@@ -401,6 +403,7 @@ impl RawConfig {
                 cloud: entra_cloud,
                 ca_file: self.entra.ca_file.clone(),
                 authentication_requests_per_10s: auth_budget,
+                fido2_pacing: self.entra.fido2_pacing.unwrap_or_default(),
             },
             jobs: JobsConfig {
                 workers,

@@ -205,14 +205,28 @@ pub static SETTINGS: &[Setting] = &[
     Setting {
         key: "entra.authentication_requests_per_10s",
         env: "KEYBRIDGE_ENTRA_AUTHENTICATION_REQUESTS_PER_10S",
-        doc: "Client-side pacing of Graph's /authentication/ calls (FIDO2 provisioning included) \
-              per 10 s; 0 turns it off. Default: 5, Graph's documented budget.",
+        doc: "The reports budget the Graph client paces to, in authentication-method calls per \
+              10 s: lists always, other FIDO2 calls as entra.fido2_pacing says; 0 turns it off. \
+              Default: 5, Graph's documented budget.",
         secret: false,
         apply_env: |raw, v| {
             raw.entra.authentication_requests_per_10s = Some(parse_number(v)?);
             Ok(())
         },
         is_set: |raw| raw.entra.authentication_requests_per_10s.is_some(),
+    },
+    Setting {
+        key: "entra.fido2_pacing",
+        env: "KEYBRIDGE_ENTRA_FIDO2_PACING",
+        doc: "auto or reports-budget: whether FIDO2 calls other than lists are paced to Graph's \
+              authentication-methods reports budget (5 per 10 s per tenant) only after Graph \
+              throttles one, or always. Default: auto.",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.entra.fido2_pacing = Some(crate::Fido2Pacing::parse(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.entra.fido2_pacing.is_some(),
     },
     Setting {
         key: "jobs.workers",

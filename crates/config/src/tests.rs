@@ -243,6 +243,7 @@ fn every_setting_round_trips_through_its_environment_variable() {
         ("entra.graph_url", "https://localhost:9000/v1.0"),
         ("entra.ca_file", "/srv/kb/ca.pem"),
         ("entra.authentication_requests_per_10s", "50"),
+        ("entra.fido2_pacing", "reports-budget"),
         ("jobs.workers", "3"),
         ("jobs.max_attempts", "5"),
         ("jobs.lease_seconds", "30"),
@@ -347,6 +348,35 @@ fn entra_defaults_to_the_global_cloud_and_takes_custom_endpoints() {
     assert_eq!(
         config.entra.ca_file.as_deref(),
         Some(Path::new("/tmp/sim/ca.pem"))
+    );
+}
+
+#[test]
+fn fido2_pacing_is_auto_unless_set_and_a_wrong_value_is_named() {
+    assert_eq!(
+        resolve_text("", &[]).unwrap().entra.fido2_pacing,
+        Fido2Pacing::Auto
+    );
+    let config = resolve_text("[entra]\nfido2_pacing = \"reports-budget\"\n", &[]).unwrap();
+    assert_eq!(config.entra.fido2_pacing, Fido2Pacing::ReportsBudget);
+    let config = resolve_text(
+        "[entra]\nfido2_pacing = \"reports-budget\"\n",
+        &[("KEYBRIDGE_ENTRA_FIDO2_PACING", "auto")],
+    )
+    .unwrap();
+    assert_eq!(config.entra.fido2_pacing, Fido2Pacing::Auto, "env wins");
+    let errors =
+        messages(resolve_text("", &[("KEYBRIDGE_ENTRA_FIDO2_PACING", "off")]).unwrap_err());
+    assert!(
+        errors[0].contains("`entra.fido2_pacing` is \"off\": expected auto or reports-budget"),
+        "{}",
+        errors[0]
+    );
+    let errors = messages(resolve_text("[entra]\nfido2_pacing = \"never\"\n", &[]).unwrap_err());
+    assert!(
+        errors[0].contains("fido2_pacing") && errors[0].contains("reports-budget"),
+        "{}",
+        errors[0]
     );
 }
 

@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::cloud::Cloud;
 use crate::credentials::{AssertionAlgorithm, ClientCredential};
 use crate::error::{GraphError, RequestIds, ServiceError};
-use crate::limiter::{RateLimiter, RateLimits, RequestCost, TenantSize};
+use crate::limiter::{Fido2Pacing, RateLimiter, RateLimits, RequestCost, TenantSize};
 use crate::odata;
 use crate::retry::{RetryPolicy, parse_retry_after};
 use crate::token::{AccessToken, TokenProvider, TokenSettings, transport_error};
@@ -35,6 +35,8 @@ pub struct GraphConfig {
     pub ca_bundle_pem: Option<String>,
     /// Client-side pacing.
     pub rate_limits: RateLimits,
+    /// When FIDO2 calls other than lists are paced to the reports budget.
+    pub fido2_pacing: Fido2Pacing,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
     /// Time limit of one HTTP request.
@@ -59,6 +61,7 @@ impl GraphConfig {
             cloud: Cloud::Global,
             ca_bundle_pem: None,
             rate_limits: RateLimits::default(),
+            fido2_pacing: Fido2Pacing::default(),
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
@@ -81,6 +84,12 @@ impl GraphConfig {
     /// Sets the client-side pacing.
     pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
         self.rate_limits = limits;
+        self
+    }
+
+    /// Sets when FIDO2 calls other than lists are paced to the reports budget.
+    pub fn with_fido2_pacing(mut self, pacing: Fido2Pacing) -> Self {
+        self.fido2_pacing = pacing;
         self
     }
 
@@ -327,11 +336,13 @@ impl GraphClient {
             clock: clock.clone(),
             retry: config.retry.clone(),
         });
+        let limiter = RateLimiter::new(config.rate_limits, clock.clone());
+        limiter.set_fido2_pacing(config.fido2_pacing);
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
                 tokens,
-                limiter: RateLimiter::new(config.rate_limits, clock.clone()),
+                limiter,
                 clock,
                 retry: config.retry,
                 graph_root: config.cloud.graph_root(),
@@ -349,6 +360,11 @@ impl GraphClient {
     /// Replaces the pacing.
     pub fn set_rate_limits(&self, limits: RateLimits) {
         self.inner.limiter.set_limits(limits);
+    }
+
+    /// Whether FIDO2 calls are paced to the reports budget now (configured, or after a 429).
+    pub fn fido2_on_reports_budget(&self) -> bool {
+        self.inner.limiter.fido2_on_reports_budget()
     }
 
     /// What was sent so far.
@@ -472,6 +488,9 @@ impl GraphClient {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
                     let throttled = status == 429;
+                    if throttled && cost.fido2_requests > 0 {
+                        fido2_throttled(&inner.limiter, &headers);
+                    }
                     let transient = matches!(status, 500 | 502 | 503 | 504);
                     if throttled || (transient && call.idempotent) {
                         let wait =
@@ -602,6 +621,27 @@ impl GraphClient {
     pub(crate) fn count_retry(&self) {
         self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// A 429 on a FIDO2 call: unless Graph names the write quota as the cause, the reports budget
+/// may cover FIDO2 calls in this tenant, so they are paced to it for a while.
+fn fido2_throttled(limiter: &RateLimiter, headers: &HeaderMap) {
+    let information = header_text(headers, "x-ms-throttle-information");
+    if information
+        .as_deref()
+        .is_some_and(|i| i.eq_ignore_ascii_case("WriteLimitExceeded"))
+    {
+        return;
+    }
+    let scope = header_text(headers, "x-ms-throttle-scope");
+    let hold = limiter.observe_fido2_throttled();
+    tracing::warn!(
+        scope = scope.as_deref().unwrap_or("-"),
+        information = information.as_deref().unwrap_or("-"),
+        hold_minutes = hold.as_secs() / 60,
+        "Graph throttled a FIDO2 call: FIDO2 calls are paced to the authentication-methods \
+         reports budget (5 requests per 10 s) for a while"
+    );
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -66,7 +66,9 @@ pub use credentials::{
 };
 pub use error::{AuthFailure, GraphError, RequestIds, ServiceError, TransportKind};
 pub use groups::{MemberFailure, MembershipChange};
-pub use limiter::{RateLimiter, RateLimits, RequestCost, TenantSize};
+pub use limiter::{
+    FIDO2_HOLD_FIRST, FIDO2_HOLD_MAX, Fido2Pacing, RateLimiter, RateLimits, RequestCost, TenantSize,
+};
 pub use models::*;
 pub use permissions::{PermissionReport, RequiredPermission};
 pub use retry::RetryPolicy;

@@ -10,6 +10,15 @@
 //! When Graph reports `x-ms-throttle-limit-percentage` (sent past 80 % of a limit) the limiter
 //! lowers its own ceiling in proportion, and recovers slowly once the header stops coming; after
 //! a 429 it holds every caller until the `Retry-After` has passed.
+//!
+//! FIDO2 calls and the reports budget ([`Fido2Pacing`]): Graph ties the reports budget to
+//! requests that *list* authentication methods and does not say whether the other FIDO2 calls
+//! (`creationOptions`, registering or deleting a passkey) count against it. Paced as if they
+//! did, provisioning could not pass 0.25 users/s. So lists are always paced to it; the other
+//! FIDO2 calls go at the write quota's pace until Graph answers one of them 429, and then, for
+//! [`FIDO2_HOLD_FIRST`] (doubling at each further 429, up to [`FIDO2_HOLD_MAX`]), they are paced
+//! to the reports budget too: a tenant where the budget does apply costs one burst of 429s per
+//! hold and is otherwise never hammered.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -55,8 +64,8 @@ pub struct RateLimits {
     pub resource_units_per_10s: Option<u32>,
     /// Writes per 150 s (identity and access, app + tenant).
     pub writes_per_150s: Option<u32>,
-    /// Authentication-method requests per 10 s (the "reports" budget, applied to every
-    /// `/authentication/` call because Graph does not say whether FIDO2 calls are exempt).
+    /// Authentication-method requests per 10 s (the "reports" budget): always applied to
+    /// requests listing a user's methods, and to the other FIDO2 calls as [`Fido2Pacing`] says.
     pub authentication_requests_per_10s: Option<u32>,
     /// Fraction of each ceiling to aim for (0 < f ≤ 1), leaving room for clock skew between us
     /// and Graph and for other clients of the same app.
@@ -92,6 +101,24 @@ impl Default for RateLimits {
     }
 }
 
+/// When FIDO2 calls other than lists (`creationOptions`, `POST` and `DELETE` of a passkey, one
+/// passkey's `GET`) are paced to the reports budget (see the module doc).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fido2Pacing {
+    /// Only after Graph answered one of them 429, for a while.
+    #[default]
+    Auto,
+    /// Always, as for lists: for a tenant known to apply the budget to every FIDO2 call.
+    ReportsBudget,
+}
+
+/// How long FIDO2 calls stay paced to the reports budget after the first 429 on one of them:
+/// long enough that a tenant applying the budget sees at most one burst per 10 minutes.
+pub const FIDO2_HOLD_FIRST: Duration = Duration::from_secs(10 * 60);
+/// The longest hold: each further 429 doubles it up to here, so that a tenant that keeps
+/// applying the budget is probed a few times a day and no more.
+pub const FIDO2_HOLD_MAX: Duration = Duration::from_secs(4 * 3600);
+
 /// What one request costs against each budget.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestCost {
@@ -99,8 +126,11 @@ pub struct RequestCost {
     pub resource_units: u32,
     /// Writes (1 for every POST, PATCH, PUT and DELETE).
     pub writes: u32,
-    /// Authentication-method requests.
+    /// Requests listing authentication methods (always on the reports budget).
     pub authentication_requests: u32,
+    /// Other FIDO2 and authentication-method calls (on the reports budget only while
+    /// [`Fido2Pacing`] says so).
+    pub fido2_requests: u32,
 }
 
 impl RequestCost {
@@ -110,13 +140,16 @@ impl RequestCost {
             resource_units: self.resource_units + other.resource_units,
             writes: self.writes + other.writes,
             authentication_requests: self.authentication_requests + other.authentication_requests,
+            fido2_requests: self.fido2_requests + other.fido2_requests,
         }
     }
 
     /// The documented cost of a request, from its method and its path and query relative to the
     /// Graph root (with or without the `/v1.0` or `/beta` prefix): `GET users` 2,
     /// `GET groups/{id}/members` 3, `POST directoryObjects/getByIds` 5, any other GET 1, writes
-    /// 1 RU + 1 write; `$select` −1, `$expand` +1, `$top` below 20 −1; at least 1 RU.
+    /// 1 RU + 1 write; `$select` −1, `$expand` +1, `$top` below 20 −1; at least 1 RU. Under
+    /// `…/authentication/`, a `GET` of the `methods` or `fido2Methods` collection is a list
+    /// (reports budget); every other call there is a FIDO2 call.
     pub fn of(method: &str, path_and_query: &str) -> RequestCost {
         let (path, query) = path_and_query
             .split_once('?')
@@ -153,11 +186,15 @@ impl RequestCost {
         {
             units -= 1;
         }
-        let authentication = segments.contains(&"authentication");
+        let authentication = segments.iter().position(|s| *s == "authentication");
+        let list = is_get
+            && authentication
+                .is_some_and(|at| matches!(&segments[at + 1..], ["methods"] | ["fido2Methods"]));
         RequestCost {
             resource_units: u32::try_from(units.max(1)).unwrap_or(1),
             writes: u32::from(!is_get),
-            authentication_requests: u32::from(authentication),
+            authentication_requests: u32::from(list),
+            fido2_requests: u32::from(authentication.is_some() && !list),
         }
     }
 }
@@ -251,6 +288,11 @@ struct LimiterState {
     pressure: f64,
     last_recovery: Instant,
     paused_until: Option<Instant>,
+    fido2_pacing: Fido2Pacing,
+    /// Until when FIDO2 calls are on the reports budget after a 429 (auto pacing).
+    fido2_paced_until: Option<Instant>,
+    /// The hold the next such 429 starts.
+    fido2_next_hold: Duration,
 }
 
 /// Paces requests to [`RateLimits`]; cheap to clone, shared by every caller of one client.
@@ -280,6 +322,9 @@ impl RateLimiter {
             pressure: 1.0,
             last_recovery: now,
             paused_until: None,
+            fido2_pacing: Fido2Pacing::Auto,
+            fido2_paced_until: None,
+            fido2_next_hold: FIDO2_HOLD_FIRST,
         };
         Self {
             clock,
@@ -313,21 +358,21 @@ impl RateLimiter {
             state.paused_until = None;
         }
         let scale = state.target_fraction * state.pressure;
+        let reports = cost.authentication_requests
+            + if state.fido2_on_reports_budget(now) {
+                cost.fido2_requests
+            } else {
+                0
+            };
         let wait = state
             .resource_units
             .wait_for(now, cost.resource_units, scale)
             .max(state.writes.wait_for(now, cost.writes, scale))
-            .max(
-                state
-                    .authentication
-                    .wait_for(now, cost.authentication_requests, scale),
-            );
+            .max(state.authentication.wait_for(now, reports, scale));
         if wait.is_zero() {
             state.resource_units.record(now, cost.resource_units);
             state.writes.record(now, cost.writes);
-            state
-                .authentication
-                .record(now, cost.authentication_requests);
+            state.authentication.record(now, reports);
         }
         wait
     }
@@ -371,6 +416,42 @@ impl RateLimiter {
         state.last_recovery = self.clock.now();
     }
 
+    /// Sets when FIDO2 calls are paced to the reports budget.
+    pub fn set_fido2_pacing(&self, pacing: Fido2Pacing) {
+        self.lock().fido2_pacing = pacing;
+    }
+
+    /// Graph answered a FIDO2 call (not a list) 429 for a reason other than the write quota:
+    /// the reports budget may apply to FIDO2 calls in this tenant, so they are paced to it for
+    /// the next hold (see the module doc). Returns how long.
+    pub fn observe_fido2_throttled(&self) -> Duration {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        if state.fido2_paced_until.is_some_and(|until| until > now) {
+            // Already paced: a 429 from calls admitted before the switch.
+            return state
+                .fido2_paced_until
+                .map_or(Duration::ZERO, |until| until - now);
+        }
+        // A tenant quiet for the longest hold since the last one starts again from the first.
+        if state
+            .fido2_paced_until
+            .is_some_and(|until| now.saturating_duration_since(until) >= FIDO2_HOLD_MAX)
+        {
+            state.fido2_next_hold = FIDO2_HOLD_FIRST;
+        }
+        let hold = state.fido2_next_hold;
+        state.fido2_paced_until = Some(now + hold);
+        state.fido2_next_hold = (hold * 2).min(FIDO2_HOLD_MAX);
+        hold
+    }
+
+    /// Whether FIDO2 calls are paced to the reports budget now.
+    pub fn fido2_on_reports_budget(&self) -> bool {
+        let now = self.clock.now();
+        self.lock().fido2_on_reports_budget(now)
+    }
+
     /// The current slow-down factor from Graph's feedback (1 = none).
     pub fn pressure(&self) -> f64 {
         let now = self.clock.now();
@@ -381,6 +462,11 @@ impl RateLimiter {
 }
 
 impl LimiterState {
+    fn fido2_on_reports_budget(&self, now: Instant) -> bool {
+        self.fido2_pacing == Fido2Pacing::ReportsBudget
+            || self.fido2_paced_until.is_some_and(|until| until > now)
+    }
+
     fn recover(&mut self, now: Instant) {
         if self.pressure >= 1.0 {
             self.last_recovery = now;
@@ -430,12 +516,114 @@ mod tests {
             RequestCost {
                 resource_units: 1,
                 writes: 1,
-                authentication_requests: 0
+                authentication_requests: 0,
+                fido2_requests: 0,
             }
         );
         let fido = RequestCost::of("GET", "/v1.0/users/u1/authentication/fido2Methods");
         assert_eq!(fido.authentication_requests, 1);
+        assert_eq!(fido.fido2_requests, 0);
         assert_eq!(fido.writes, 0);
+    }
+
+    #[test]
+    fn lists_of_methods_are_reports_and_other_fido2_calls_are_not() {
+        let list = |m, p| {
+            let c = RequestCost::of(m, p);
+            (c.authentication_requests, c.fido2_requests)
+        };
+        assert_eq!(list("GET", "/v1.0/users/u1/authentication/methods"), (1, 0));
+        assert_eq!(
+            list("GET", "/v1.0/users/u1/authentication/fido2Methods?$top=50"),
+            (1, 0)
+        );
+        assert_eq!(
+            list(
+                "GET",
+                "/v1.0/users/u1/authentication/fido2Methods/creationOptions"
+            ),
+            (0, 1)
+        );
+        assert_eq!(
+            list(
+                "GET",
+                "/beta/users/u1/authentication/fido2Methods/creationOptions(challengeTimeoutInMinutes=10)"
+            ),
+            (0, 1)
+        );
+        assert_eq!(
+            list("POST", "/v1.0/users/u1/authentication/fido2Methods"),
+            (0, 1)
+        );
+        assert_eq!(
+            list("DELETE", "/v1.0/users/u1/authentication/fido2Methods/m1"),
+            (0, 1)
+        );
+        assert_eq!(
+            list("GET", "/v1.0/users/u1/authentication/fido2Methods/m1"),
+            (0, 1)
+        );
+        assert_eq!(list("GET", "/v1.0/users/u1"), (0, 0));
+    }
+
+    #[test]
+    fn fido2_calls_go_unpaced_until_a_429_then_hold_to_the_reports_budget() {
+        let (clock, limiter) = limiter(RateLimits::documented(TenantSize::Large));
+        let post = RequestCost::of("POST", "/v1.0/users/u/authentication/fido2Methods");
+        // Auto: 50 registrations at once, no wait (the write quota is far away).
+        for _ in 0..50 {
+            assert!(limiter.try_acquire(post).is_zero());
+        }
+        assert!(!limiter.fido2_on_reports_budget());
+        // A 429 on one of them: the next hold paces them like lists, 4 per 10 s.
+        assert_eq!(limiter.observe_fido2_throttled(), FIDO2_HOLD_FIRST);
+        assert!(limiter.fido2_on_reports_budget());
+        let admitted = (0..10)
+            .take_while(|_| limiter.try_acquire(post).is_zero())
+            .count();
+        assert_eq!(admitted, 4);
+        // A late 429 from calls sent before the switch does not lengthen the hold.
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(
+            limiter.observe_fido2_throttled(),
+            FIDO2_HOLD_FIRST - Duration::from_secs(60)
+        );
+        // After the hold, unpaced again; the next 429 holds twice as long, up to the maximum.
+        clock.advance(FIDO2_HOLD_FIRST);
+        assert!(!limiter.fido2_on_reports_budget());
+        for _ in 0..20 {
+            assert!(limiter.try_acquire(post).is_zero());
+        }
+        let mut hold = limiter.observe_fido2_throttled();
+        assert_eq!(hold, FIDO2_HOLD_FIRST * 2);
+        let mut holds = Vec::new();
+        for _ in 0..5 {
+            clock.advance(hold);
+            hold = limiter.observe_fido2_throttled();
+            holds.push(hold.as_secs() / 60);
+        }
+        assert_eq!(
+            holds,
+            [40, 80, 160, 240, 240],
+            "minutes, doubling up to 4 h"
+        );
+        // Quiet for the longest hold after one ended: back to the first hold.
+        clock.advance(FIDO2_HOLD_MAX * 3);
+        assert_eq!(limiter.observe_fido2_throttled(), FIDO2_HOLD_FIRST);
+    }
+
+    #[test]
+    fn reports_budget_pacing_applies_to_every_fido2_call() {
+        let (_clock, limiter) = limiter(RateLimits::documented(TenantSize::Large));
+        limiter.set_fido2_pacing(Fido2Pacing::ReportsBudget);
+        let options = RequestCost::of(
+            "GET",
+            "/v1.0/users/u/authentication/fido2Methods/creationOptions",
+        );
+        let admitted = (0..10)
+            .take_while(|_| limiter.try_acquire(options).is_zero())
+            .count();
+        assert_eq!(admitted, 4, "95 % of 5 per 10 s");
     }
 
     #[test]
@@ -459,6 +647,7 @@ mod tests {
             resource_units: 1,
             writes: 1,
             authentication_requests: 0,
+            fido2_requests: 0,
         };
         // 2,850 writes go at once; the next one waits for the first to leave the window.
         for _ in 0..2_850 {

@@ -33,8 +33,8 @@ use keybridge_authenticator::{
     MakeCredentialSettings, MemoryStore, OriginPolicy,
 };
 use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
-    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
+    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
+    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_core::{EntraStatus, UserState};
 use keybridge_device_protocol::{
@@ -396,6 +396,7 @@ async fn run(n: usize) {
             cloud: EntraCloud::Global,
             ca_file: None,
             authentication_requests_per_10s: None,
+            fido2_pacing: Fido2Pacing::Auto,
         },
         jobs: JobsConfig {
             workers,

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
-    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
+    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
+    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_entra_sim::{EntraSim, SimConfig};
 use keybridge_graph::Cloud;
@@ -79,6 +79,7 @@ async fn run(users: usize) {
             cloud: EntraCloud::Global,
             ca_file: None,
             authentication_requests_per_10s: None,
+            fido2_pacing: Fido2Pacing::Auto,
         },
         jobs: JobsConfig {
             workers: 2,

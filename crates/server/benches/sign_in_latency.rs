@@ -1,5 +1,5 @@
 //! Sign-in request latency with many phones connected: the server on a temporary SQLite
-//! database, N phones each holding an inbox long poll (`GET /device/v1/inbox?wait=30`) over
+//! database or on a fresh database of the testkit's PostgreSQL cluster, N phones each holding an inbox long poll (`GET /device/v1/inbox?wait=30`) over
 //! its own HTTPS connection, and one workstation paired with phone 0. Each sample: phone 0 is
 //! polling, the workstation sends `POST /workstation/v1/sign-in`, and the time until phone 0's
 //! poll returns with the request is recorded; the phone then denies it. Prints p50/p99 per N
@@ -8,7 +8,7 @@
 //! the connections is not counted and each process stays within its file-descriptor limit.
 //!
 //! `KB_BENCH_PHONES` (default `0,1000,10000`; 0 is the baseline with no other phone connected),
-//! `KB_BENCH_SAMPLES` (default 200). Run with `cargo bench -p keybridge-server --bench
+//! `KB_BENCH_SAMPLES` (default 200), `KB_BENCH_DATABASES` (default `sqlite,postgres`). Run with `cargo bench -p keybridge-server --bench
 //! sign_in_latency`. Needs about 2 file descriptors per phone (`ulimit -n`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
-    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
+    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
+    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_device_protocol::{
     ENTRA_RP_ID, IdentityKey, InboxPage, ProtocolVersion, RefusalReason, RequestAnswer,
@@ -31,6 +31,7 @@ use keybridge_store::{
     DirectoryUser, IntegrationCredential, KeyRing, NewIntegration, NewPhone, SecretKey,
     SecretString, Store, StoreOptions, Timestamp,
 };
+use keybridge_testkit::{Backend, TestDatabase};
 use rand_core::OsRng;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -173,21 +174,33 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    let databases: Vec<Backend> = std::env::var("KB_BENCH_DATABASES")
+        .unwrap_or_else(|_| "sqlite,postgres".to_owned())
+        .split(',')
+        .map(|name| match name.trim() {
+            "sqlite" => Backend::Sqlite,
+            "postgres" => Backend::Postgres,
+            other => panic!("KB_BENCH_DATABASES: unknown database {other:?}"),
+        })
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     println!(
-        "connected phones | p50 ms | p99 ms | max ms | RSS before | RSS connected | KiB per phone"
+        "database | connected phones | p50 ms | p99 ms | max ms | 202 p50 ms | 202 p99 ms | RSS before | RSS connected | KiB per phone"
     );
-    for n in phones {
-        runtime.block_on(run(n, samples));
+    for backend in databases {
+        for &n in &phones {
+            runtime.block_on(run(backend, n, samples));
+        }
     }
 }
 
-async fn run(others: usize, samples: usize) {
+async fn run(backend: Backend, others: usize, samples: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("kb.db").display());
+    let database = TestDatabase::new(backend);
+    let url = database.url().to_owned();
     let store = Store::connect(
         &url,
         StoreOptions::new(KeyRing::new(SecretKey::generate(), Vec::new())),
@@ -294,6 +307,7 @@ async fn run(others: usize, samples: usize) {
             cloud: EntraCloud::Global,
             ca_file: None,
             authentication_requests_per_10s: None,
+            fido2_pacing: Fido2Pacing::Auto,
         },
         jobs: JobsConfig {
             workers: 1,
@@ -376,6 +390,7 @@ async fn run(others: usize, samples: usize) {
         "userVerification": "required",
     });
     let mut latencies = Vec::with_capacity(samples);
+    let mut accepted = Vec::with_capacity(samples);
     for _ in 0..samples {
         let poll = {
             let http = http.clone();
@@ -426,6 +441,7 @@ async fn run(others: usize, samples: usize) {
         .await
         .expect("sign-in sent");
         assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+        accepted.push(started.elapsed().as_secs_f64() * 1000.0);
         let (received_at, answer) = poll.await.expect("poll task");
         let (status, page) = answer.expect("poll answered");
         assert_eq!(status, 200);
@@ -452,16 +468,23 @@ async fn run(others: usize, samples: usize) {
         assert_eq!(status, 204);
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
+    accepted.sort_by(|a, b| a.total_cmp(b));
     let per_phone_kib = if others > 0 {
         (rss_connected - rss_before) * 1024.0 / others as f64
     } else {
         0.0
     };
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
     println!(
-        "{others:>16} | {:>6.2} | {:>6.2} | {:>6.2} | {:>7.1} MiB | {:>9.1} MiB | {per_phone_kib:>8.1}   (connected in {connect_secs:.1} s)",
+        "{name:>8} | {others:>16} | {:>6.2} | {:>6.2} | {:>6.2} | {:>10.2} | {:>10.2} | {:>7.1} MiB | {:>9.1} MiB | {per_phone_kib:>8.1}   (connected in {connect_secs:.1} s)",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or_default(),
+        percentile(&accepted, 0.5),
+        percentile(&accepted, 0.99),
         rss_before,
         rss_connected,
     );
@@ -471,4 +494,5 @@ async fn run(others: usize, samples: usize) {
     }
     server.shutdown().await.expect("shutdown");
     store.close().await;
+    drop(database);
 }

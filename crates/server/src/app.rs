@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use keybridge_config::Config;
 use keybridge_graph::{
-    CertificateCredential, ClientCredential, Cloud, GraphClient, GraphConfig, GraphError,
-    RateLimits, RetryPolicy,
+    CertificateCredential, ClientCredential, Cloud, Fido2Pacing, GraphClient, GraphConfig,
+    GraphError, RateLimits, RetryPolicy,
 };
 use keybridge_store::{Integration, IntegrationCredential, Store};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -23,6 +23,8 @@ pub struct GraphSettings {
     pub ca_bundle_pem: Option<String>,
     /// Client-side pacing (Graph's documented quotas by default).
     pub rate_limits: Option<RateLimits>,
+    /// When FIDO2 calls other than lists are paced to the reports budget (`entra.fido2_pacing`).
+    pub fido2_pacing: Fido2Pacing,
     /// Retry policy (the client's default when unset).
     pub retry: Option<RetryPolicy>,
     /// Time limit of one Graph request.
@@ -65,7 +67,8 @@ impl GraphFactory {
         credential: ClientCredential,
     ) -> Result<GraphClient, GraphError> {
         let mut config = GraphConfig::new(tenant_id, client_id, credential)
-            .with_cloud(self.settings.cloud.clone());
+            .with_cloud(self.settings.cloud.clone())
+            .with_fido2_pacing(self.settings.fido2_pacing);
         if let Some(pem) = &self.settings.ca_bundle_pem {
             config = config.with_ca_bundle_pem(pem.clone());
         }

@@ -75,6 +75,10 @@ fn check(file: Option<&Path>) -> ExitCode {
             println!("  server.listen            {}", config.server.listen);
             println!("  server.public_url        {}", config.server.public_url);
             println!("  entra                    {}", config.entra.cloud);
+            println!(
+                "  entra.fido2_pacing       {}",
+                config.entra.fido2_pacing.as_str()
+            );
             println!("  jobs.workers             {}", config.jobs.workers);
             println!("  log.format               {:?}", config.log.format);
             ExitCode::SUCCESS

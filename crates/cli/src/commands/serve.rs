@@ -89,6 +89,12 @@ fn graph_settings(entra: &EntraConfig) -> anyhow::Result<GraphSettings> {
         cloud,
         ca_bundle_pem,
         rate_limits,
+        fido2_pacing: match entra.fido2_pacing {
+            keybridge_config::Fido2Pacing::Auto => keybridge_graph::Fido2Pacing::Auto,
+            keybridge_config::Fido2Pacing::ReportsBudget => {
+                keybridge_graph::Fido2Pacing::ReportsBudget
+            }
+        },
         ..GraphSettings::default()
     })
 }

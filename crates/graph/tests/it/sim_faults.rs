@@ -8,7 +8,8 @@ use crate::{passkey, sim};
 
 const AAGUID: &str = "9c835346-796b-4c27-8898-d6032f515cc5";
 
-async fn first_user(sim: &sim::Sim) -> String {
+/// The ids of the tenant's members (guests left out).
+async fn members(sim: &sim::Sim) -> Vec<String> {
     let client = sim.client();
     let users = client
         .list_users(&["id", "userType"], 999)
@@ -16,7 +17,34 @@ async fn first_user(sim: &sim::Sim) -> String {
         .collect_all()
         .await
         .unwrap();
-    users.into_iter().find(|u| !u.is_guest()).unwrap().id
+    users
+        .into_iter()
+        .filter(|u| !u.is_guest())
+        .map(|u| u.id)
+        .collect()
+}
+
+/// The passkeys entra-sim holds for `user` that match, read through its control API rather
+/// than through the client.
+async fn held_passkeys(
+    sim: &sim::Sim,
+    user: &str,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let held = sim
+        .control(Method::GET, &format!("/users/{user}"), None)
+        .await;
+    held["fido2Methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| matches(m))
+        .cloned()
+        .collect()
+}
+
+async fn first_user(sim: &sim::Sim) -> String {
+    members(sim).await.remove(0)
 }
 
 #[tokio::test]
@@ -164,17 +192,8 @@ async fn a_post_processed_before_the_connection_dropped_is_not_sent_again() {
         "one POST (dropped after it was handled) and one list, no second POST"
     );
     assert_eq!(sim.counters().await["dropped"], 1);
-    // What entra-sim holds, read through its control API rather than through the client.
-    let held = sim
-        .control(Method::GET, &format!("/users/{user}"), None)
-        .await;
-    let ours: Vec<_> = held["fido2Methods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["id"] == expected_id.as_str())
-        .collect();
-    assert_eq!(ours.len(), 1, "exactly one passkey registered: {held}");
+    let ours = held_passkeys(&sim, &user, |m| m["id"] == expected_id.as_str()).await;
+    assert_eq!(ours.len(), 1, "exactly one passkey registered: {ours:?}");
     assert_eq!(returned.id, expected_id, "the client returned that passkey");
     assert_eq!(
         ours[0]["displayName"],
@@ -185,21 +204,11 @@ async fn a_post_processed_before_the_connection_dropped_is_not_sent_again() {
 
 #[tokio::test]
 async fn documented_pacing_keeps_authentication_calls_under_the_strict_budget() {
-    let sim = sim::start_with(sim::Options {
-        throttle: keybridge_entra_sim::ThrottleMode::Strict,
-        ..Default::default()
-    })
-    .await;
-    let user = first_user(&sim).await;
-    let config =
-        sim.config(sim.secret())
-            .with_rate_limits(keybridge_graph::RateLimits::documented(
-                keybridge_graph::TenantSize::Small,
-            ));
-    let client = keybridge_graph::GraphClient::new(config).unwrap();
+    let (sim, users, client) = throttled(keybridge_entra_sim::ThrottleMode::Strict, 1).await;
+    let user = &users[0];
     let started = std::time::Instant::now();
     for _ in 0..6 {
-        client.list_fido2_methods(&user).await.unwrap();
+        client.list_fido2_methods(user).await.unwrap();
     }
     // 5 per 10 s at 95 % leaves 4 per window: the last two calls wait for the next window.
     assert!(
@@ -209,4 +218,108 @@ async fn documented_pacing_keeps_authentication_calls_under_the_strict_budget() 
     );
     assert_eq!(client.stats().throttled, 0);
     assert_eq!(sim.counters().await["throttled"], 0);
+}
+
+/// Registers one passkey for each user at once, each `creationOptions` then `POST`, and returns
+/// the passkey ids.
+async fn provision_all(client: &keybridge_graph::GraphClient, users: &[String]) -> Vec<String> {
+    let mut provisions = tokio::task::JoinSet::new();
+    for (i, user) in users.iter().enumerate() {
+        let client = client.clone();
+        let user = user.clone();
+        provisions.spawn(async move {
+            let options = client.fido2_creation_options(&user, None).await.unwrap();
+            let credential = passkey::new_credential(
+                &options.public_key.challenge,
+                AAGUID.parse().unwrap(),
+                "phone",
+            );
+            (
+                i,
+                client
+                    .create_fido2_method(&user, &credential)
+                    .await
+                    .unwrap()
+                    .id,
+            )
+        });
+    }
+    let mut ids = provisions.join_all().await;
+    ids.sort();
+    ids.into_iter().map(|(_, id)| id).collect()
+}
+
+/// entra-sim in a throttling mode, `n` of its members, and a client pacing to Graph's
+/// documented quotas for a small tenant (the reports budget included).
+async fn throttled(
+    mode: keybridge_entra_sim::ThrottleMode,
+    n: usize,
+) -> (sim::Sim, Vec<String>, keybridge_graph::GraphClient) {
+    let sim = sim::start_with(sim::Options {
+        throttle: mode,
+        ..Default::default()
+    })
+    .await;
+    let mut users = members(&sim).await;
+    users.truncate(n);
+    let config =
+        sim.config(sim.secret())
+            .with_rate_limits(keybridge_graph::RateLimits::documented(
+                keybridge_graph::TenantSize::Small,
+            ));
+    let client = keybridge_graph::GraphClient::new(config).unwrap();
+    (sim, users, client)
+}
+
+/// Successful answers entra-sim counted for an endpoint label.
+fn answered(counters: &serde_json::Value, endpoint: &str) -> u64 {
+    counters["requests"][endpoint]["200"].as_u64().unwrap_or(0)
+        + counters["requests"][endpoint]["201"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn under_graph_quotas_provisioning_calls_are_not_paced_to_the_reports_budget() {
+    let (sim, users, client) = throttled(keybridge_entra_sim::ThrottleMode::Graph, 6).await;
+    let started = std::time::Instant::now();
+    let ids = provision_all(&client, &users).await;
+    let window = started.elapsed();
+    assert_eq!(ids.len(), 6);
+    // 12 FIDO2 calls inside one 10-second window: more than the reports budget's 5, which a
+    // client pacing them to it could not send in less than 20 s.
+    let counters = sim.counters().await;
+    let options = answered(
+        &counters,
+        "GET /v1.0/users/{id}/authentication/fido2Methods/creationOptions",
+    );
+    let posts = answered(
+        &counters,
+        "POST /v1.0/users/{id}/authentication/fido2Methods",
+    );
+    assert_eq!((options, posts), (6, 6), "{counters}");
+    assert!(
+        window < std::time::Duration::from_secs(10),
+        "12 FIDO2 calls took {window:?}"
+    );
+    assert!(!client.fido2_on_reports_budget());
+    assert_eq!(client.stats().throttled, 0);
+}
+
+#[tokio::test]
+async fn under_strict_throttling_a_429_paces_fido2_calls_and_provisioning_completes() {
+    let (sim, users, client) = throttled(keybridge_entra_sim::ThrottleMode::Strict, 4).await;
+    let ids = provision_all(&client, &users).await;
+    // The sixth FIDO2 call in the window was refused; the client switched to the budget.
+    assert!(client.fido2_on_reports_budget());
+    let throttled = client.stats().throttled;
+    assert!(
+        (1..=4).contains(&throttled),
+        "only the calls already on their way when the first 429 came are refused: {throttled}"
+    );
+    assert_eq!(sim.counters().await["throttled"].as_u64(), Some(throttled));
+    // Every user holds exactly the one passkey registered, read from entra-sim's own state.
+    for (user, id) in users.iter().zip(&ids) {
+        let ours = held_passkeys(&sim, user, |m| m["aaGuid"] == AAGUID).await;
+        assert_eq!(ours.len(), 1, "one passkey for {user}: {ours:?}");
+        assert_eq!(ours[0]["id"], id.as_str());
+    }
 }

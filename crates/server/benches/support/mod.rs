@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
-    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
+    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
+    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_core::UserState;
 use keybridge_server::{RunningServer, Server, ServerOptions};
@@ -103,6 +103,7 @@ fn config(dir: &std::path::Path, url: &str) -> Config {
             cloud: EntraCloud::Global,
             ca_file: None,
             authentication_requests_per_10s: None,
+            fido2_pacing: Fido2Pacing::Auto,
         },
         jobs: JobsConfig {
             workers: 1,

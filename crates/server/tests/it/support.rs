@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, JobsConfig, LogConfig,
-    LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
+    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
+    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_entra_sim::{EntraSim, RunningSim, SimConfig};
 use keybridge_graph::Cloud;
@@ -51,6 +51,7 @@ pub fn config(data_dir: &Path, database_url: &str) -> Config {
             cloud: EntraCloud::Global,
             ca_file: None,
             authentication_requests_per_10s: None,
+            fido2_pacing: Fido2Pacing::Auto,
         },
         jobs: JobsConfig {
             workers: 2,
