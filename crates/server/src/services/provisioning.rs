@@ -375,11 +375,11 @@ async fn ask_phone(
     let payload = serde_json::to_value(&item)
         .map_err(|e| JobError::Permanent(format!("the inbox request cannot be kept: {e}")))?;
     let expires = Timestamp::now().plus(ttl);
-    // Created outside the transaction below: on SQLite the inbox notification is sent at once,
-    // so a phone's long poll woken before the commit would find nothing and sleep on. A crash
-    // before the transaction leaves an open request that the job's retry finds (and schedules
-    // its renewal for).
-    match store
+    // One transaction with the user's waiting state, the renewal and the audit event: the
+    // phone's long poll is woken when it commits (on both databases), so the phone never sees a
+    // request that the rest does not know about yet, and a crash leaves none of it.
+    let mut tx = store.begin().await.map_err(store_failure)?;
+    match tx
         .device_requests()
         .create_with_id(
             &id,
@@ -397,7 +397,6 @@ async fn ask_phone(
         Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => return Err(store_failure(e)),
     }
-    let mut tx = store.begin().await.map_err(store_failure)?;
     tx.users()
         .set_provisioning_error(
             &user.id,
