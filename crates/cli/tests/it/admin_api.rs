@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 use crate::cli::{stderr, stdout};
-use crate::device_pairing::{Sandbox, start_sandbox};
+use crate::device_pairing::{Sandbox, start_sandbox, start_sandbox_with};
 
 /// How the CLI reaches the sandbox's API: server, token and its CA, through the environment.
 struct Api<'a> {
@@ -98,6 +98,37 @@ fn sandbox_client_secret(sandbox: &Sandbox) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_is_emailed_when_smtp_is_configured() {
+    let sink = keybridge_testkit::smtp::SmtpSink::start();
+    let port = sink.port.to_string();
+    let sandbox = start_sandbox_with(&[
+        ("KEYBRIDGE_SMTP_HOST", "127.0.0.1"),
+        ("KEYBRIDGE_SMTP_PORT", &port),
+        ("KEYBRIDGE_SMTP_SECURITY", "none"),
+        ("KEYBRIDGE_SMTP_FROM", "keybridge <keybridge@contoso.com>"),
+    ]);
+    let api = Api { sandbox: &sandbox };
+    let user = sandbox.a_user().await;
+    let user_id = user["id"].as_str().unwrap();
+    let to = user["email"]
+        .as_str()
+        .or(user["username"].as_str())
+        .unwrap()
+        .to_owned();
+    // The CLI says where the invitation went, and never prints the link.
+    let said = api.ok(&["users", "invite", user_id]);
+    assert!(
+        said.starts_with(&format!("invitation e-mailed to {to}, valid until 20")),
+        "{said}"
+    );
+    assert!(!said.contains("/invite/"), "{said}");
+    let mails = sink.wait_for(1);
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].rcpt_tos, vec![to]);
+    assert!(mails[0].data.contains("/invite/"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,12 +44,18 @@ pub(crate) fn field(lines: &[String], label: &str) -> String {
 }
 
 pub(crate) fn start_sandbox() -> Sandbox {
+    start_sandbox_with(&[])
+}
+
+/// [`start_sandbox`] with these `KEYBRIDGE_*` settings in its environment.
+pub(crate) fn start_sandbox_with(env: &[(&str, &str)]) -> Sandbox {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_keybridge"))
         .args(["sandbox", "--port", "0", "--users", "20", "--dir"])
         .arg(dir.path())
         .env("KEYBRIDGE_DATA_DIR", dir.path().join("data"))
         .env("KEYBRIDGE_LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
