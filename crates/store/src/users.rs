@@ -353,16 +353,17 @@ macro_rules! select_many_sql {
             "SELECT ",
             user_cols!(),
             ", (SELECT COUNT(*) FROM phones p WHERE p.user_id = u.id) AS device_count \
-             FROM users u WHERE u.integration_id = $1 AND u.id IN (",
-            $ids,
-            ")"
+             FROM users u WHERE u.integration_id = $1 AND ",
+            $ids
         )
     };
 }
 
 /// Users by id, the ids passed as one JSON array (constant SQL for any number of them).
-const SELECT_MANY_SQLITE: &str = select_many_sql!("SELECT value FROM json_each($2)");
-const SELECT_MANY_POSTGRES: &str = select_many_sql!("SELECT json_array_elements_text($2::json)");
+/// PostgreSQL gets an array (`= ANY`): one scan of the primary-key index for all the ids.
+const SELECT_MANY_SQLITE: &str = select_many_sql!("u.id IN (SELECT value FROM json_each($2))");
+const SELECT_MANY_POSTGRES: &str =
+    select_many_sql!("u.id = ANY (ARRAY(SELECT json_array_elements_text($2::json)))");
 
 const SELECT_BY_ID: &str = concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1");
 const SELECT_BY_UPN: &str = concat!(
