@@ -30,8 +30,26 @@ use crate::lifecycle::{Api, args, connect, entra_aaguids, invitation_payload, ke
 /// Users provisioned in the run.
 const USERS: usize = 40;
 
+/// A running `keybridge serve`, killed with SIGKILL when dropped (also when the test fails).
+struct Serve(Child);
+
+impl Serve {
+    /// `kill -9`, and wait for the process to be gone.
+    fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `keybridge --config FILE serve` as a child process, its log in `log`.
-fn serve(config_file: &Path, log: &Path) -> Child {
+fn serve(config_file: &Path, log: &Path) -> Serve {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keybridge"));
     for (name, _) in std::env::vars() {
         if name.starts_with("KEYBRIDGE_") {
@@ -51,15 +69,16 @@ fn serve(config_file: &Path, log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Serve)
         .unwrap()
 }
 
 /// Waits until the server answers `/readyz`; returns a client trusting its CA.
-async fn ready(base: &str, ca_file: &Path, server: &mut Child) -> reqwest::Client {
+async fn ready(base: &str, ca_file: &Path, server: &mut Serve) -> reqwest::Client {
     let started = Instant::now();
     loop {
         assert!(
-            server.try_wait().unwrap().is_none(),
+            server.0.try_wait().unwrap().is_none(),
             "keybridge serve exited"
         );
         if let Ok(pem) = std::fs::read(ca_file) {
@@ -269,8 +288,7 @@ async fn killed_twice_mid_run(db: TestDatabase) {
         wait_registered(&sim, before + (USERS / share) as u64, &log).await;
         stop.store(true, Ordering::Relaxed);
         farm.await.unwrap();
-        server.kill().unwrap();
-        server.wait().unwrap();
+        server.kill();
         server = serve(&config_file, &log);
         ready(&api.base, &ca_file, &mut server).await;
         stop = Arc::new(AtomicBool::new(false));
@@ -312,8 +330,7 @@ async fn killed_twice_mid_run(db: TestDatabase) {
     }
     assert_eq!(store.jobs().counts().await.unwrap().dead, 0);
 
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
     sim.shutdown().await.unwrap();
     store.close().await;
 }
