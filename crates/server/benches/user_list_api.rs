@@ -1,7 +1,9 @@
 //! The user list API at 100,000 users, on SQLite and PostgreSQL: `GET
 //! /api/v1/integrations/{id}/users` over HTTPS on loopback (keep-alive), timed at the client,
 //! against the store's own list query in the same run (the handler's main query; the handler
-//! also counts the tabs and queues the Entra status check of the page).
+//! also reads the tab counts and queues the Entra status check of the page). A second table
+//! times, in the same run, the steps this version changed against the queries they replaced:
+//! the tab counts (a `COUNT(*)` per request before) and SQLite's search (a scan before).
 //!
 //! `cargo bench -p keybridge-server --bench user_list_api`
 //! Environment: `KB_BENCH_USERS` (default 100000), `KB_BENCH_SAMPLES` (requests per shape,
