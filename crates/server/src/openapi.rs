@@ -46,6 +46,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/jobs/{id}/invite-results"),
     ("get", "/api/v1/jobs/{id}/invite-links"),
     ("get", "/api/v1/users/{id}/phones"),
+    ("get", "/api/v1/users/{id}/fido2-methods"),
+    ("delete", "/api/v1/users/{id}/fido2-methods/{method_id}"),
     ("get", "/api/v1/workstations/{id}"),
     ("delete", "/api/v1/workstations/{id}"),
     ("get", "/api/v1/workstations/{id}/recovery-pin"),
@@ -187,6 +189,12 @@ pub fn document() -> Value {
             "get": op("The user's invitations (never their links)", Some("any"), None, ("200", Some("InviteList"))),
             "delete": op("Revoke the user's open invitation", Some("admin or helpdesk"), None, ("204", None)),
         },
+        "/api/v1/users/{id}/fido2-methods": {
+            "get": op("Every FIDO2 method Microsoft Entra holds for the user, read now through Graph; keybridge's own passkeys have ours = true", Some("any role"), None, ("200", None)),
+        },
+        "/api/v1/users/{id}/fido2-methods/{method_id}": {
+            "delete": op("Delete one of the user's FIDO2 methods from Entra (read again first: 404 method_not_found when already gone). Another vendor's key is deleted now (200, outcome deleted, audited user.fido2_method.delete); keybridge's own passkey is unpaired through its phone's unpair job instead (202, outcome unpairing)", Some("admin"), None, ("200", None)),
+        },
         "/api/v1/users/{id}/phones/{phone_id}": {
             "delete": op("Unpair one of the user's phones: a job deletes its passkey from Entra, then the phone; the user's last phone gone, the user is Pending with \"This user unpaired from keybridge.\"", Some("admin or helpdesk"), None, ("202", Some("SyncQueued"))),
         },
@@ -289,10 +297,12 @@ pub fn document() -> Value {
             if path.contains("{id}") {
                 item["parameters"] = id.clone();
             }
-            if path.contains("{phone_id}")
-                && let Some(parameters) = item["parameters"].as_array_mut()
-            {
-                parameters.push(json!({"name": "phone_id", "in": "path", "required": true, "schema": {"type": "string"}}));
+            for second in ["phone_id", "method_id"] {
+                if path.contains(&format!("{{{second}}}"))
+                    && let Some(parameters) = item["parameters"].as_array_mut()
+                {
+                    parameters.push(json!({"name": second, "in": "path", "required": true, "schema": {"type": "string"}}));
+                }
             }
             if path.contains("{token}") {
                 item["parameters"] = token.clone();

@@ -237,12 +237,13 @@
         enrol(form);
       });
     });
-    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-      form.addEventListener("submit", function (event) {
-        if (form.dataset.confirmed === "yes") return;
-        event.preventDefault();
-        confirmThen(form);
-      });
+    // Delegated, so that forms in fragments loaded later (a user's passkeys) ask too.
+    document.addEventListener("submit", function (event) {
+      const form = event.target;
+      if (!(form instanceof HTMLFormElement) || !form.matches("form[data-confirm]")) return;
+      if (form.dataset.confirmed === "yes") return;
+      event.preventDefault();
+      confirmThen(form);
     });
     document.querySelectorAll("[data-refresh-url]").forEach(refreshLoop);
     // <input type="file" data-pem-target="ID"> (or data-text-target) reads a text file into

@@ -200,6 +200,20 @@ enum UsersCommand {
         /// The user's id.
         id: String,
     },
+    /// Every FIDO2 method Entra holds for a user (keybridge's marked), read now.
+    Methods {
+        /// The user's id.
+        id: String,
+    },
+    /// Delete one of a user's FIDO2 methods from Entra (irreversible; admins only). Another
+    /// vendor's key is deleted at once; keybridge's own passkey unpairs its phone instead.
+    DeleteMethod {
+        /// The user's id.
+        id: String,
+        /// The method's id (from `keybridge admin users methods`).
+        #[arg(long, value_name = "METHOD_ID")]
+        method: String,
+    },
     /// Unpair one of a user's phones: its passkey is deleted from Entra, then the phone.
     Unpair {
         /// The user's id.
@@ -516,6 +530,36 @@ where
 }
 
 // ---------------------------------------------------------------- output
+
+/// GETs a JSON list and prints it (as JSON with `--json`, else a table of `row`s).
+async fn print_list(
+    api: &ApiClient,
+    path: &str,
+    headers: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> anyhow::Result<()> {
+    let list = api.get(path, &[]).await?;
+    if api.json {
+        print_json(&list)?;
+    } else {
+        let items = list.as_array().cloned().unwrap_or_default();
+        table(headers, &items.iter().map(row).collect::<Vec<_>>());
+    }
+    Ok(())
+}
+
+/// A path segment as typed, percent-encoded so that it stays one segment.
+fn encode_segment(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
 
 /// Text of a JSON value for a table cell: strings as they are, null as `-`.
 fn text(value: &Value) -> String {
@@ -1157,27 +1201,14 @@ pub fn users(args: UsersArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             UsersCommand::Invites { id } => {
-                let list = api.get(&format!("/users/{id}/invites"), &[]).await?;
-                if api.json {
-                    print_json(&list)?;
-                } else {
-                    let rows: Vec<Vec<String>> = list
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
+                let headers = ["ID", "STATUS", "CREATED BY", "CREATED", "EXPIRES"];
+                print_list(&api, &format!("/users/{id}/invites"), &headers, |i| {
+                    ["id", "status", "created_by", "created_at", "expires_at"]
                         .iter()
-                        .map(|i| {
-                            vec![
-                                text(&i["id"]),
-                                text(&i["status"]),
-                                text(&i["created_by"]),
-                                text(&i["created_at"]),
-                                text(&i["expires_at"]),
-                            ]
-                        })
-                        .collect();
-                    table(&["ID", "STATUS", "CREATED BY", "CREATED", "EXPIRES"], &rows);
-                }
+                        .map(|key| text(&i[*key]))
+                        .collect()
+                })
+                .await?;
             }
             UsersCommand::RevokeInvite { id } => {
                 api.call(Method::DELETE, &format!("/users/{id}/invites"), &[], None)
@@ -1234,6 +1265,49 @@ pub fn users(args: UsersArgs) -> anyhow::Result<ExitCode> {
                             println!("{}: {}", text(&phone["id"]), terminal_safe(warning));
                         }
                     }
+                }
+            }
+            UsersCommand::Methods { id } => {
+                let headers = ["METHOD ID", "NAME", "MODEL", "REGISTERED", "MADE BY"];
+                print_list(&api, &format!("/users/{id}/fido2-methods"), &headers, |m| {
+                    let maker = if m["ours"] == true {
+                        "keybridge"
+                    } else {
+                        "other"
+                    };
+                    vec![
+                        text(&m["id"]),
+                        text(&m["device_name"]),
+                        text(&m["model"]),
+                        text(&m["created"]),
+                        maker.to_owned(),
+                    ]
+                })
+                .await?;
+            }
+            UsersCommand::DeleteMethod { id, method } => {
+                let answer = api
+                    .call(
+                        Method::DELETE,
+                        &format!("/users/{id}/fido2-methods/{}", encode_segment(&method)),
+                        &[],
+                        None,
+                    )
+                    .await?;
+                if api.json {
+                    print_json(&answer)?;
+                } else if answer["outcome"] == "unpairing" {
+                    println!(
+                        "{} is keybridge's passkey: its phone is being unpaired (job {})",
+                        text(&answer["method_id"]),
+                        text(&answer["job_id"])
+                    );
+                } else {
+                    println!(
+                        "deleted {} ({}) from Microsoft Entra",
+                        text(&answer["method_id"]),
+                        text(&answer["device_name"])
+                    );
                 }
             }
             UsersCommand::Unpair { id, phone, wait } => {

@@ -286,6 +286,34 @@ async fn integrations_users_jobs_and_audit_through_the_cli() {
         api.json(&["users", "phones", user_id]),
         serde_json::json!([])
     );
+    // Entra's FIDO2 methods: none of them keybridge's; deleting an unknown one says it is gone.
+    let methods = api.json(&["users", "methods", user_id]);
+    let methods = methods.as_array().expect("a list");
+    assert!(methods.iter().all(|m| m["ours"] == false), "{methods:?}");
+    let output = api.run(&[
+        "users",
+        "delete-method",
+        user_id,
+        "--method",
+        "AAAAAAAAAAAA",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("404 method_not_found"),
+        "{}",
+        stderr(&output)
+    );
+    if let Some(id) = methods.first().and_then(|m| m["id"].as_str()) {
+        let output = api.run(&["users", "delete-method", user_id, "--method", id]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(String::from_utf8_lossy(&output.stdout).contains("from Microsoft Entra"));
+        assert_eq!(
+            api.json(&["users", "methods", user_id])
+                .as_array()
+                .map(Vec::len),
+            Some(methods.len() - 1)
+        );
+    }
     let output = api.run(&[
         "users",
         "unpair",

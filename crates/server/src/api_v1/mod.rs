@@ -5,6 +5,7 @@ pub mod bulk_invites;
 pub mod integrations;
 pub mod jobs;
 pub mod tokens;
+pub mod user_methods;
 pub mod users;
 pub mod workstations;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<App> {
         .merge(integrations::router())
         .merge(jobs::router())
         .merge(users::router())
+        .merge(user_methods::router())
         .merge(audit::router())
         .merge(workstations::router())
         .merge(bulk_invites::router())

@@ -206,6 +206,8 @@ struct JobPage {
     can_change: bool,
     can_see_links: bool,
     links: Option<Vec<LinkRow>>,
+    /// SMTP is configured: the job e-mails the links as well.
+    emailed: bool,
 }
 
 struct LinkRow {
@@ -271,6 +273,7 @@ async fn job_page<R: RoleRequirement>(
         }),
         finished,
         created,
+        emailed: app.mailer().is_some(),
         status,
     };
     Ok(render(&page, &page.layout))

@@ -32,6 +32,7 @@ pub mod forms;
 pub mod integrations;
 pub mod jobs;
 pub mod login;
+pub mod method_delete;
 pub mod page;
 pub mod session;
 pub mod tokens;
@@ -100,6 +101,10 @@ pub fn router(app: App) -> Router<App> {
         .route("/console/users/invite/csv", post(bulk_invite::csv))
         .route("/console/users/{id}/methods", get(users::methods))
         .route("/console/users/{id}/devices", get(users::devices))
+        .route(
+            "/console/users/{id}/methods/{method_id}/delete",
+            post(method_delete::delete),
+        )
         .route("/console/users/{id}/invite", post(users::invite))
         .route("/console/users/{id}/delete", post(users::delete))
         .route(

@@ -18,7 +18,7 @@ use super::page::{Layout, Section, render, render_fragment};
 use super::session::{ConsoleSession, CsrfForm};
 use crate::api_v1::users::{Counts, ListQuery, UserView, list_page};
 use crate::app::App;
-use crate::auth::{AnyRole, HelpdeskOrAdmin, RequestMeta, RoleRequirement};
+use crate::auth::{AdminOnly, AnyRole, HelpdeskOrAdmin, RequestMeta, RoleRequirement};
 use crate::error::ApiError;
 use crate::services::user_devices::{self, EntraMethod, MobileDevice};
 use crate::services::{invites, unpair, user_delete};
@@ -321,26 +321,40 @@ pub async fn live(
 #[template(path = "console/user_methods.html")]
 struct MethodsFragment {
     user_id: String,
+    upn: String,
     methods: Vec<EntraMethod>,
     error: Option<String>,
+    can_delete: bool,
+    csrf_token: String,
+    back: String,
 }
 
 /// `GET /console/users/{id}/methods`: the FIDO2 methods Entra holds for the user (the
 /// expanded row), read now through Graph.
 pub async fn methods(
     State(app): State<App>,
-    _session: ConsoleSession<AnyRole>,
+    session: ConsoleSession<AnyRole>,
     Path(id): Path<String>,
 ) -> Result<Response, ConsoleError> {
-    app.store().users().get(&id).await?;
+    let user = app.store().users().get(&id).await?;
     let (methods, error) = match user_devices::entra_methods(&app, &id).await {
         Ok(methods) => (methods, None),
         Err(error) => (Vec::new(), Some(error.message().to_owned())),
     };
     let fragment = MethodsFragment {
         user_id: id,
+        back: list_href(
+            &user.integration_id,
+            user.state.as_str(),
+            "",
+            PAGE_SIZE,
+            None,
+        ),
+        upn: user.upn,
         methods,
         error,
+        can_delete: AdminOnly::allows(session.session.role),
+        csrf_token: session.session.csrf_token.clone(),
     };
     Ok(render_fragment(&fragment))
 }
@@ -364,6 +378,9 @@ struct DevicesPage {
     keys: Vec<EntraMethod>,
     keys_error: Option<String>,
     can_change: bool,
+    can_delete: bool,
+    /// Where a method's Delete comes back to.
+    back: String,
 }
 
 /// `GET /console/users/{id}/devices`: Device Details (Mobile Devices, Security Keys).
@@ -407,6 +424,8 @@ pub async fn devices(
         keys,
         keys_error,
         can_change: HelpdeskOrAdmin::allows(session.session.role),
+        can_delete: AdminOnly::allows(session.session.role),
+        back: format!("/console/users/{id}/devices?tab=keys"),
     };
     Ok(render(&page, &page.layout))
 }
@@ -429,7 +448,7 @@ pub struct InviteForm {
     pub back: Option<String>,
 }
 
-fn back_to(back: Option<&str>) -> String {
+pub(crate) fn back_to(back: Option<&str>) -> String {
     // Only a console path: never an open redirect.
     back.filter(|b| b.starts_with("/console/") && !b.starts_with("//"))
         .unwrap_or("/console/users")

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod group_lookup;
 pub mod integrations;
 pub mod invites;
+pub mod method_delete;
 pub mod preflight;
 pub mod provisioning;
 pub mod status_check;

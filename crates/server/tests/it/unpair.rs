@@ -22,7 +22,7 @@ use crate::provisioning::{
 use crate::support::{self, Harness};
 
 /// Another vendor's security key the users hold, which keybridge must leave alone.
-const OTHER_AAGUID: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+pub(crate) const OTHER_AAGUID: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
 
 /// Two quick attempts per Graph request, so that a lost answer reaches the job soon.
 fn quick_graph_retries(options: &mut ServerOptions) {
@@ -112,7 +112,7 @@ async fn wait_for_groups(h: &Harness, integration_id: &str, object_id: &str, wan
 
 /// Pairs the user's phone and registers its passkey in Entra; the user also holds another
 /// vendor's key. Returns the phone.
-async fn paired_with_entra(h: &Harness, integration_id: &str, user_id: &str) -> Phone {
+pub(crate) async fn paired_with_entra(h: &Harness, integration_id: &str, user_id: &str) -> Phone {
     let object_id = h
         .store
         .users()
