@@ -3,8 +3,10 @@
 //!
 //! The page shows the pairing session of [`pairing::new_session`] as a QR code (inline SVG),
 //! the 6-character fallback code and the server address to type with it, a countdown and the
-//! live status of the enrolment. A small script of our own (`/assets/device-manager.js`, no
-//! inline script or style, so the page runs under a strict CSP) renews the code before it
+//! live status of the enrolment, styled by the console's stylesheet (one look, one file:
+//! [`crate::console::assets::css_url`]). A small script of our own
+//! (`/assets/device-manager.js`, no inline script or style, so the page runs under a strict
+//! CSP) renews the code before it
 //! expires (`/invite/{token}/code`, an HTML fragment) and polls `/invite/{token}/status`.
 //! Without the script the page still works for one code and says to reload for another.
 //!
@@ -32,8 +34,6 @@ use crate::services::provisioning;
 
 /// The page's script.
 const SCRIPT: &str = include_str!("../assets/device-manager.js");
-/// The page's stylesheet.
-const STYLESHEET: &str = include_str!("../assets/device-manager.css");
 
 /// The Content-Security-Policy of every page here: nothing but our own script, stylesheet
 /// and same-origin requests.
@@ -48,7 +48,6 @@ pub fn router() -> Router<App> {
         .route("/invite/{token}/code", get(code_fragment))
         .route("/invite/{token}/status", get(status))
         .route("/assets/device-manager.js", get(script))
-        .route("/assets/device-manager.css", get(stylesheet))
 }
 
 /// The QR code, the short code and the countdown: one pairing session.
@@ -369,10 +368,6 @@ pub fn enrolment_status(
 
 async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
-}
-
-async fn stylesheet() -> Response {
-    asset("text/css; charset=utf-8", STYLESHEET)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

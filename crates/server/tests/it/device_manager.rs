@@ -313,27 +313,58 @@ async fn links_that_cannot_pair_get_a_page_that_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_script_and_stylesheet_are_served_as_what_they_are() {
-    let h = support::start(Backend::Sqlite).await;
-    for (path, kind, needle) in [
-        (
-            "/assets/device-manager.js",
-            "text/javascript",
-            "data-status-url",
-        ),
-        ("/assets/device-manager.css", "text/css", ".qr-code"),
-    ] {
-        let response = h.http.get(h.url(path)).send().await.expect("sent");
-        assert_eq!(response.status().as_u16(), 200, "{path}");
-        let content_type = response.headers()["content-type"]
+    let h = support::start_reachable(Backend::Sqlite).await;
+    let response = h
+        .http
+        .get(h.url("/assets/device-manager.js"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
             .to_str()
             .expect("header")
-            .to_owned();
-        assert!(content_type.starts_with(kind), "{path}: {content_type}");
-        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
-        assert!(
-            response.text().await.expect("body").contains(needle),
-            "{path}"
-        );
-    }
+            .starts_with("text/javascript")
+    );
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("data-status-url")
+    );
+    // The page's one stylesheet is the console's (one look, no second copy of the rules).
+    let (_, token) = invited_user(&h).await;
+    let page = get_page(&h, &format!("/invite/{token}")).await;
+    let links: Vec<&str> = page
+        .body
+        .split("<link rel=\"stylesheet\" href=\"")
+        .skip(1)
+        .collect();
+    assert_eq!(links.len(), 1, "{}", page.body);
+    let href = &links[0][..links[0].find('"').expect("end")];
+    assert!(
+        href.starts_with("/console/static/console-") && href.ends_with(".css"),
+        "{href}"
+    );
+    let response = h.http.get(h.url(href)).send().await.expect("sent");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("header")
+            .starts_with("text/css")
+    );
+    let css = response.text().await.expect("body");
+    assert!(css.contains(".qr-code") && css.contains(".topbar"), "{css}");
+    let old = h
+        .http
+        .get(h.url("/assets/device-manager.css"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(old.status().as_u16(), 404);
     h.stop().await;
 }
