@@ -23,18 +23,16 @@
 
 #![allow(clippy::expect_used, missing_docs)]
 
+#[path = "support/config.rs"]
+mod bench_config;
+
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keybridge_authenticator::{
     Approval, ApprovalRequest, AttestationPreference, Authenticator, CreationOptions, Declined,
     MakeCredentialSettings, MemoryStore, OriginPolicy,
-};
-use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
-    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
 };
 use keybridge_core::{EntraStatus, UserState};
 use keybridge_device_protocol::{
@@ -376,43 +374,10 @@ async fn run(n: usize) {
     )
     .await
     .expect("store");
-    let config = Config {
-        data_dir: dir.path().join("server"),
-        database: DatabaseConfig {
-            url,
-            max_connections: 5,
-        },
-        secrets: SecretsConfig {
-            current: SecretKeySource::File(dir.path().join("key")),
-            previous_key_files: Vec::new(),
-        },
-        server: ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
-            tls_cert: None,
-            tls_key: None,
-        },
-        entra: EntraConfig {
-            cloud: EntraCloud::Global,
-            ca_file: None,
-            authentication_requests_per_10s: None,
-            fido2_pacing: Fido2Pacing::Auto,
-        },
-        jobs: JobsConfig {
-            workers,
-            max_attempts: 10,
-            lease_seconds: 60,
-        },
-        console: ConsoleConfig {
-            session_idle: Duration::from_secs(900),
-            session_max: Duration::from_secs(8 * 3600),
-        },
-        log: LogConfig {
-            format: LogFormat::Pretty,
-            level: std::env::var("KB_BENCH_LOG").unwrap_or_else(|_| "error".to_owned()),
-        },
-        smtp: None,
-    };
+    let mut config = bench_config::server_config(dir.path(), &url);
+    config.jobs.workers = workers;
+    config.jobs.max_attempts = 10;
+    config.log.level = std::env::var("KB_BENCH_LOG").unwrap_or_else(|_| "error".to_owned());
     std::fs::create_dir_all(&config.data_dir).expect("dir");
     if std::env::var_os("KB_BENCH_LOG").is_some() {
         keybridge_server::logging::init(&config.log);

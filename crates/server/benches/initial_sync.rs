@@ -6,13 +6,11 @@
 
 #![allow(clippy::expect_used, missing_docs)]
 
-use std::net::SocketAddr;
+#[path = "support/config.rs"]
+mod bench_config;
+
 use std::time::{Duration, Instant};
 
-use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
-    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
-};
 use keybridge_entra_sim::{EntraSim, SimConfig};
 use keybridge_graph::Cloud;
 use keybridge_server::{GraphSettings, Server, ServerOptions};
@@ -58,44 +56,10 @@ async fn run(users: usize) {
     )
     .await
     .expect("store");
-    let config = Config {
-        data_dir: dir.path().join("server"),
-        database: DatabaseConfig {
-            url,
-            max_connections: 5,
-        },
-        secrets: SecretsConfig {
-            current: SecretKeySource::File(dir.path().join("key")),
-            previous_key_files: Vec::new(),
-        },
-        server: ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
-            tls_cert: None,
-            tls_key: None,
-        },
-        // The benchmark hands the server entra-sim's endpoints through `ServerOptions::graph`.
-        entra: EntraConfig {
-            cloud: EntraCloud::Global,
-            ca_file: None,
-            authentication_requests_per_10s: None,
-            fido2_pacing: Fido2Pacing::Auto,
-        },
-        jobs: JobsConfig {
-            workers: 2,
-            max_attempts: 3,
-            lease_seconds: 60,
-        },
-        console: ConsoleConfig {
-            session_idle: Duration::from_secs(30 * 60),
-            session_max: Duration::from_secs(12 * 3600),
-        },
-        log: LogConfig {
-            format: LogFormat::Pretty,
-            level: "warn".to_owned(),
-        },
-        smtp: None,
-    };
+    // The benchmark hands the server entra-sim's endpoints through `ServerOptions::graph`.
+    let mut config = bench_config::server_config(dir.path(), &url);
+    config.jobs.workers = 2;
+    config.log.level = "warn".to_owned();
     std::fs::create_dir_all(&config.data_dir).expect("dir");
     let options = ServerOptions {
         graph: GraphSettings {

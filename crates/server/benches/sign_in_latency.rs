@@ -13,15 +13,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
-use std::net::SocketAddr;
+#[path = "support/config.rs"]
+mod bench_config;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
-    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
-};
 use keybridge_device_protocol::{
     ENTRA_RP_ID, IdentityKey, InboxPage, ProtocolVersion, RefusalReason, RequestAnswer,
     RequestTarget, SignInBinding, SignInStart, SignedHeaders, SignerKind,
@@ -287,43 +285,8 @@ async fn run(backend: Backend, others: usize, samples: usize) {
         key: workstation_key,
     };
 
-    let config = Config {
-        data_dir: dir.path().join("server"),
-        database: DatabaseConfig {
-            url,
-            max_connections: 5,
-        },
-        secrets: SecretsConfig {
-            current: SecretKeySource::File(dir.path().join("key")),
-            previous_key_files: Vec::new(),
-        },
-        server: ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
-            tls_cert: None,
-            tls_key: None,
-        },
-        entra: EntraConfig {
-            cloud: EntraCloud::Global,
-            ca_file: None,
-            authentication_requests_per_10s: None,
-            fido2_pacing: Fido2Pacing::Auto,
-        },
-        jobs: JobsConfig {
-            workers: 1,
-            max_attempts: 3,
-            lease_seconds: 30,
-        },
-        console: ConsoleConfig {
-            session_idle: Duration::from_secs(30 * 60),
-            session_max: Duration::from_secs(12 * 3600),
-        },
-        log: LogConfig {
-            format: LogFormat::Pretty,
-            level: "error".to_owned(),
-        },
-        smtp: None,
-    };
+    let mut config = bench_config::server_config(dir.path(), &url);
+    config.jobs.lease_seconds = 30;
     let server = Server::start(config, store.clone(), ServerOptions::default())
         .await
         .expect("server");

@@ -1,13 +1,12 @@
 //! What the user list benchmarks share: the 100,000-user database, the running server on it
 //! and the HTTPS client that talks to it.
 
-use std::net::SocketAddr;
+mod config;
+
+pub use config::server_config;
+
 use std::time::Duration;
 
-use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
-    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
-};
 use keybridge_core::UserState;
 use keybridge_server::{RunningServer, Server, ServerOptions};
 use keybridge_store::{
@@ -82,46 +81,6 @@ async fn seed(store: &Store, users: usize) -> String {
     integration
 }
 
-fn config(dir: &std::path::Path, url: &str) -> Config {
-    Config {
-        data_dir: dir.join("server"),
-        database: DatabaseConfig {
-            url: url.to_owned(),
-            max_connections: 5,
-        },
-        secrets: SecretsConfig {
-            current: SecretKeySource::File(dir.join("key")),
-            previous_key_files: Vec::new(),
-        },
-        server: ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
-            tls_cert: None,
-            tls_key: None,
-        },
-        entra: EntraConfig {
-            cloud: EntraCloud::Global,
-            ca_file: None,
-            authentication_requests_per_10s: None,
-            fido2_pacing: Fido2Pacing::Auto,
-        },
-        jobs: JobsConfig {
-            workers: 1,
-            max_attempts: 3,
-            lease_seconds: 60,
-        },
-        console: ConsoleConfig {
-            session_idle: Duration::from_secs(3600),
-            session_max: Duration::from_secs(8 * 3600),
-        },
-        log: LogConfig {
-            format: LogFormat::Pretty,
-            level: "error".to_owned(),
-        },
-        smtp: None,
-    }
-}
-
 /// The seeded database with the server running on it.
 pub struct Bench {
     /// The store (the benchmark's own pool, beside the server's).
@@ -158,7 +117,7 @@ impl Bench {
             .await
             .expect("maintenance");
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = config(dir.path(), url);
+        let config = server_config(dir.path(), url);
         std::fs::create_dir_all(&config.data_dir).expect("dir");
         let options = ServerOptions {
             run_workers: false,
