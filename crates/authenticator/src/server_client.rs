@@ -74,6 +74,15 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Whether trying the same call again later may succeed: the server could not be reached
+    /// (down, restarting, a broken connection) or failed on its side (5xx).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unreachable { .. } | ClientError::Refused { status: 500.., .. }
+        )
+    }
+
     /// Whether the server no longer knows this device (unpaired by an admin or the device).
     pub fn is_unknown_device(&self) -> bool {
         matches!(self, ClientError::Refused { code, .. } if code == "unknown_device")

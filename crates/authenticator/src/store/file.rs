@@ -39,6 +39,9 @@ const OLDEST_CONTENTS_VERSION: u32 = 1;
 /// while a request can still be valid.
 pub const MAX_ANSWERED_REQUESTS: usize = 1_000;
 
+/// How many of the newest answered requests keep their answer until the server confirms it.
+pub const MAX_UNSENT_ANSWERS: usize = 16;
+
 /// The encrypted on-disk key store. Open means unlocked and locked against other processes.
 pub struct FileStore {
     dir: PathBuf,
@@ -290,10 +293,27 @@ impl FileStore {
         self.answered_requests.iter().any(|a| a.id == request_id)
     }
 
-    /// Records that `request_id` was answered, on disk before this returns, so that the device
-    /// never signs the same request twice, even when the server sends it again. The newest
-    /// [`MAX_ANSWERED_REQUESTS`] are kept.
-    pub fn record_answered(&mut self, request_id: &str, at: i64) -> Result<(), StoreError> {
+    /// The answer to `request_id` that was recorded but not yet confirmed as received by the
+    /// server: sent again, byte for byte, when the server asks again (a crash or a broken
+    /// connection lost it), so that a request is answered without ever being signed twice.
+    pub fn unsent_answer(&self, request_id: &str) -> Option<&str> {
+        self.answered_requests
+            .iter()
+            .find(|a| a.id == request_id)
+            .and_then(|a| a.unsent_answer.as_deref())
+    }
+
+    /// Records that `request_id` was answered with `answer` (the bytes to send), on disk before
+    /// this returns, so that the device never signs the same request twice, even when the
+    /// server sends it again; the answer is kept until [`FileStore::record_answer_received`].
+    /// The newest [`MAX_ANSWERED_REQUESTS`] ids are kept, and unsent answers only for the newest
+    /// [`MAX_UNSENT_ANSWERS`] of them (older requests have long expired on the server).
+    pub fn record_answered(
+        &mut self,
+        request_id: &str,
+        at: i64,
+        answer: &str,
+    ) -> Result<(), StoreError> {
         if self.was_answered(request_id) {
             return Ok(());
         }
@@ -301,13 +321,40 @@ impl FileStore {
         self.answered_requests.push(AnsweredRequest {
             id: request_id.to_owned(),
             at,
+            unsent_answer: Some(answer.to_owned()),
         });
         if self.answered_requests.len() > MAX_ANSWERED_REQUESTS {
             let excess = self.answered_requests.len() - MAX_ANSWERED_REQUESTS;
             self.answered_requests.drain(..excess);
         }
+        let keep_from = self
+            .answered_requests
+            .len()
+            .saturating_sub(MAX_UNSENT_ANSWERS);
+        for old in &mut self.answered_requests[..keep_from] {
+            old.unsent_answer = None;
+        }
         if let Err(error) = self.persist() {
             self.answered_requests = previous;
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Records that the server has the answer to `request_id` (it took it, or it says the request
+    /// was answered or has ended): the kept bytes are dropped. Nothing is written when there
+    /// were none.
+    pub fn record_answer_received(&mut self, request_id: &str) -> Result<(), StoreError> {
+        let Some(index) = self
+            .answered_requests
+            .iter()
+            .position(|a| a.id == request_id && a.unsent_answer.is_some())
+        else {
+            return Ok(());
+        };
+        let kept = self.answered_requests[index].unsent_answer.take();
+        if let Err(error) = self.persist() {
+            self.answered_requests[index].unsent_answer = kept;
             return Err(error);
         }
         Ok(())
@@ -562,6 +609,9 @@ struct PersistedWorkstation {
 struct AnsweredRequest {
     id: String,
     at: i64,
+    /// The answer until the server confirmed it; absent in stores written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unsent_answer: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -805,27 +855,76 @@ mod tests {
         let mut store = FileStore::create(&path, "123456", None, KdfParams::insecure_for_tests())
             .expect("created");
         assert!(!store.was_answered("request-1"));
-        store.record_answered("request-1", 10).expect("recorded");
         store
-            .record_answered("request-1", 11)
+            .record_answered("request-1", 10, "first")
+            .expect("recorded");
+        store
+            .record_answered("request-1", 11, "second")
             .expect("recorded once");
         drop(store);
         let mut store = FileStore::open(&path, "123456").expect("opened");
         assert!(store.was_answered("request-1"));
         assert!(!store.was_answered("request-2"));
+        assert_eq!(
+            store.unsent_answer("request-1"),
+            Some("first"),
+            "the first answer is kept, never replaced"
+        );
         for n in 0..MAX_ANSWERED_REQUESTS {
             store.answered_requests.push(AnsweredRequest {
                 id: format!("bulk-{n}"),
                 at: 0,
+                unsent_answer: Some(format!("answer-{n}")),
             });
         }
-        store.record_answered("newest", 12).expect("recorded");
+        store
+            .record_answered("newest", 12, "latest")
+            .expect("recorded");
         assert_eq!(store.answered_requests.len(), MAX_ANSWERED_REQUESTS);
         assert!(
             !store.was_answered("request-1"),
             "the oldest is forgotten first"
         );
         assert!(store.was_answered("newest"));
+        let kept = store
+            .answered_requests
+            .iter()
+            .filter(|a| a.unsent_answer.is_some())
+            .count();
+        assert_eq!(kept, MAX_UNSENT_ANSWERS, "only the newest keep their bytes");
+        assert_eq!(store.unsent_answer("newest"), Some("latest"));
+        assert_eq!(store.unsent_answer("bulk-0"), None);
+    }
+
+    #[test]
+    fn an_unsent_answer_survives_reopening_until_the_server_has_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store");
+        let mut store = FileStore::create(&path, "123456", None, KdfParams::insecure_for_tests())
+            .expect("created");
+        store
+            .record_answered("request-1", 10, r#"{"answer":"approved"}"#)
+            .expect("recorded");
+        drop(store);
+        // The process died before the server confirmed the answer: it is still there.
+        let mut store = FileStore::open(&path, "123456").expect("opened");
+        assert_eq!(
+            store.unsent_answer("request-1"),
+            Some(r#"{"answer":"approved"}"#)
+        );
+        store
+            .record_answer_received("request-1")
+            .expect("confirmed");
+        store
+            .record_answer_received("request-1")
+            .expect("confirming twice is harmless");
+        store
+            .record_answer_received("never-seen")
+            .expect("an unknown id is harmless");
+        drop(store);
+        let store = FileStore::open(&path, "123456").expect("opened");
+        assert!(store.was_answered("request-1"), "still never signed again");
+        assert_eq!(store.unsent_answer("request-1"), None);
     }
 
     #[test]

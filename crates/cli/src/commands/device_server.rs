@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use anyhow::{Context as _, bail};
-use keybridge_authenticator::server_client::{DeviceIdentity, ServerClient};
+use keybridge_authenticator::server_client::{ClientError, DeviceIdentity, ServerClient};
 use keybridge_authenticator::{
     AccountSelector, AccountSummary, AttestationPreference, Authenticator, AuthenticatorError,
     CreationOptions, FileStore, MakeCredentialSettings, RequestOptions, ServerPairing,
@@ -451,7 +451,11 @@ fn renew_recovery_pins(
     Ok(())
 }
 
-/// Polls the inbox of every pairing and answers what arrives.
+/// The longest pause between tries while the server cannot be reached.
+const MAX_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Polls the inbox of every pairing and answers what arrives. Without `--once` it keeps going
+/// while the server is down or restarting, trying again with a growing pause.
 pub fn inbox(args: &InboxArgs, store_pin: &str) -> anyhow::Result<String> {
     let store = open_store(&args.store, store_pin)?;
     let pairings: Vec<ServerPairing> = store.pairings().to_vec();
@@ -468,46 +472,36 @@ pub fn inbox(args: &InboxArgs, store_pin: &str) -> anyhow::Result<String> {
     let wait = if paired.len() == 1 { args.wait } else { 0 };
     let runtime = runtime()?;
     let mut answered = 0usize;
+    let mut retry_pause = std::time::Duration::from_secs(1);
     loop {
         let mut skipped_any = false;
+        let mut round = Ok(());
         for pairing in &paired {
-            if let Some(opened) = store.as_ref()
-                && let Err(error) = renew_recovery_pins(&runtime, pairing, opened)
-            {
-                println!("Could not renew a recovery PIN: {error}");
+            round = inbox_round(
+                args,
+                &runtime,
+                &mut store,
+                pairing,
+                wait,
+                &mut answered,
+                &mut skipped_any,
+            );
+            if round.is_err() {
+                break;
             }
-            let page = runtime.block_on(pairing.client.inbox(&pairing.identity, wait))?;
-            for item in page.requests {
-                let id = item.request.request_id();
-                let id_text = id.hyphenated().to_string();
-                let opened = store
-                    .as_mut()
-                    .context("the key store is not open; run the command again")?;
-                if opened.was_answered(&id_text) {
-                    // Never sign a request twice, whatever the server sends.
-                    println!("Skipped request {id_text}: this device answered it already.");
-                    skipped_any = true;
-                    continue;
-                }
-                let (answer, line) = handle(
-                    args,
-                    &mut store,
-                    &pairing.device_id,
-                    &pairing.account,
-                    &item.request,
-                )?;
-                store
-                    .as_mut()
-                    .context("the key store is not open; run the command again")?
-                    .record_answered(&id_text, OffsetDateTime::now_utc().unix_timestamp())?;
-                runtime.block_on(
-                    pairing
-                        .client
-                        .answer(&pairing.identity, &RequestAnswer::new(id, answer)),
-                )?;
-                println!("{line}");
-                answered += 1;
+        }
+        match round {
+            Ok(()) => retry_pause = std::time::Duration::from_secs(1),
+            Err(error) if !args.once && is_transient(&error) => {
+                println!(
+                    "{error:#}; trying again in {} s (an answer not yet received is kept and sent again).",
+                    retry_pause.as_secs()
+                );
+                std::thread::sleep(retry_pause);
+                retry_pause = (retry_pause * 2).min(MAX_RETRY_PAUSE);
+                continue;
             }
+            Err(error) => return Err(error),
         }
         if args.once {
             break;
@@ -519,6 +513,92 @@ pub fn inbox(args: &InboxArgs, store_pin: &str) -> anyhow::Result<String> {
         }
     }
     Ok(format!("{answered} request(s) answered.\n"))
+}
+
+/// Whether `error` is the server being unreachable or failing on its side for a while.
+fn is_transient(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<ClientError>()
+        .is_some_and(ClientError::is_transient)
+}
+
+/// One poll of `pairing`'s inbox, answering each request that came.
+///
+/// An answer is kept in the store before it is sent and dropped once the server has it, so a
+/// crash or a broken connection in between never loses it and never signs the request twice:
+/// when the server asks again, the same bytes are sent again.
+fn inbox_round(
+    args: &InboxArgs,
+    runtime: &tokio::runtime::Runtime,
+    store: &mut Option<FileStore>,
+    pairing: &Paired,
+    wait: u64,
+    answered: &mut usize,
+    skipped_any: &mut bool,
+) -> anyhow::Result<()> {
+    if let Some(opened) = store.as_ref()
+        && let Err(error) = renew_recovery_pins(runtime, pairing, opened)
+    {
+        println!("Could not renew a recovery PIN: {error}");
+    }
+    let page = runtime.block_on(pairing.client.inbox(&pairing.identity, wait))?;
+    for item in page.requests {
+        let id = item.request.request_id();
+        let id_text = id.hyphenated().to_string();
+        let opened = store
+            .as_mut()
+            .context("the key store is not open; run the command again")?;
+        let (answer, line) = if opened.was_answered(&id_text) {
+            let Some(kept) = opened.unsent_answer(&id_text) else {
+                // Never sign a request twice, whatever the server sends.
+                println!("Skipped request {id_text}: this device answered it already.");
+                *skipped_any = true;
+                continue;
+            };
+            let answer: RequestAnswer = serde_json::from_str(kept)
+                .with_context(|| format!("the answer kept for request {id_text} cannot be read"))?;
+            (
+                answer,
+                format!(
+                    "Sent the answer to request {id_text} again: the server had not received it."
+                ),
+            )
+        } else {
+            let (answer, line) = handle(
+                args,
+                store,
+                &pairing.device_id,
+                &pairing.account,
+                &item.request,
+            )?;
+            let answer = RequestAnswer::new(id, answer);
+            let bytes = serde_json::to_string(&answer).context("cannot encode the answer")?;
+            store
+                .as_mut()
+                .context("the key store is not open; run the command again")?
+                .record_answered(&id_text, OffsetDateTime::now_utc().unix_timestamp(), &bytes)?;
+            (answer, line)
+        };
+        match runtime.block_on(pairing.client.answer(&pairing.identity, &answer)) {
+            Ok(()) => {
+                println!("{line}");
+                *answered += 1;
+            }
+            Err(error @ ClientError::Refused { .. })
+                if !error.is_transient() && !error.is_unknown_device() =>
+            {
+                // Answered already (a lost confirmation), expired or not fitting: the same
+                // bytes would be refused again.
+                println!("The server did not take the answer to request {id_text}: {error}");
+            }
+            Err(error) => return Err(error.into()),
+        }
+        store
+            .as_mut()
+            .context("the key store is not open; run the command again")?
+            .record_answer_received(&id_text)?;
+    }
+    Ok(())
 }
 
 /// Unpairs from the server and deletes the device key.

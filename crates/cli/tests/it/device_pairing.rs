@@ -344,16 +344,37 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
     let foreign_request = uuid::Uuid::now_v7();
     // A request this phone answered before (as if the server sent it again): never signed twice.
     let replayed_request = uuid::Uuid::now_v7();
+    // A request this phone answered while the server was down (the answer never arrived): the
+    // kept answer is sent again as it was, without signing anything anew.
+    let lost_answer_request = uuid::Uuid::now_v7();
+    let kept_answer = keybridge_device_protocol::RequestAnswer::new(
+        lost_answer_request,
+        keybridge_device_protocol::Answer::Refused {
+            reason: keybridge_device_protocol::RefusalReason::UserDeclined,
+            message: "declined before the server went down".to_owned(),
+        },
+    );
     {
         let mut phone =
             keybridge_authenticator::FileStore::open(std::path::Path::new(store_path), STORE_PIN)
                 .unwrap();
         phone
-            .record_answered(&replayed_request.to_string(), 0)
+            .record_answered(&replayed_request.to_string(), 0, "{}")
+            .unwrap();
+        phone
+            .record_answer_received(&replayed_request.to_string())
+            .unwrap();
+        phone
+            .record_answered(
+                &lost_answer_request.to_string(),
+                0,
+                &serde_json::to_string(&kept_answer).unwrap(),
+            )
             .unwrap();
     }
     for (id, rp) in [
         (replayed_request, "login.microsoft.com"),
+        (lost_answer_request, "login.microsoft.com"),
         (entra_request, "login.microsoft.com"),
         (foreign_request, "evil.example"),
     ] {
@@ -393,7 +414,13 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
         "{printed}"
     );
     assert!(printed.contains("Refused a request"), "{printed}");
-    assert!(printed.contains("2 request(s) answered."), "{printed}");
+    assert!(printed.contains("3 request(s) answered."), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "Sent the answer to request {lost_answer_request} again"
+        )),
+        "{printed}"
+    );
     assert!(
         printed.contains(&format!("Skipped request {replayed_request}")),
         "{printed}"
@@ -434,6 +461,26 @@ async fn a_phone_pairs_through_the_qr_payload_and_unpairs() {
         .unwrap();
     assert_eq!(refused.status, keybridge_store::DeviceRequestStatus::Denied);
     assert_eq!(refused.response.unwrap()["reason"], "foreign_relying_party");
+    let resent = store
+        .device_requests()
+        .get(&lost_answer_request.to_string())
+        .await
+        .unwrap();
+    assert_eq!(resent.status, keybridge_store::DeviceRequestStatus::Denied);
+    assert_eq!(
+        resent.response.unwrap(),
+        serde_json::to_value(&kept_answer).unwrap(),
+        "the kept bytes, not a new answer"
+    );
+    let phone =
+        keybridge_authenticator::FileStore::open(std::path::Path::new(store_path), STORE_PIN)
+            .unwrap();
+    assert_eq!(
+        phone.unsent_answer(&lost_answer_request.to_string()),
+        None,
+        "dropped once the server had it"
+    );
+    drop(phone);
     store.close().await;
 
     // Unpair: back to Pending with the warning, and the device key is gone.
