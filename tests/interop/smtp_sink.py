@@ -2,7 +2,8 @@
 
 Listens on 127.0.0.1:PORT, optionally offering STARTTLS (and then requiring it) with the
 given certificate chain and key. Recipients whose local part starts with "refused" are
-refused with 550; every accepted message is written to DIR as one JSON file
+refused with 550; those starting with "busy" get 451 (try again later) the first time and
+are accepted after that, as a greylisting relay does; every accepted message is written to DIR as one JSON file
 ({"mail_from", "rcpt_tos", "data"}). Prints "ready" once it accepts connections and runs
 until its standard input closes.
 """
@@ -20,10 +21,14 @@ from aiosmtpd.controller import Controller
 class Sink:
     def __init__(self, out_dir):
         self.out_dir = out_dir
+        self.greylisted = set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower().startswith("refused"):
             return "550 5.1.1 <%s>: recipient address rejected: mailbox unavailable" % address
+        if address.lower().startswith("busy") and address.lower() not in self.greylisted:
+            self.greylisted.add(address.lower())
+            return "451 4.7.1 <%s>: greylisted, try again later" % address
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -1,6 +1,7 @@
 //! A real SMTP server for tests: `tests/interop/smtp_sink.py` (aiosmtpd from PyPI, in the
 //! interop virtualenv) run as a child process on a free loopback port. Recipients whose
-//! address starts with `refused` get a 550; every accepted message is kept as a file and
+//! address starts with `refused` get a 550, those starting with `busy` a 451 the first time
+//! (greylisting) and a 250 after that; every accepted message is kept as a file and
 //! read back with [`SmtpSink::messages`]. The child ends when the sink is dropped.
 
 use std::io::{BufRead as _, BufReader};

@@ -162,9 +162,18 @@ pub(crate) fn email_event(actor: &str, user: &User, invite_id: &str) -> NewAudit
         .details(serde_json::json!({ "invite_id": invite_id, "to": recipient(user) }))
 }
 
+/// Pauses before trying a single invitation's e-mail again after a transient failure (the relay
+/// asked to try later, or could not be reached): a greylisting or restarting relay is usually
+/// back within seconds, and the admin is waiting for the answer.
+const EMAIL_RETRY_PAUSES: [std::time::Duration; 2] = [
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(3),
+];
+
 /// Invites one user and, when SMTP is configured, e-mails the link instead of showing it.
-/// A refused or failed e-mail is a 502 naming the reason; the invitation stays open, and
-/// inviting the user again sends a new one.
+/// A transient failure is tried again after each of [`EMAIL_RETRY_PAUSES`]; a refused or still
+/// failing e-mail is a 502 naming the reason; the invitation stays open, and inviting the user
+/// again sends a new one.
 pub async fn invite_and_deliver(
     app: &App,
     user_id: &str,
@@ -188,7 +197,17 @@ pub async fn invite_and_deliver(
     };
     let store = app.store();
     let mail = invitation(&user, &integration, &invited.link, expires_at);
-    if let Err(error) = mailer.send_invitation(&mail).await {
+    let mut pauses = EMAIL_RETRY_PAUSES.iter();
+    let sent = loop {
+        match mailer.send_invitation(&mail).await {
+            Err(error) if error.is_transient() => match pauses.next() {
+                Some(pause) => tokio::time::sleep(*pause).await,
+                None => break Err(error),
+            },
+            other => break other,
+        }
+    };
+    if let Err(error) = sent {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "email_failed",

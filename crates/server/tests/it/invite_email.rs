@@ -230,7 +230,8 @@ async fn plain_smtp_to_a_loopback_relay(backend: Backend) {
     let sink = SmtpSink::start();
     let h = support::start_with_smtp(backend, smtp(sink.port, SmtpSecurity::None, None)).await;
     let integration_id = integration(&h).await;
-    let ada = &members(&h, &integration_id, 1).await[0];
+    let users = members(&h, &integration_id, 2).await;
+    let ada = &users[0];
     invite(&h, &ada.0).await;
     let mails = sink.wait_for(1);
     assert_eq!(mails.len(), 1);
@@ -242,6 +243,23 @@ async fn plain_smtp_to_a_loopback_relay(backend: Backend) {
         .await
         .expect("page");
     assert_eq!(page.status(), 200);
+
+    // A greylisting relay (451 the first time): the single invite tries again and the admin
+    // gets the e-mail sent, not an error.
+    let grey = &users[1];
+    set_email(&h, &grey.0, "busy.grey@contoso.com").await;
+    let invited = invite(&h, &grey.0).await;
+    assert_eq!(invited["sent_to"], "busy.grey@contoso.com", "{invited}");
+    let mails = sink.wait_for(2);
+    assert_eq!(mails.len(), 2, "one e-mail each");
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| m.rcpt_tos == ["busy.grey@contoso.com"])
+            .count(),
+        1,
+        "{mails:?}"
+    );
     h.stop().await;
 }
 
