@@ -307,7 +307,7 @@ impl FileStore {
     /// this returns, so that the device never signs the same request twice, even when the
     /// server sends it again; the answer is kept until [`FileStore::record_answer_received`].
     /// The newest [`MAX_ANSWERED_REQUESTS`] ids are kept, and unsent answers only for the newest
-    /// [`MAX_UNSENT_ANSWERS`] of them (older requests have long expired on the server).
+    /// `MAX_UNSENT_ANSWERS` of them (older requests have long expired on the server).
     pub fn record_answered(
         &mut self,
         request_id: &str,

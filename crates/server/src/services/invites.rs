@@ -171,7 +171,7 @@ const EMAIL_RETRY_PAUSES: [std::time::Duration; 2] = [
 ];
 
 /// Invites one user and, when SMTP is configured, e-mails the link instead of showing it.
-/// A transient failure is tried again after each of [`EMAIL_RETRY_PAUSES`]; a refused or still
+/// A transient failure is tried again after each of `EMAIL_RETRY_PAUSES`; a refused or still
 /// failing e-mail is a 502 naming the reason; the invitation stays open, and inviting the user
 /// again sends a new one.
 pub async fn invite_and_deliver(
