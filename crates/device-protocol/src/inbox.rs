@@ -165,6 +165,29 @@ pub enum RefusalReason {
     Other,
 }
 
+impl RefusalReason {
+    /// The reason as the protocol spells it (`user_declined`, `bad_binding`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::UserDeclined => "user_declined",
+            RefusalReason::ForeignRelyingParty => "foreign_relying_party",
+            RefusalReason::ForeignAccount => "foreign_account",
+            RefusalReason::Expired => "expired",
+            RefusalReason::BadBinding => "bad_binding",
+            RefusalReason::UnknownWorkstation => "unknown_workstation",
+            RefusalReason::MalformedRequest => "malformed_request",
+            RefusalReason::AuthenticatorFailed => "authenticator_failed",
+            RefusalReason::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for RefusalReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The phone's answer to one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
@@ -721,6 +744,26 @@ mod tests {
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-25 14:00:00 UTC);
+
+    #[test]
+    fn refusal_reasons_print_as_the_wire_spells_them() {
+        for reason in [
+            RefusalReason::UserDeclined,
+            RefusalReason::ForeignRelyingParty,
+            RefusalReason::ForeignAccount,
+            RefusalReason::Expired,
+            RefusalReason::BadBinding,
+            RefusalReason::UnknownWorkstation,
+            RefusalReason::MalformedRequest,
+            RefusalReason::AuthenticatorFailed,
+            RefusalReason::Other,
+        ] {
+            assert_eq!(
+                serde_json::to_value(reason).expect("encoded"),
+                json!(reason.to_string())
+            );
+        }
+    }
 
     fn ana() -> Account {
         Account {

@@ -78,7 +78,7 @@ pub enum Error {
     #[error("{0}")]
     AccountNotOnPhone(String),
     /// The phone, or its user, said no.
-    #[error("the sign-in was denied on the phone ({reason:?}): {message}")]
+    #[error("the sign-in was denied on the phone ({reason}): {message}")]
     Denied {
         /// Why.
         reason: RefusalReason,

@@ -218,7 +218,7 @@ async fn a_workstation_signs_in_through_the_phone() {
     let done = sign_in.wait_with_output().unwrap();
     assert_eq!(done.status.code(), Some(4), "{}", stderr(&done));
     assert!(
-        stderr(&done).contains("denied on the phone"),
+        stderr(&done).contains("denied on the phone (user_declined)"),
         "{}",
         stderr(&done)
     );
