@@ -146,6 +146,9 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Whether `/metrics` answers without an API token (for a scraper that cannot send one,
+    /// when the port is reachable only from trusted hosts). Off by default.
+    pub public_metrics: bool,
 }
 
 /// Which Microsoft cloud (or emulator) keybridge talks to.

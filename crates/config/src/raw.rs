@@ -92,6 +92,8 @@ pub struct RawServer {
     pub tls_cert: Option<PathBuf>,
     /// `server.tls_key`.
     pub tls_key: Option<PathBuf>,
+    /// `server.public_metrics`.
+    pub public_metrics: Option<bool>,
 }
 
 /// `[entra]` as written.
@@ -398,6 +400,7 @@ impl RawConfig {
                 public_url,
                 tls_cert: self.server.tls_cert.clone(),
                 tls_key: self.server.tls_key.clone(),
+                public_metrics: self.server.public_metrics.unwrap_or(false),
             },
             entra: EntraConfig {
                 cloud: entra_cloud,

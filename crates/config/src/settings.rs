@@ -30,6 +30,14 @@ fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
         .map_err(|_| format!("is {value:?}: expected a whole number"))
 }
 
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("is {value:?}: expected true or false")),
+    }
+}
+
 fn parse_paths(value: &str) -> Vec<PathBuf> {
     value
         .split(':')
@@ -155,6 +163,18 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
         is_set: |raw| raw.server.tls_key.is_some(),
+    },
+    Setting {
+        key: "server.public_metrics",
+        env: "KEYBRIDGE_SERVER_PUBLIC_METRICS",
+        doc: "Serve /metrics without an API token (true or false). Default: false, so a \
+              scraper sends `Authorization: Bearer` with an API token of any role (e.g. auditor).",
+        secret: false,
+        apply_env: |raw, v| {
+            raw.server.public_metrics = Some(parse_bool(v)?);
+            Ok(())
+        },
+        is_set: |raw| raw.server.public_metrics.is_some(),
     },
     Setting {
         key: "entra.cloud",

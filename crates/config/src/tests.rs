@@ -238,6 +238,7 @@ fn every_setting_round_trips_through_its_environment_variable() {
         ("server.public_url", "https://kb.example.com/"),
         ("server.tls_cert", "/c.pem"),
         ("server.tls_key", "/k.pem"),
+        ("server.public_metrics", "true"),
         ("entra.cloud", "china"),
         ("entra.authority_url", "https://localhost:9000"),
         ("entra.graph_url", "https://localhost:9000/v1.0"),
@@ -349,6 +350,29 @@ fn entra_defaults_to_the_global_cloud_and_takes_custom_endpoints() {
         config.entra.ca_file.as_deref(),
         Some(Path::new("/tmp/sim/ca.pem"))
     );
+}
+
+#[test]
+fn metrics_need_a_token_unless_made_public() {
+    assert!(!resolve_text("", &[]).unwrap().server.public_metrics);
+    let config = resolve_text("[server]\npublic_metrics = true\n", &[]).unwrap();
+    assert!(config.server.public_metrics);
+    let config = resolve_text(
+        "[server]\npublic_metrics = true\n",
+        &[("KEYBRIDGE_SERVER_PUBLIC_METRICS", "false")],
+    )
+    .unwrap();
+    assert!(!config.server.public_metrics, "env wins");
+    let errors =
+        messages(resolve_text("", &[("KEYBRIDGE_SERVER_PUBLIC_METRICS", "yes")]).unwrap_err());
+    assert!(
+        errors[0].contains("KEYBRIDGE_SERVER_PUBLIC_METRICS")
+            && errors[0].contains("expected true or false"),
+        "{}",
+        errors[0]
+    );
+    let errors = messages(resolve_text("[server]\npublic_metrics = \"yes\"\n", &[]).unwrap_err());
+    assert!(errors[0].contains("public_metrics"), "{}", errors[0]);
 }
 
 #[test]

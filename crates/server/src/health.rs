@@ -1,5 +1,6 @@
-//! `/healthz`, `/readyz` and `/metrics`: no authentication, for load balancers and
-//! Prometheus.
+//! `/healthz` and `/readyz` without authentication, for load balancers; `/metrics` for
+//! Prometheus, with an API token of any role unless `server.public_metrics` is on (the request
+//! counts by route and the job counts tell an outsider more than a load balancer needs).
 
 use axum::Json;
 use axum::Router;
@@ -11,6 +12,8 @@ use keybridge_store::SCHEMA_VERSION;
 use serde::Serialize;
 
 use crate::app::App;
+use crate::auth::AdminAuth;
+use crate::error::ApiError;
 use crate::metrics::JOBS;
 
 /// The health area's routes.
@@ -72,7 +75,13 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 /// Prometheus text exposition.
-async fn metrics_text(State(app): State<App>) -> Response {
+async fn metrics_text(
+    State(app): State<App>,
+    auth: Result<AdminAuth, ApiError>,
+) -> Result<Response, ApiError> {
+    if !app.config().server.public_metrics {
+        auth?;
+    }
     match app.store().jobs().counts().await {
         Ok(counts) => {
             for (state, value) in [
@@ -88,9 +97,9 @@ async fn metrics_text(State(app): State<App>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "metrics: job counts unavailable"),
     }
-    (
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics().render(),
     )
-        .into_response()
+        .into_response())
 }

@@ -145,7 +145,7 @@ pub fn document() -> Value {
     let mut paths = json!({
         "/healthz": {"get": op("The process is up", None, None, ("200", Some("Health")))},
         "/readyz": {"get": op("The database is reachable and migrated", None, None, ("200", Some("Health")))},
-        "/metrics": {"get": {"summary": "Prometheus text exposition", "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}}}},
+        "/metrics": {"get": {"summary": "Prometheus text exposition", "description": "Role: any (no token when `server.public_metrics` is on).", "security": [{"bearer": []}, {}], "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}, "401": {"description": "no valid API token"}}}},
         "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/api/v1/tokens": {
             "get": op("List API tokens (never their secrets)", Some("admin"), None, ("200", Some("TokenList"))),

@@ -69,7 +69,7 @@ pub enum DeviceCommand {
     /// code with the server's address and TLS pin.
     Pair(PairArgs),
     /// Wait for requests from the server (provision a passkey, approve a sign-in) and answer
-    /// them.
+    /// them; keeps going while the server is down, and re-sends an answer it did not receive.
     Inbox(InboxArgs),
     /// Unpair from the server: the server forgets this device and the user returns to
     /// Pending; the device key is deleted from the store.

@@ -538,6 +538,8 @@ fn inbox_round(
 ) -> anyhow::Result<()> {
     if let Some(opened) = store.as_ref()
         && let Err(error) = renew_recovery_pins(runtime, pairing, opened)
+        // An unreachable server is reported once, by the poll below.
+        && !is_transient(&error)
     {
         println!("Could not renew a recovery PIN: {error}");
     }

@@ -27,6 +27,7 @@ pub fn server_config(dir: &Path, url: &str) -> Config {
             public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
             tls_cert: None,
             tls_key: None,
+            public_metrics: false,
         },
         entra: EntraConfig {
             cloud: EntraCloud::Global,

@@ -54,9 +54,23 @@ async fn health_ready_metrics_and_request_ids() {
     let body: serde_json::Value = response.json().await.expect("json");
     assert_error(405, &body, 405, "method_not_allowed", None);
 
+    // Without a token /metrics is refused (it is not public by default); any role reads it.
+    let response = h.http.get(h.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "missing_token");
+    let response = h
+        .http
+        .get(h.url("/metrics"))
+        .bearer_auth("kbt_not-a-real-token")
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), 401);
     let metrics = h
         .http
         .get(h.url("/metrics"))
+        .bearer_auth(&h.admin_token)
         .send()
         .await
         .expect("metrics")
@@ -152,7 +166,7 @@ async fn every_documented_operation_is_routed() {
             .replace("{id}", "00000000-0000-4000-8000-000000000000")
             .replace("{token}", "kbv_unknown");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-        // Without a token: /api/v1 operations answer 401, the open ones 200 — never the
+        // Without a token: /api/v1 operations and /metrics answer 401, the open ones 200 — never the
         // fallback's 404 or a 405. The phone's and the invitation's endpoints refuse the
         // missing signature or unknown link with their own codes.
         let mut request = h.http.request(method.clone(), h.url(&concrete));
@@ -172,7 +186,9 @@ async fn every_documented_operation_is_routed() {
                     && !["not_found", "method_not_allowed"].contains(&code.as_str()),
                 "{method} {path}: {status} {body}"
             );
-        } else if path.starts_with("/api/v1/") && *path != "/api/v1/openapi.json" {
+        } else if (path.starts_with("/api/v1/") && *path != "/api/v1/openapi.json")
+            || *path == "/metrics"
+        {
             assert_eq!(status, 401, "{method} {path}");
             assert!(
                 response.headers().contains_key("www-authenticate"),

@@ -45,6 +45,7 @@ pub fn config(data_dir: &Path, database_url: &str) -> Config {
             public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
             tls_cert: None,
             tls_key: None,
+            public_metrics: false,
         },
         // The tests hand the server entra-sim's endpoints through `ServerOptions::graph`.
         entra: EntraConfig {
