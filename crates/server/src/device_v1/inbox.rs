@@ -133,8 +133,11 @@ pub async fn answer(
     );
     let response = serde_json::to_value(&answer)
         .map_err(|e| ApiError::internal(format!("cannot keep the answer: {e}")))?;
-    match app
-        .store()
+    // One transaction with the registration job and the audit event: a crash in between would
+    // leave an approved answer that nothing registers in Entra (the phone, told nothing, would
+    // not send it again, since the request is no longer in its inbox).
+    let mut tx = app.store().begin().await?;
+    match tx
         .device_requests()
         .answer(
             &id,
@@ -168,13 +171,11 @@ pub async fn answer(
     }
     if matches!(item.request, InboxRequest::ProvisionPasskey(_)) {
         // Entra is slow work: the registration (or the recording of a refusal) is a job.
-        app.store()
-            .jobs()
+        tx.jobs()
             .enqueue(app.attempts(provisioning::register_passkey(&id)))
             .await?;
     }
-    app.store()
-        .audit()
+    tx.audit()
         .append(
             meta.stamp(
                 NewAuditEvent::new(format!("phone:{}", auth.phone.id), "device.request.answer")
@@ -186,6 +187,7 @@ pub async fn answer(
             ),
         )
         .await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
