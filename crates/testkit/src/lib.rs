@@ -14,6 +14,7 @@
 //! - [`run`] and the [`both_databases!`] macro: run one async test body on a backend, or
 //!   generate a `sqlite` and a `postgres` test for each body.
 //!
+//! - [`loopback_server_config`]: the configuration of a test server on loopback.
 //! - [`browser`]: headless Chromium over CDP for console tests, with a virtual WebAuthn
 //!   authenticator and screenshots under `<target dir>/console-screenshots/`.
 //!
@@ -25,7 +26,10 @@
 
 pub mod browser;
 pub mod interop;
+mod server_config;
 pub mod smtp;
+
+pub use server_config::loopback_server_config;
 
 use std::fs::{self, File};
 use std::future::Future;

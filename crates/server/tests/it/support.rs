@@ -5,10 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use keybridge_config::{
-    Config, ConsoleConfig, DatabaseConfig, EntraCloud, EntraConfig, Fido2Pacing, JobsConfig,
-    LogConfig, LogFormat, SecretKeySource, SecretsConfig, ServerConfig,
-};
+use keybridge_config::Config;
 use keybridge_entra_sim::{EntraSim, RunningSim, SimConfig};
 use keybridge_graph::Cloud;
 use keybridge_server::{GraphSettings, RunningServer, Server, ServerOptions};
@@ -29,46 +26,9 @@ pub struct Harness {
     _db: TestDatabase,
 }
 
+/// The tests hand the server entra-sim's endpoints through `ServerOptions::graph`.
 pub fn config(data_dir: &Path, database_url: &str) -> Config {
-    Config {
-        data_dir: data_dir.to_path_buf(),
-        database: DatabaseConfig {
-            url: database_url.to_owned(),
-            max_connections: 5,
-        },
-        secrets: SecretsConfig {
-            current: SecretKeySource::File(data_dir.join("secrets.key")),
-            previous_key_files: Vec::new(),
-        },
-        server: ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            public_url: url::Url::parse("https://127.0.0.1/").expect("URL"),
-            tls_cert: None,
-            tls_key: None,
-            public_metrics: false,
-        },
-        // The tests hand the server entra-sim's endpoints through `ServerOptions::graph`.
-        entra: EntraConfig {
-            cloud: EntraCloud::Global,
-            ca_file: None,
-            authentication_requests_per_10s: None,
-            fido2_pacing: Fido2Pacing::Auto,
-        },
-        jobs: JobsConfig {
-            workers: 2,
-            max_attempts: 3,
-            lease_seconds: 30,
-        },
-        console: ConsoleConfig {
-            session_idle: Duration::from_secs(30 * 60),
-            session_max: Duration::from_secs(12 * 3600),
-        },
-        log: LogConfig {
-            format: LogFormat::Pretty,
-            level: "info".to_owned(),
-        },
-        smtp: None,
-    }
+    keybridge_testkit::loopback_server_config(data_dir, database_url)
 }
 
 pub fn options(sim: &RunningSim) -> ServerOptions {
