@@ -387,15 +387,19 @@ async fn run(n: usize) {
     if std::env::var_os("KB_BENCH_LOG").is_some() {
         keybridge_server::logging::init(&config.log);
     }
+    // entra-sim's endpoints and CA, for the server's Graph client and the duplicate check's.
+    let sim_graph = GraphSettings {
+        cloud: Cloud::custom(&info.base_url, &info.graph_url).expect("endpoints"),
+        ca_bundle_pem: Some(std::fs::read_to_string(&info.ca_pem).expect("CA")),
+        ..GraphSettings::default()
+    };
     let options = ServerOptions {
         graph: GraphSettings {
-            cloud: Cloud::custom(&info.base_url, &info.graph_url).expect("endpoints"),
-            ca_bundle_pem: Some(std::fs::read_to_string(&info.ca_pem).expect("CA")),
             rate_limits: (!auth_budget).then(|| RateLimits {
                 authentication_requests_per_10s: None,
                 ..RateLimits::default()
             }),
-            ..GraphSettings::default()
+            ..sim_graph.clone()
         },
         worker_poll_interval: Some(Duration::from_millis(20)),
         sync_interval: None,
@@ -604,10 +608,8 @@ async fn run(n: usize) {
     // A client of its own without pacing: the server's paces lists of methods to the reports
     // budget (5 per 10 s), which would make this check take minutes per thousand users.
     let graph = keybridge_server::app::GraphFactory::new(GraphSettings {
-        cloud: Cloud::custom(&info.base_url, &info.graph_url).expect("endpoints"),
-        ca_bundle_pem: Some(std::fs::read_to_string(&info.ca_pem).expect("CA")),
         rate_limits: Some(RateLimits::unlimited()),
-        ..GraphSettings::default()
+        ..sim_graph
     })
     .for_integration(&integration)
     .expect("client");
