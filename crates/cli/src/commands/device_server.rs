@@ -28,6 +28,9 @@ use super::device::{
     origin_policy,
 };
 
+/// Why a key store handed to the authenticator and not given back cannot be used.
+const STORE_NOT_OPEN: &str = "the key store is not open; run the command again";
+
 /// The origin a provisioning credential is made for: Entra's.
 const ENTRA_ORIGIN: &str = "https://login.microsoft.com";
 
@@ -183,9 +186,7 @@ fn handle(
                     "Declined.".to_owned(),
                 ));
             }
-            let taken = store
-                .take()
-                .context("the key store is not open; run the command again")?;
+            let taken = store.take().context(STORE_NOT_OPEN)?;
             let options = CreationOptions::from_json(&provision.creation_options.to_string());
             let presence = taken.user_verification();
             let mut phone = Authenticator::new(taken, presence).with_origin_policy(origin_policy());
@@ -321,9 +322,7 @@ fn approve_sign_in(
     sign_in: &ApproveSignIn,
     now: OffsetDateTime,
 ) -> anyhow::Result<(Answer, String)> {
-    let opened = store
-        .as_ref()
-        .context("the key store is not open; run the command again")?;
+    let opened = store.as_ref().context(STORE_NOT_OPEN)?;
     let workstation_key = paired_workstation_key(
         opened,
         device_id,
@@ -356,9 +355,7 @@ fn approve_sign_in(
             ));
         }
     };
-    let taken = store
-        .take()
-        .context("the key store is not open; run the command again")?;
+    let taken = store.take().context(STORE_NOT_OPEN)?;
     let presence = taken.user_verification();
     let mut phone = Authenticator::new(taken, presence).with_origin_policy(origin_policy());
     // Only the named account's passkeys; then, if several remain, a choice.
@@ -547,9 +544,7 @@ fn inbox_round(
     for item in page.requests {
         let id = item.request.request_id();
         let id_text = id.hyphenated().to_string();
-        let opened = store
-            .as_mut()
-            .context("the key store is not open; run the command again")?;
+        let opened = store.as_mut().context(STORE_NOT_OPEN)?;
         let (answer, line) = if opened.was_answered(&id_text) {
             let Some(kept) = opened.unsent_answer(&id_text) else {
                 // Never sign a request twice, whatever the server sends.
@@ -575,10 +570,11 @@ fn inbox_round(
             )?;
             let answer = RequestAnswer::new(id, answer);
             let bytes = serde_json::to_string(&answer).context("cannot encode the answer")?;
-            store
-                .as_mut()
-                .context("the key store is not open; run the command again")?
-                .record_answered(&id_text, OffsetDateTime::now_utc().unix_timestamp(), &bytes)?;
+            store.as_mut().context(STORE_NOT_OPEN)?.record_answered(
+                &id_text,
+                OffsetDateTime::now_utc().unix_timestamp(),
+                &bytes,
+            )?;
             (answer, line)
         };
         match runtime.block_on(pairing.client.answer(&pairing.identity, &answer)) {
@@ -597,7 +593,7 @@ fn inbox_round(
         }
         store
             .as_mut()
-            .context("the key store is not open; run the command again")?
+            .context(STORE_NOT_OPEN)?
             .record_answer_received(&id_text)?;
     }
     Ok(())
